@@ -1,0 +1,1 @@
+"""PyTorch side of sdk: networks (``train.models``), losses, data and the trainer."""

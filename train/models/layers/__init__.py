@@ -1,0 +1,1 @@
+"""Shared building blocks. One module per kind of layer; families import from here."""

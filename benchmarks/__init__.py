@@ -1,0 +1,1 @@
+"""Benchmarks (latency, FLOPs, paper claims) and quality metrics."""

@@ -118,9 +118,9 @@ class ConvEncoder(nn.Module):
         self.layer3 = conv(ndf * 2, ndf * 4)
         self.layer4 = conv(ndf * 4, ndf * 8)
         self.layer5 = conv(ndf * 8, ndf * 8)
-        self.has_layer6 = cfg.width >= 256  # as the official code: crop_size >= 256
-        if self.has_layer6:
-            self.layer6 = conv(ndf * 8, ndf * 8)
+        # The input is always resized to 256x256, so six stride-2 convs always reach 4x4
+        # (the official code drops layer6 below crop size 256, where its fc then breaks).
+        self.layer6 = conv(ndf * 8, ndf * 8)
         self.so = 4
         self.fc_mu = nn.Linear(ndf * 8 * self.so * self.so, cfg.z_dim)
         self.fc_var = nn.Linear(ndf * 8 * self.so * self.so, cfg.z_dim)
@@ -129,10 +129,7 @@ class ConvEncoder(nn.Module):
         if x.shape[-2:] != (256, 256):
             x = F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
         x = self.layer1(x)
-        layers = [self.layer2, self.layer3, self.layer4, self.layer5]
-        if self.has_layer6:
-            layers.append(self.layer6)
-        for layer in layers:
+        for layer in (self.layer2, self.layer3, self.layer4, self.layer5, self.layer6):
             x = layer(F.leaky_relu(x, 0.2))
         x = F.leaky_relu(x, 0.2).flatten(1)
         return self.fc_mu(x), self.fc_var(x)
@@ -197,7 +194,9 @@ def _preset(name: str, paper_params: float | None, source: str, **cfg: Any) -> N
             # generators (fc on the downsampled label map); the -vae variants add the
             # z -> fc path and the style encoder for multi-modal / style-guided synthesis.
             paper_params=None if vae else paper_params, paper_source="" if vae else source,
-            test_overrides={"ngf": 8, "spade_hidden": 16}))
+            # CI size: narrow and at half resolution; same blocks, same label channels.
+            test_overrides={"ngf": 8, "spade_hidden": 16,
+                            "height": cfg["height"] // 2, "width": cfg["width"] // 2}))
 
 
 # Presets as NVlabs/SPADE trains them: Cityscapes 35 labels + instance edges, 'more'

@@ -1,0 +1,132 @@
+"""Build a model bundle (see ``sdk.bundle``) from a preset, with random or loaded weights."""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from sdk.atomic import atomic_dir
+from sdk.bundle import SCHEMA_VERSION, write_manifest
+from sdk.palettes import get_palette
+from train.models import SynthesisModel, get_preset
+from train.models.official import CheckpointMismatch, check_and_load, load_official, read_state_dict
+
+from .fold import calibrate_norm_stats, export_ready
+from .onnx_export import DEFAULT_OPSET, PARITY_LIMIT, export_onnx, onnx_parity
+
+Progress = Callable[[str], None]
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("sdk", "torch", "onnx", "onnxscript", "onnxruntime", "safetensors", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None:
+    """Load weights into ``model``: official part files (``*net_G.pth``, ``*net_E.pth``...,
+    the part named in the file name) or a full ``weights.safetensors`` of this model."""
+    parts = _parts(model)
+    for path in paths:
+        stem = Path(path).stem
+        matches = [p for p in parts if stem.endswith(p) or f"_{p}" in stem]
+        if matches:
+            load_official(model, {max(matches, key=len): path})
+        elif len(paths) == 1 and Path(path).suffix == ".safetensors":
+            check_and_load(model, read_state_dict(path), f"checkpoint {path}")
+        elif len(parts) >= 1 and len(paths) == 1:
+            first = next(iter(parts))  # a lone file is the generator
+            load_official(model, {first: path})
+        else:
+            raise CheckpointMismatch(f"cannot tell which part of the model {path} holds; name it like the "
+                                     f"official files ({', '.join('latest_' + p + '.pth' for p in parts)})")
+
+
+def _parts(model: SynthesisModel) -> dict[str, Any]:
+    try:
+        return model.official_parts()
+    except NotImplementedError:
+        return {}
+
+
+def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path] = (), seed: int = 0,
+                 opset: int = DEFAULT_OPSET, overrides: dict[str, Any] | None = None,
+                 parity_limit: float = PARITY_LIMIT, progress: Progress | None = None) -> dict[str, Any]:
+    """Export preset ``name`` into the bundle folder ``out``; returns the manifest.
+
+    Without checkpoints the weights are random (seeded) and the normalisation
+    statistics are calibrated on a few seeded batches (``export.fold.calibrate_norm_stats``)
+    so the parity figures measure a well-conditioned network. Nothing is written to
+    ``out`` unless every graph exports and passes its parity check.
+    """
+    say = progress or (lambda msg: None)
+    preset = get_preset(name)
+    torch.manual_seed(seed)
+    model = preset.build(**(overrides or {}))
+    if checkpoints:
+        say(f"loading {', '.join(str(p) for p in checkpoints)}")
+        load_checkpoints(model, checkpoints)
+    else:
+        for spec in model.graphs().values():
+            calibrate_norm_stats(spec.module, lambda step, spec=spec: spec.examples(4, seed=10_000 + step))
+    model.eval()
+    ready = export_ready(model)
+    graphs_meta: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    with atomic_dir(out) as tmp:
+        for gname, spec in ready.graphs().items():
+            fname = f"{gname}.onnx"
+            say(f"exporting {gname} graph to ONNX (opset {opset})")
+            start = time.perf_counter()
+            export_onnx(spec, tmp / fname, opset=opset)
+            timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
+            say(f"checking {gname}: onnxruntime vs PyTorch FP32")
+            parity = onnx_parity(spec, tmp / fname, seed=seed, limit=parity_limit)
+            graphs_meta[gname] = {
+                "file": fname,
+                "inputs": [s.to_json() for s in spec.inputs],
+                "outputs": [s.to_json() for s in spec.outputs],
+                "dynamic_axes": {s.name: {"0": "batch"} for s in (*spec.inputs, *spec.outputs)},
+                "parity": {"reference": "torch fp32 cpu", "metric": "relative_l2", "onnxruntime_cpu": parity},
+            }
+        say("writing weights.safetensors")
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
+        info = model.deploy_info()
+        num_classes = info.get("num_classes")
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "family": preset.family,
+            "task": model.task,
+            "config": dataclasses.asdict(model.config),
+            "label": None if num_classes is None else {
+                "format": "class_ids",
+                "num_classes": num_classes,
+                "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
+                "palette": get_palette(info.get("palette"), num_classes),
+            },
+            "resolution": info["resolution"],
+            "dtype": "float32",
+            "value_range": [-1.0, 1.0],
+            "graphs": graphs_meta,
+            "weights": {"file": "weights.safetensors", "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
+                        "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "export": {"opset": opset, "seed": seed, "parity_limit": parity_limit, **timings},
+            "tools": tool_versions(),
+            "engines": {},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        manifest = write_manifest(tmp, manifest)
+    return manifest

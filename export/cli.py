@@ -1,0 +1,79 @@
+"""``python -m export``: list presets, write bundles."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Sequence
+
+from sdk.cli import run_cli
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmarks.flops import count_params, graph_flops
+    from train.models import get_preset, list_models
+
+    print(f"{'preset':<28} {'family':<10} {'task':<13} {'HxW':>10} {'classes':>7} {'params':>9} "
+          f"{'paper':>8} {'GFLOPs':>8}")
+    for name in list_models(args.family):
+        p = get_preset(name)
+        import torch
+
+        with torch.device("meta"):
+            model = p.build()
+        params = count_params(model)
+        gflops = graph_flops(name) / 1e9 if not args.no_flops else float("nan")
+        cfg = p.config
+        classes = getattr(cfg, "num_classes", None)
+        paper = f"{p.paper_params / 1e6:.1f}M" if p.paper_params else "-"
+        print(f"{name:<28} {p.family:<10} {model.task:<13} {f'{cfg.height}x{cfg.width}':>10} "
+              f"{classes if classes is not None else '-':>7} {params / 1e6:>8.1f}M {paper:>8} {gflops:>8.1f}")
+    print("\nparams: all parameters of the deployed networks (generator + encoder where present); "
+          "GFLOPs: synthesis graph, batch 1, FlopCounterMode (MAC = 2 FLOPs)")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from .bundle import build_bundle
+
+    out = args.out or f"bundles/{args.model}"
+    start = time.perf_counter()
+    manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
+                            progress=lambda msg: print(f"[export] {msg}", flush=True))
+    for name, g in manifest["graphs"].items():
+        parity = g["parity"]["onnxruntime_cpu"]
+        print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items()))
+    print(f"[export] wrote {out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m export", description="Export networks to deployable bundles.")
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="presets with resolution, classes, parameters and GFLOPs")
+    ls.add_argument("--family", help="only this family")
+    ls.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    ls.set_defaults(func=cmd_list)
+
+    b = sub.add_parser("bundle", help="export a preset (random or loaded weights) to a bundle folder")
+    b.add_argument("--model", required=True, help="preset name (python -m export list)")
+    b.add_argument("--checkpoint", action="append",
+                   help="weights: official files (latest_net_G.pth, latest_net_E.pth...) or weights.safetensors; repeatable")
+    b.add_argument("--seed", type=int, default=0, help="seed of random weights and parity inputs")
+    b.add_argument("--out", help="bundle folder (default bundles/MODEL)")
+    b.add_argument("--opset", type=int, default=20, help="ONNX opset (20 default; 23 for native Attention)")
+    b.set_defaults(func=cmd_bundle)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from train.models.official import CheckpointMismatch
+    from train.models.registry import UnknownModelError
+
+    from .onnx_export import ParityError
+
+    return run_cli(argv, build_parser(), (CheckpointMismatch, ParityError, UnknownModelError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

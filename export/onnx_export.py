@@ -1,0 +1,92 @@
+"""torch -> ONNX for one :class:`GraphSpec`, with the checks every export must pass.
+
+Dynamic batch: the dynamo exporter fixes the batch axis to 1 when the example has
+batch 1, so we export with a batch-2 example and a named ``torch.export.Dim``.
+Opset 20 by default (dynamo at opset 17 writes an invalid Split); opset 23 makes
+``scaled_dot_product_attention`` a native ONNX ``Attention`` node.
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from train.models.spec import GraphSpec
+
+from .fold import relative_l2
+
+DEFAULT_OPSET = 20
+PARITY_LIMIT = 1e-4
+EXPORT_BATCH = 2
+
+
+class ParityError(RuntimeError):
+    """An exported graph disagrees with PyTorch beyond the allowed relative L2 error."""
+
+
+def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Export ``graph`` (already folded, eval mode) to ``path`` and run ``onnx.checker``."""
+    path = Path(path)
+    names_in = [s.name for s in graph.inputs]
+    names_out = [s.name for s in graph.outputs]
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dynamic_shapes: tuple = tuple({0: batch} for _ in graph.inputs)
+    params = inspect.signature(graph.module.forward).parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):  # forward(*inputs) binds one tuple
+        dynamic_shapes = (dynamic_shapes,)
+    examples = graph.examples(EXPORT_BATCH, seed=1234)
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the exporter is chatty about its own internals
+        program = torch.onnx.export(
+            graph.module, examples, dynamo=True, opset_version=opset,
+            input_names=names_in, output_names=names_out,
+            dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
+    program.optimize()
+    model = program.model_proto
+    # Name the dynamic batch axis "batch" in the graph so every runtime reports it alike.
+    for value in list(model.graph.input) + list(model.graph.output):
+        dim0 = value.type.tensor_type.shape.dim[0]
+        if dim0.dim_param or not dim0.HasField("dim_value") or dim0.dim_value != EXPORT_BATCH:
+            dim0.dim_param = "batch"
+        else:
+            raise RuntimeError(f"export fixed the batch axis of {value.name!r} to {dim0.dim_value}; "
+                               "the graph must keep a dynamic batch")
+    onnx.checker.check_model(model, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path))
+    return model
+
+
+def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] = (1, 2),
+                seed: int = 0, limit: float | None = PARITY_LIMIT) -> dict[str, float]:
+    """Relative L2 error of onnxruntime (CPU) vs PyTorch FP32, per batch size, worst output.
+
+    Raises :class:`ParityError` when a figure exceeds ``limit``.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    report: dict[str, float] = {}
+    for b in batches:
+        examples = graph.examples(b, seed=seed + b)
+        with torch.no_grad():
+            ref = graph.module(*examples)
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        feeds = {s.name: x.numpy() for s, x in zip(graph.inputs, examples)}
+        got = sess.run([s.name for s in graph.outputs], feeds)
+        err = max(relative_l2(g, r.numpy()) for g, r in zip(got, ref))
+        if not np.isfinite(err):
+            raise ParityError(f"{Path(path).name}: non-finite output at batch {b}")
+        report[f"batch_{b}"] = err
+        if limit is not None and err > limit:
+            raise ParityError(f"{Path(path).name}: onnxruntime vs PyTorch relative L2 error {err:.3g} "
+                              f"at batch {b} exceeds {limit:g}")
+    return report

@@ -1,0 +1,11 @@
+"""sdk: fast semantic image synthesis from label maps.
+
+``from sdk import Synthesizer``. The runtime needs numpy, pillow and onnxruntime only;
+torch and TensorRT backends are optional and imported when chosen.
+"""
+from .bundle import Bundle
+from .errors import BackendError, BundleError, LabelError, SDKError
+from .synthesizer import Synthesizer
+
+__version__ = "0.1.0"
+__all__ = ["BackendError", "Bundle", "BundleError", "LabelError", "SDKError", "Synthesizer", "__version__"]

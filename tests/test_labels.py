@@ -1,0 +1,86 @@
+"""Label-map decoding, validation and encoding, and the errors users see."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sdk import labels as L
+from sdk.errors import LabelError
+from sdk.palettes import get_palette
+
+
+def test_index_grayscale_and_palette_pngs_decode_to_the_same_ids(tmp_path):
+    ids = np.arange(35, dtype=np.uint8).repeat(4).reshape(10, 14)
+    pal = get_palette("cityscapes", 35)
+    p = Image.fromarray(ids, "P")
+    p.putpalette(sum(pal, []))
+    p.save(tmp_path / "index.png")
+    Image.fromarray(ids, "L").save(tmp_path / "gray.png")
+    assert np.array_equal(L.read_ids(tmp_path / "index.png"), ids)
+    assert np.array_equal(L.read_ids(tmp_path / "gray.png"), ids)
+    # RGB decodes through the palette; shared colours decode to the lowest id
+    rgb = L.read_ids(Image.open(tmp_path / "index.png").convert("RGB"), palette=pal)
+    expected = np.array([min(j for j in range(35) if pal[j] == pal[i]) for i in range(35)])[ids]
+    assert np.array_equal(rgb, expected)
+
+
+def test_rgb_colour_outside_palette_is_named():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[2, 3] = (1, 2, 3)
+    with pytest.raises(LabelError, match=r"pixel at \(2, 3\) has colour \(1, 2, 3\)"):
+        L.read_ids(Image.fromarray(img, "RGB"), palette=[[0, 0, 0]])
+
+
+def test_out_of_range_id_names_value_position_and_range():
+    ids = np.zeros((20, 20), np.int64)
+    ids[10, 10] = 200
+    with pytest.raises(LabelError, match=r"label contains id 200 at \(10, 10\); this model takes ids 0..34"):
+        L.check_ids(ids, 35)
+    ids[10, 10] = -1
+    with pytest.raises(LabelError, match="id -1"):
+        L.check_ids(ids, 35)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((4, 4), 1.5), "non-integer"),
+    (np.full((4, 4), np.nan), "non-integer"),
+    (np.zeros((2, 3, 4, 4), np.int64), "shape"),
+    (np.zeros((4,), np.int64), "shape"),
+    (np.zeros((0, 4), np.int64), "empty"),
+    ("does/not/exist.png", "does not exist"),
+    (3.0, "must be a PNG path"),
+])
+def test_bad_label_inputs(bad, message):
+    with pytest.raises(LabelError, match=message):
+        L.read_ids(bad)
+
+
+def test_integral_floats_are_accepted():
+    assert L.read_ids(np.full((3, 3), 4.0)).dtype == np.int64
+
+
+def test_size_error_says_how_to_resize():
+    with pytest.raises(LabelError, match=r"300x400 \(HxW\); this model takes 256x512.*resize_ids"):
+        L.check_size(np.zeros((300, 400), np.int64), (256, 512))
+    assert L.resize_ids(np.eye(4, dtype=np.int64), (8, 8)).shape == (8, 8)
+
+
+def test_one_hot_and_instance_edges_match_spade_definition():
+    ids = np.array([[[0, 0, 1], [2, 2, 1]]])
+    oh = L.one_hot(ids, 3)
+    assert oh.shape == (1, 3, 2, 3) and np.array_equal(oh.argmax(1), ids) and np.all(oh.sum(1) == 1)
+    inst = np.array([[[5, 5, 5, 7],
+                      [5, 5, 5, 7],
+                      [5, 5, 5, 5]]])
+    # a pixel is an edge when its left/right or up/down neighbour differs (both sides marked)
+    expected = np.array([[0, 0, 1, 1],
+                         [0, 0, 1, 1],
+                         [0, 0, 0, 1]], np.float32)
+    assert np.array_equal(L.instance_edges(inst)[0, 0], expected)
+
+
+def test_to_image_maps_range():
+    x = np.stack([np.full((2, 2), -1.0), np.zeros((2, 2)), np.ones((2, 2))])
+    arr = np.asarray(L.to_image(x))
+    assert arr[0, 0].tolist() == [0, 128, 255]

@@ -1,0 +1,1 @@
+"""Datasets: the official repositories' layouts and a procedural dataset needing no download."""

@@ -40,19 +40,23 @@ class SPADE(nn.Module):
 
     ``out = norm(x) * (1 + gamma(seg)) + beta(seg)`` where gamma and beta come from a
     shared conv (``hidden`` channels, ReLU) on the label map resized to ``x``.
+    ``norm_attr`` names the parameter-free norm's attribute (its state-dict prefix):
+    NVlabs/SPADE calls it ``param_free_norm``, boschresearch/OASIS ``first_norm``.
     """
 
     def __init__(self, norm_nc: int, label_nc: int, norm: str = "syncbatch",
-                 kernel_size: int = 3, hidden: int = 128) -> None:
+                 kernel_size: int = 3, hidden: int = 128,
+                 norm_attr: str = "param_free_norm") -> None:
         super().__init__()
-        self.param_free_norm = param_free_norm(norm, norm_nc)
+        self._norm_attr = norm_attr
+        setattr(self, norm_attr, param_free_norm(norm, norm_nc))
         pw = kernel_size // 2
         self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pw), nn.ReLU())
         self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pw)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
+        normalized = getattr(self, self._norm_attr)(x)
         if seg.shape[-2:] != x.shape[-2:]:
             seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
         actv = self.mlp_shared(seg)

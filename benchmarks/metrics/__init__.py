@@ -9,7 +9,7 @@ import importlib
 from typing import Callable
 
 _METRICS: dict[str, Callable] = {}
-_MODULES: list[str] = []  # metric modules, imported on first lookup
+_MODULES: list[str] = ["image_quality", "swd", "mcsd"]  # metric modules, imported on first lookup
 
 
 def register_metric(name: str) -> Callable[[Callable], Callable]:

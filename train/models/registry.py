@@ -35,6 +35,10 @@ class Preset:
 _REGISTRY: dict[str, Preset] = {}
 
 
+class UnknownModelError(LookupError):
+    """A preset name that is not registered."""
+
+
 def register_model(preset: Preset) -> Preset:
     if preset.name in _REGISTRY:
         raise ValueError(f"preset {preset.name!r} registered twice")
@@ -51,7 +55,7 @@ def get_preset(name: str) -> Preset:
     _load_families()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown model {name!r}; known presets: {known}")
+        raise UnknownModelError(f"unknown model {name!r}; known presets: {known}")
     return _REGISTRY[name]
 
 
@@ -68,7 +72,7 @@ def model_class_for_family(family: str) -> type[SynthesisModel]:
     raise KeyError(f"no model family {family!r}")
 
 
-_FAMILY_MODULES: list[str] = ["spade"]
+_FAMILY_MODULES: list[str] = ["spade", "oasis", "dpsims", "progan", "pix2pixhd", "msgunet", "groupdnet"]
 
 
 def _load_families() -> None:

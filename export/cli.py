@@ -7,6 +7,7 @@ import time
 from typing import Sequence
 
 from sdk.cli import run_cli
+from sdk.engines import parse_batch_profile
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -47,6 +48,24 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_engine(args: argparse.Namespace) -> int:
+    from .engine_build import build_engine
+
+    precision = args.precision
+    if precision is None:
+        import torch
+
+        precision = "fp32" if args.backend == "aoti" and not torch.cuda.is_available() else "fp16"
+    start = time.perf_counter()
+    record = build_engine(args.bundle, args.backend, precision=precision, batch=args.batch,
+                          shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True))
+    for graph, figures in record["parity"].items():
+        if isinstance(figures, dict):
+            print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()))
+    print(f"[engine] wrote {record['files']} ({record['key']}) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m export", description="Export networks to deployable bundles.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -63,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="bundle folder (default bundles/MODEL)")
     b.add_argument("--opset", type=int, default=20, help="ONNX opset (20 default; 23 for native Attention)")
     b.set_defaults(func=cmd_bundle)
+
+    e = sub.add_parser("engine", help="build a TensorRT plan or AOTInductor package for this machine into a bundle")
+    e.add_argument("--bundle", required=True, help="bundle folder")
+    e.add_argument("--backend", required=True, choices=("tensorrt", "aoti"))
+    e.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"),
+                   help="default fp16 on GPU, fp32 for aoti on CPU (CPU: fp32 or bf16)")
+    e.add_argument("--batch", default="1:4:8", type=parse_batch_profile,
+                   help="dynamic batch profile MIN:OPT:MAX (default 1:4:8)")
+    e.add_argument("--shapes", nargs="*", help="non-batch dims per input, NAME=DxDx... (checks; graphs are static)")
+    e.set_defaults(func=cmd_engine)
     return p
 
 
@@ -70,9 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from train.models.official import CheckpointMismatch
     from train.models.registry import UnknownModelError
 
+    from .engine_build import EngineBuildError
     from .onnx_export import ParityError
 
-    return run_cli(argv, build_parser(), (CheckpointMismatch, ParityError, UnknownModelError))
+    return run_cli(argv, build_parser(), (CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError))
 
 
 if __name__ == "__main__":

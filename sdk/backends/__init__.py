@@ -13,7 +13,9 @@ from ..errors import BackendError
 from .base import Runner, TensorMeta
 
 _BACKENDS = {
+    "aoti": ("sdk.backends.aoti", "AOTIRunner"),
     "onnxruntime": ("sdk.backends.onnxruntime", "OnnxRuntimeRunner"),
+    "tensorrt": ("sdk.backends.tensorrt", "TensorRTRunner"),
     "torch": ("sdk.backends.torch", "TorchRunner"),
 }
 
@@ -23,8 +25,14 @@ def available_backends() -> list[str]:
 
 
 def resolve_backend(bundle: Bundle, backend: str) -> str:
-    """``auto`` picks the fastest backend this machine and bundle can run."""
+    """``auto`` picks the fastest backend this machine and bundle can run: a TensorRT engine
+    built for this machine, else an AOTInductor package built for it, else onnxruntime."""
     if backend == "auto":
+        from ..engines import has_matching_engine
+
+        for engine_backend in ("tensorrt", "aoti"):
+            if has_matching_engine(bundle, engine_backend):
+                return engine_backend
         return "onnxruntime"
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")

@@ -1,0 +1,416 @@
+"""Latency benchmark: models x backends x precision x batch x resolution.
+
+    python benchmarks/latency.py --models spade-ade20k,oasis-ade20k --batch 1,4,8 --out runs/latency
+    python benchmarks/latency.py --quick --out /tmp/lat     # CPU smoke run, reduced sizes, < 1 min
+
+What is measured, per configuration (one record each in ``results.json``):
+
+* latency of one call from host numpy arrays to host numpy arrays (the SDK's
+  ``Runner.run`` path: host<->device copies included, for every backend alike); median
+  and p90 over ``--runs`` (>= 50) calls after ``--warmup`` calls. GPU: CUDA events around
+  each call; CPU: ``time.perf_counter``.
+* images/s = batch / median latency.
+* peak memory. GPU: ``torch.cuda.max_memory_allocated`` for the torch / aoti backends
+  (reset before the runner is built); device memory taken from ``cudaMemGetInfo``
+  (``torch.cuda.mem_get_info``) for onnxruntime / tensorrt, whose allocators torch does not
+  see. CPU: growth of the resident set size (``/proc/self/statm``, sampled after every
+  call) over its value before the runner was built; no tracemalloc (it misses native
+  allocations and slows the run).
+* parameters of the synthesis graph; GFLOPs from ``benchmarks.flops.graph_flops``
+  (``FlopCounterMode``: convolutions and matmuls, one multiply-accumulate = 2 FLOPs).
+* the roofline floor of the detected GPU (``benchmarks.roofline``) and efficiency =
+  floor / measured median. CPU: no roofline (fields are null).
+
+Backends: ``torch-eager``, ``torch-compiled`` (``torch.compile``), ``aoti`` (a package built
+into the run's bundle with ``export.engine_build``), ``onnxruntime`` (the bundle's FP32
+ONNX graph; other precisions are skipped), ``tensorrt`` (skipped with the reason when
+TensorRT is not installed). Random weights with calibrated normalisation statistics:
+latency does not depend on the weights' values.
+
+``--quick``: CPU, torch-eager + onnxruntime, FP32, batch 1 and 2, each preset at its CI
+size (``Preset.test_overrides``), 50 runs; the report marks these sizes as reduced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.flops import count_params, graph_flops  # noqa: E402
+from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms  # noqa: E402
+
+BACKENDS = ("torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt")
+DEFAULT_MODELS = ("spade-ade20k", "oasis-ade20k", "dpsims-ade20k", "groupdnet-deepfashion",
+                  "pix2pixhd-cityscapes-1024", "msgunet-512", "progan-256")
+QUICK_MODELS = ("progan-64",)
+
+
+@dataclass
+class Record:
+    """One measurement (or the reason there is none)."""
+
+    model: str
+    backend: str
+    precision: str
+    batch: int
+    height: int
+    width: int
+    reduced_size: bool
+    device: str
+    status: str = "ok"  # "ok", "skipped: why", "error: what"
+    runs: int = 0
+    warmup: int = 0
+    timer: str = ""
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    mean_ms: float | None = None
+    images_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    memory_method: str = ""
+    params: int | None = None
+    gflops_per_image: float | None = None
+    gflops_per_batch: float | None = None
+    roofline_floor_ms: float | None = None
+    efficiency: float | None = None
+    roofline_note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- measurement ----------------------------------------------------------------------
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # not Linux: ru_maxrss (KiB on Linux, bytes on macOS)
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100)."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def time_calls(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool,
+               after_each: Callable[[], None] | None = None) -> list[float]:
+    """Milliseconds of ``runs`` calls of ``fn`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if after_each:
+            after_each()
+    return times
+
+
+# -- backends ---------------------------------------------------------------------------
+class Skip(Exception):
+    """This backend / precision cannot run here; the message says why."""
+
+
+def _torch_callable(bundle: Any, precision: str, device: str, compiled: bool) -> Callable[[dict], list]:
+    from export.engine_aoti import _DTYPES, ReducedPrecision
+    from sdk.backends.torch import build_model
+
+    if device == "cpu" and precision in ("fp16", "tf32"):
+        raise Skip(f"torch {precision} is a GPU precision")
+    spec = build_model(bundle).graphs()["model"]
+    module = spec.module.to(device).eval()
+    if precision in _DTYPES:
+        module = ReducedPrecision(module, _DTYPES[precision], channels_last=device == "cuda").eval()
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    if compiled:
+        module = torch.compile(module, mode="reduce-overhead" if device == "cuda" else None)  # as TorchRunner
+    names = [s.name for s in spec.inputs]
+
+    def run(feeds: dict) -> list:
+        with torch.inference_mode():
+            out = module(*[torch.from_numpy(feeds[n]).to(device) for n in names])
+        out = out if isinstance(out, tuple) else (out,)
+        return [o.float().cpu().numpy() for o in out]
+
+    return run
+
+
+def _engine_callable(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> Callable:
+    from export.engine_build import build_engine
+    from sdk import Bundle
+    from sdk.backends import make_runner
+    from sdk.engines import BatchProfile, engines_of
+
+    if backend == "tensorrt":
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            raise Skip("TensorRT is not installed here") from None
+    if backend == "aoti" and device == "cpu" and precision in ("fp16", "tf32"):
+        raise Skip(f"AOTInductor {precision} needs a GPU")
+    profile = BatchProfile(min(batches), max(batches), max(batches))
+    if not engines_of(bundle, backend, precision):
+        build_engine(bundle.path, backend, precision=precision, batch=profile,
+                     progress=lambda m: print(f"  [engine] {m}", flush=True))
+    runner = make_runner(Bundle(bundle.path), backend, precision=precision)
+    return lambda feeds: list(runner.run(feeds).values())
+
+
+def make_callable(backend: str, bundle: Any, precision: str, batches: Sequence[int], device: str) -> Callable:
+    if backend in ("torch-eager", "torch-compiled"):
+        return _torch_callable(bundle, precision, device, compiled=backend == "torch-compiled")
+    if backend == "onnxruntime":
+        if precision != "fp32":
+            raise Skip("onnxruntime runs the bundle's FP32 graph")
+        from sdk.backends import make_runner
+
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        runner = make_runner(bundle, "onnxruntime", providers=providers)
+        return lambda feeds: list(runner.run(feeds).values())
+    if backend in ("aoti", "tensorrt"):
+        return _engine_callable(bundle, backend, precision, batches, device)
+    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+# -- one model --------------------------------------------------------------------------
+def seeded_feeds(spec: Any, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """The graph's seeded example inputs as numpy feeds."""
+    return {s.name: x.numpy() for s, x in zip(spec.inputs, spec.examples(batch, seed=seed))}
+
+
+def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
+                workdir: Path) -> list[Record]:
+    from export.bundle import build_bundle
+    from sdk import Bundle
+    from sdk.backends.torch import build_model
+    from train.models import get_preset
+
+    preset = get_preset(name)
+    size = "x".join(str(overrides.get(k, getattr(preset.config, k))) for k in ("height", "width"))
+    path = workdir / "bundles" / f"{name}-{size}"
+    if not (path / "manifest.json").is_file():
+        print(f"[latency] exporting {name} at {size} to {path}", flush=True)
+        build_bundle(name, path, overrides=overrides)
+    bundle = Bundle(path)
+    spec = build_model(bundle).graphs()["model"]
+    h, w = bundle.resolution
+    with torch.device("meta"):
+        params = count_params(preset.build(**overrides).graphs()["model"].module)
+    flops1 = graph_flops(name, batch=1, **overrides)
+    gpu = lookup_gpu(torch.cuda.get_device_name()) if device == "cuda" else None
+    io_elems = sum(int(np.prod([d for d in s["shape"][1:]])) for s in
+                   (*bundle.graph("model")["inputs"], *bundle.graph("model")["outputs"]))
+    records = []
+    for backend in args.backends:
+        for precision in args.precision:
+            fn = None
+            for batch in args.batch:
+                rec = Record(name, backend, precision, batch, h, w, reduced, describe_device(device),
+                             params=params, gflops_per_image=flops1 / 1e9, gflops_per_batch=flops1 * batch / 1e9)
+                try:
+                    if fn is None:  # memory is counted from before the runner is built
+                        mem0 = _rss_bytes()
+                        if device == "cuda":
+                            torch.cuda.synchronize()
+                            free0 = torch.cuda.mem_get_info()[0]
+                        fn = make_callable(backend, bundle, precision, args.batch, device)
+                    if device == "cuda":  # allocator peak per batch (weights stay allocated)
+                        torch.cuda.reset_peak_memory_stats()
+                    feeds = seeded_feeds(spec, batch)
+                    peak = [0]
+
+                    def sample() -> None:
+                        if device == "cuda":
+                            peak[0] = max(peak[0], free0 - torch.cuda.mem_get_info()[0])
+                        else:
+                            peak[0] = max(peak[0], _rss_bytes() - mem0)
+
+                    times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample)
+                except Skip as exc:
+                    rec.status = f"skipped: {exc}"
+                    records.append(rec)
+                    print(f"[latency] {name} {backend} {precision} b{batch}: {rec.status}", flush=True)
+                    break
+                except Exception as exc:  # report and go on with the other configurations
+                    rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
+                    records.append(rec)
+                    print(f"[latency] {name} {backend} {precision} b{batch}: {rec.status}", flush=True)
+                    break
+                rec.runs, rec.warmup = len(times), args.warmup
+                rec.timer = "cuda_events" if device == "cuda" else "perf_counter"
+                rec.median_ms = statistics.median(times)
+                rec.p90_ms = percentile(times, 90)
+                rec.mean_ms = statistics.fmean(times)
+                rec.images_per_s = batch / rec.median_ms * 1e3
+                if device == "cuda" and backend in ("torch-eager", "torch-compiled", "aoti"):
+                    rec.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
+                    rec.memory_method = "torch.cuda.max_memory_allocated"
+                elif device == "cuda":
+                    rec.peak_memory_mb = peak[0] / 2**20
+                    rec.memory_method = "cudaMemGetInfo used delta (torch.cuda.mem_get_info)"
+                else:
+                    rec.peak_memory_mb = peak[0] / 2**20
+                    rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
+                if gpu is not None:
+                    nbytes = min_bytes(params, io_elems * batch, precision)
+                    rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, gpu, precision)
+                    rec.efficiency = rec.roofline_floor_ms / rec.median_ms
+                    rec.roofline_note = f"{gpu.name}: max(FLOPs / {gpu.peak_flops(precision) / 1e12:g} TFLOP/s, " \
+                                        f"bytes / {gpu.bandwidth_gbs:g} GB/s)"
+                else:
+                    rec.roofline_note = ("CPU: skipped (peak FLOP/s of this CPU unknown)" if device == "cpu"
+                                         else "GPU not in benchmarks.roofline.KNOWN_GPUS")
+                records.append(rec)
+                print(f"[latency] {name} {backend} {precision} b{batch} {h}x{w}: median {rec.median_ms:.2f} ms, "
+                      f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
+    return records
+
+
+def describe_device(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"cpu {platform.machine()} ({platform.processor() or 'unknown'}), {torch.get_num_threads()} threads"
+
+
+# -- report -----------------------------------------------------------------------------
+def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
+    lines = ["# Latency", ""]
+    if quick:
+        lines += ["**Quick run: reduced sizes** (each preset at its CI size, `Preset.test_overrides`); "
+                  "these figures are a smoke test, not the models' latency.", ""]
+    lines += ["Median / p90 of one `Runner.run`-style call (host numpy in, host numpy out). GFLOPs: "
+              "FlopCounterMode, conv + matmul, MAC = 2 FLOPs. Roofline floor and efficiency on known GPUs only.", "",
+              "| model | HxW | backend | precision | batch | median ms | p90 ms | img/s | peak MB | params (M) | "
+              "GFLOPs/img | floor ms | efficiency | status |",
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def f(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    for r in records:
+        lines.append(f"| {r.model} | {r.height}x{r.width}{' (reduced)' if r.reduced_size else ''} | {r.backend} | "
+                     f"{r.precision} | {r.batch} | {f(r.median_ms, '.2f')} | {f(r.p90_ms, '.2f')} | "
+                     f"{f(r.images_per_s, '.1f')} | {f(r.peak_memory_mb, '.1f')} | "
+                     f"{f(None if r.params is None else r.params / 1e6, '.2f')} | {f(r.gflops_per_image, '.4g')} | "
+                     f"{f(r.roofline_floor_ms, '.3f')} | {f(r.efficiency, '.1%')} | {r.status} |")
+    methods = sorted({r.memory_method for r in records if r.memory_method})
+    lines += ["", "Peak memory: " + "; ".join(methods) if methods else "", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot(records: list[Record], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in records:
+        if r.median_ms is not None:
+            series.setdefault(f"{r.model} {r.height}x{r.width} {r.backend} {r.precision}", []).append(
+                (r.batch, r.median_ms))
+    for label, points in sorted(series.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_xlabel("batch")
+    ax.set_ylabel("median latency (ms)")
+    ax.set_title("latency vs batch per backend")
+    ax.grid(True, alpha=0.3)
+    if series:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# -- CLI --------------------------------------------------------------------------------
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=_csv, help=f"registry names (default {','.join(DEFAULT_MODELS)})")
+    p.add_argument("--backends", type=_csv, help=f"subset of {','.join(BACKENDS)} (default all)")
+    p.add_argument("--precision", type=_csv, help="fp32,tf32,fp16,bf16 (default fp32,fp16 on GPU, fp32 on CPU)")
+    p.add_argument("--batch", type=lambda s: [int(x) for x in _csv(s)], help="batch sizes (default 1,4,8)")
+    p.add_argument("--resolution", type=_csv, default=[], help="HxW overrides, e.g. 256x256,512x512 (default: preset's)")
+    p.add_argument("--runs", type=int, default=50, help="timed calls per configuration (>= 50)")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--out", default="runs/latency", help="output folder")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU, torch-eager + onnxruntime, FP32, batch 1,2, CI sizes (reduced): under a minute")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.runs < 50:
+        print("[latency] --runs must be >= 50", file=sys.stderr)
+        return 2
+    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
+    device = "cpu" if device == "auto" or args.quick else device
+    args.models = args.models or list(QUICK_MODELS if args.quick else DEFAULT_MODELS)
+    args.backends = args.backends or (["torch-eager", "onnxruntime"] if args.quick else list(BACKENDS))
+    args.precision = args.precision or (["fp32"] if args.quick or device == "cpu" else ["fp32", "fp16"])
+    args.batch = args.batch or ([1, 2] if args.quick else [1, 4, 8])
+    unknown = sorted(set(args.backends) - set(BACKENDS))
+    if unknown:
+        print(f"[latency] unknown backends {unknown}; choose from {', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    from train.models import get_preset
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records: list[Record] = []
+    for name in args.models:
+        preset = get_preset(name)
+        sizes: list[dict[str, Any]] = []
+        if args.quick:
+            sizes.append(dict(preset.test_overrides))
+        elif args.resolution:
+            for res in args.resolution:
+                hh, ww = (int(v) for v in res.lower().split("x"))
+                sizes.append({"height": hh, "width": ww})
+        else:
+            sizes.append({})
+        for overrides in sizes:
+            records += bench_model(name, overrides, args.quick, args, device, out)
+    (out / "results.json").write_text(json.dumps({
+        "quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
+        "torch": torch.__version__, "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs",
+        "records": [asdict(r) for r in records]}, indent=2) + "\n")
+    write_markdown(records, out / "results.md", args.quick)
+    plot(records, out / "latency.png")
+    print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

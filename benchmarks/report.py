@@ -1,0 +1,132 @@
+"""Compare the papers' efficiency claims (``paper_claims.json``) with our counts.
+
+    python benchmarks/report.py [--latency runs/latency/results.json] [--out runs/claims]
+
+Parameter counts come from the registry (every parameter of the deployed networks,
+built on the meta device), TFLOPs from ``benchmarks.flops.graph_flops``
+(FlopCounterMode, conv + matmul, MAC = 2 FLOPs, batch 1, the preset's resolution).
+Speed and memory claims are compared only with measurements from a latency run
+(``benchmarks/latency.py``) at full size and batch 1 (the fastest backend's record);
+without one they are reported as not measured. A paper's hardware is not ours, so a
+speed comparison says how far apart the numbers are, not which implementation is faster.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CLAIMS = Path(__file__).with_name("paper_claims.json")
+
+
+def load_claims(path: str | Path = CLAIMS) -> list[dict[str, Any]]:
+    return json.loads(Path(path).read_text())["claims"]
+
+
+def our_params(model: str) -> int:
+    import torch
+
+    from benchmarks.flops import count_params
+    from train.models import get_preset
+
+    with torch.device("meta"):
+        return count_params(get_preset(model).build())
+
+
+def our_tflops(model: str) -> float:
+    from benchmarks.flops import graph_flops
+
+    return graph_flops(model) / 1e12
+
+
+def fastest(records: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
+    """The fastest full-size batch-1 measurement of ``model`` in a latency run."""
+    ok = [r for r in records if r["model"] == model and r["batch"] == 1 and r["status"] == "ok"
+          and not r["reduced_size"] and r["median_ms"] is not None]
+    return min(ok, key=lambda r: r["median_ms"]) if ok else None
+
+
+def ours_for(claim: dict[str, Any], records: list[dict[str, Any]]) -> tuple[float | None, str]:
+    """(our value, where it comes from) for one claim."""
+    metric, model = claim["metric"], claim["model"]
+    if metric == "params":
+        return float(our_params(model)), "registry, all parameters of the deployed networks"
+    if metric == "tflops":
+        return our_tflops(model), "FlopCounterMode, conv + matmul, MAC = 2, batch 1"
+    rec = fastest(records, model)
+    if rec is None:
+        return None, "not measured (run benchmarks/latency.py at full size on the claim's GPU class)"
+    where = f"{rec['backend']} {rec['precision']} on {rec['device']}"
+    if metric == "images_per_s":
+        return rec["images_per_s"], where
+    if metric == "seconds_per_image":
+        return rec["median_ms"] / 1e3, where
+    if metric == "memory_gb":
+        return (None if rec["peak_memory_mb"] is None else rec["peak_memory_mb"] / 1024), f"{where}, {rec['memory_method']}"
+    if metric == "speedup":
+        base = fastest(records, claim["baseline"])
+        if base is None:
+            return None, f"baseline {claim['baseline']} not measured"
+        return base["median_ms"] / rec["median_ms"], f"{where} vs {base['backend']} {base['precision']}"
+    raise ValueError(f"unknown metric {metric!r} in paper_claims.json")
+
+
+def compare(claims: list[dict[str, Any]], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per claim: claim, ours, relative difference (ours / claim - 1), why."""
+    rows = []
+    for c in claims:
+        ours, source = ours_for(c, records)
+        diff = None if ours is None else ours / c["value"] - 1
+        rows.append({"id": c["id"], "model": c["model"], "metric": c["metric"], "claim": c["value"],
+                     "unit": c["unit"], "ours": ours, "relative_difference": diff, "ours_source": source,
+                     "hardware": c.get("hardware"), "why": c.get("why", "")})
+    return rows
+
+
+def _fmt(v: float | None, metric: str) -> str:
+    if v is None:
+        return "-"
+    if metric == "params":
+        return f"{v / 1e6:.1f}M"
+    return f"{v:.3g}"
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["# Paper claims vs our counts", "",
+             "| claim | model | metric | paper | ours | difference | source of ours | why |",
+             "|---|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        diff = "-" if r["relative_difference"] is None else f"{r['relative_difference']:+.1%}"
+        lines.append(f"| {r['id']} | {r['model']} | {r['metric']} | {_fmt(r['claim'], r['metric'])} | "
+                     f"{_fmt(r['ours'], r['metric'])} | {diff} | {r['ours_source']} | {r['why']} |")
+    lines += ["", "Hardware of the papers' speed and memory figures is recorded in paper_claims.json "
+              "(null where not checked); ours differs, so speed differences are not like-for-like.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Compare paper efficiency claims with our counts.")
+    p.add_argument("--claims", default=str(CLAIMS))
+    p.add_argument("--latency", help="results.json of a latency run (for speed / memory claims)")
+    p.add_argument("--out", help="folder for claims.json and claims.md (default: print Markdown)")
+    args = p.parse_args(argv)
+    records = json.loads(Path(args.latency).read_text())["records"] if args.latency else []
+    rows = compare(load_claims(args.claims), records)
+    md = to_markdown(rows)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "claims.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (out / "claims.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""``python -m export engine``: build an engine for this machine into a bundle.
+
+For each graph of the bundle: compile (TensorRT plan from the ONNX file, AOTInductor
+package from the network rebuilt from the bundle's weights), check parity against
+PyTorch FP32 on seeded inputs (``export.fold.relative_l2``; limits in
+``sdk.engines.PARITY_LIMITS``), then swap ``engines/<key>/`` in atomically and rewrite
+the manifest (``engines`` section and sha256 list) with ``sdk.bundle.write_manifest``.
+Nothing changes in the bundle unless every graph builds and passes.
+
+Random-weight bundles already carry calibrated normalisation statistics
+(``export.fold.calibrate_norm_stats`` at bundle export), so the parity figures measure a
+well-conditioned network rather than saturated outputs.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from sdk.atomic import atomic_dir
+from sdk.bundle import Bundle, write_manifest
+from sdk.engines import (ENGINE_FILES, PARITY_LIMITS, BatchProfile, aoti_target, engine_key, engine_record,
+                         parse_batch_profile, tensorrt_target)
+
+from .fold import relative_l2
+from .onnx_export import ParityError
+
+Progress = Callable[[str], None]
+
+
+class EngineBuildError(ValueError):
+    """A request the engine builder cannot satisfy (bad --shapes, precision not on this device)."""
+
+
+def parse_shapes(items: Sequence[str], graph_inputs: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Non-batch dims per input: the manifest's, overridden by ``NAME=DxDx...`` items.
+
+    An override must agree with every static dim of the graph (only dynamic dims may be
+    chosen); our graphs are static but for the batch, so overrides are checks.
+    """
+    shapes = {s["name"]: list(s["shape"][1:]) for s in graph_inputs}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        if not sep or name not in shapes:
+            raise EngineBuildError(f"--shapes {item!r}: expected NAME=DxD... with NAME one of {sorted(shapes)}")
+        try:
+            values = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            raise EngineBuildError(f"--shapes {item!r}: dims must be integers separated by 'x'") from None
+        base = shapes[name]
+        if len(values) != len(base) or any(b is not None and isinstance(b, int) and b != v
+                                           for b, v in zip(base, values)):
+            raise EngineBuildError(f"--shapes {item!r} does not fit input {name!r} of shape [batch, "
+                             f"{', '.join(map(str, base))}] (only dynamic dims can be set)")
+        shapes[name] = values
+    for name, dims in shapes.items():
+        if any(not isinstance(d, int) for d in dims):
+            raise EngineBuildError(f"input {name!r} has dynamic non-batch dims {dims}; give them with --shapes {name}=...")
+    return shapes
+
+
+def parity_batches(batch: BatchProfile) -> list[int]:
+    return sorted({batch.min, min(batch.opt, 4)} | ({2} if batch.max >= 2 else set()))
+
+
+def graph_parity(spec: Any, run: Callable[[dict[str, np.ndarray]], list[np.ndarray]], batches: list[int],
+                 seed: int = 0) -> dict[str, float]:
+    """Relative L2 (worst output) of ``run`` vs ``spec.module`` in FP32 on seeded inputs, per batch."""
+    report = {}
+    for b in batches:
+        examples = spec.examples(b, seed=seed + b)
+        with torch.no_grad():
+            ref = spec.module(*examples)
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        got = run({s.name: x.numpy() for s, x in zip(spec.inputs, examples)})
+        report[f"batch_{b}"] = max(relative_l2(g, r.numpy()) for g, r in zip(got, ref))
+    return report
+
+
+def _ordered(executor: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+             names: list[str]) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+    """Outputs of a name-keyed executor as a list in the graph's output order."""
+    def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        out = executor(feeds)
+        return [out[n] for n in names]
+    return run
+
+
+def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp16", batch: str | BatchProfile = "1:4:8",
+                 shapes: Sequence[str] = (), device: str | None = None, seed: int = 0,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Build ``backend`` at ``precision`` for this machine into the bundle; returns the record."""
+    from sdk.backends.torch import build_model
+
+    say = progress or (lambda msg: None)
+    profile = parse_batch_profile(batch) if isinstance(batch, str) else batch
+    bundle = Bundle(bundle_path)
+    if backend == "tensorrt":
+        target, versions = tensorrt_target()
+    elif backend == "aoti":
+        target, versions = aoti_target(device)
+    else:
+        raise EngineBuildError(f"unknown engine backend {backend!r}; choose tensorrt or aoti")
+    key = engine_key(backend, precision, target, versions)
+    if backend == "aoti" and target.startswith("cpu-") and precision in ("fp16", "tf32"):
+        raise EngineBuildError(f"AOTInductor {precision} needs a GPU; on CPU build --precision fp32 or bf16")
+    limit = PARITY_LIMITS[precision]
+    model = build_model(bundle)
+    graphs = model.graphs()
+    files: dict[str, str] = {}
+    parity: dict[str, dict[str, float]] = {}
+    fixed: dict[str, list[int]] = {}
+    notes: dict[str, Any] = {}
+    start = time.perf_counter()
+    folder = bundle.path / "engines" / key
+    old_cache = folder / "timing.cache"
+    with atomic_dir(folder) as tmp:
+        for gname in bundle.manifest["graphs"]:
+            info = bundle.graph(gname)
+            out = tmp / f"{gname}{ENGINE_FILES[backend]}"
+            say(f"building {backend} {precision} engine of {gname} ({key})")
+            if backend == "tensorrt":
+                from sdk.backends.tensorrt import PlanExecutor
+
+                from .engine_tensorrt import build_plan
+
+                in_shapes = parse_shapes(shapes, info["inputs"])
+                fixed.update({f"{gname}.{k}": v for k, v in in_shapes.items()})
+                cache = tmp / "timing.cache"
+                if old_cache.is_file() and not cache.is_file():
+                    cache.write_bytes(old_cache.read_bytes())
+                notes[gname] = build_plan(bundle.file(info["file"]), out, precision=precision, batch=profile,
+                                          input_shapes=in_shapes, timing_cache=cache)
+                run = _ordered(PlanExecutor(str(out)), [s["name"] for s in info["outputs"]])
+            else:
+                from sdk.backends.aoti import PackageExecutor
+
+                from .engine_aoti import compile_package
+
+                dev = "cpu" if target.startswith("cpu-") else "cuda"
+                notes[gname] = compile_package(graphs[gname], out, precision=precision, batch=profile, device=dev)
+                run = PackageExecutor(str(out), [s["name"] for s in info["inputs"]], dev, precision)
+            say(f"checking {gname}: {backend} {precision} vs PyTorch FP32")
+            parity[gname] = graph_parity(graphs[gname], run, parity_batches(profile), seed=seed)
+            worst = max(parity[gname].values())
+            if not np.isfinite(worst) or worst > limit:
+                raise ParityError(f"{backend} {precision} engine of {gname}: relative L2 {worst:.3g} vs PyTorch "
+                                  f"FP32 exceeds {limit:g}; the bundle is unchanged")
+            files[gname] = f"engines/{key}/{out.name}"
+    record = engine_record(key=key, backend=backend, precision=precision, device=target, versions=versions,
+                           batch=profile, files=files, parity=parity, shapes=fixed,
+                           notes=notes, build_s=round(time.perf_counter() - start, 1))
+    manifest = dict(bundle.manifest)
+    manifest["engines"] = {**(manifest.get("engines") or {}), key: record}
+    write_manifest(bundle.path, manifest)
+    return record

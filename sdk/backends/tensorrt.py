@@ -1,0 +1,147 @@
+"""TensorRT backend: runs a plan from ``engines/<key>/`` (TensorRT 10 Python API).
+
+Written against the documented TensorRT 10 API (``Runtime.deserialize_cuda_engine``,
+``IExecutionContext.set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3``)
+with device memory and a stream from cuda-python (``cuda.bindings.runtime``, or the
+older ``cuda.cudart``). ``tensorrt`` and ``cuda`` are imported only when a runner is
+built. Inputs and outputs of the plan stay FP32 (the ONNX graph's I/O types); reduced
+precision lives inside the engine.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..bundle import Bundle
+from ..engines import import_tensorrt, select_engine
+from ..errors import BackendError
+from .base import Runner
+
+
+def import_cudart() -> Any:
+    """cuda-python's runtime module (``cuda.bindings.runtime`` >= 12.6, else ``cuda.cudart``)."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        try:
+            from cuda import cudart  # type: ignore[no-redef]
+        except ImportError as exc:
+            raise BackendError(f"the tensorrt backend needs cuda-python ({exc}); pip install cuda-python") from exc
+    return cudart
+
+
+def check_cuda(result: Any) -> Any:
+    """Unwrap a cuda-python ``(err, *values)`` tuple, raising on an error code."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise BackendError(f"CUDA error {err}")
+    return values[0] if len(values) == 1 else tuple(values) if values else None
+
+
+def cuda_device(index: int = 0) -> tuple[str, tuple[int, int]]:
+    """(name, (major, minor)) of GPU ``index``."""
+    cudart = import_cudart()
+    prop = check_cuda(cudart.cudaGetDeviceProperties(index))
+    name = prop.name.decode() if isinstance(prop.name, bytes) else str(prop.name)
+    return name.split("\x00")[0], (int(prop.major), int(prop.minor))
+
+
+def cuda_runtime_version() -> str:
+    v = int(check_cuda(import_cudart().cudaRuntimeGetVersion()))
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def load_plan(path: str) -> tuple[Any, Any]:
+    """(engine, execution context) deserialised from a plan file."""
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    with open(path, "rb") as f:
+        engine = runtime.deserialize_cuda_engine(f.read())
+    if engine is None:
+        raise BackendError(f"TensorRT cannot deserialise {path} (built by another TensorRT or for another GPU)")
+    return engine, engine.create_execution_context()
+
+
+class PlanExecutor:
+    """Runs one deserialised plan on numpy feeds: copies in, ``execute_async_v3``, copies out."""
+
+    def __init__(self, path: str) -> None:
+        self.trt = import_tensorrt()
+        self.cudart = import_cudart()
+        self.engine, self.context = load_plan(path)
+        self.stream = check_cuda(self.cudart.cudaStreamCreate())
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == self.trt.TensorIOMode.INPUT]
+        self.output_names = [n for n in names if n not in self.input_names]
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                check_cuda(self.cudart.cudaFree(ptr))
+            ptr = int(check_cuda(self.cudart.cudaMalloc(nbytes)))
+            self._buffers[name] = (ptr, nbytes)
+        return ptr
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cudart, trt = self.cudart, self.trt
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in self.input_names:
+            x = np.ascontiguousarray(feeds[name], dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
+            if not self.context.set_input_shape(name, x.shape):
+                raise BackendError(f"input {name!r} shape {x.shape} is outside the engine's profile; "
+                                   "rebuild with python -m export engine --batch MIN:OPT:MAX")
+            ptr = self._buffer(name, x.nbytes)
+            check_cuda(cudart.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, h2d, self.stream))
+            self.context.set_tensor_address(name, ptr)
+        outputs = {}
+        for name in self.output_names:
+            shape = tuple(self.context.get_tensor_shape(name))
+            out = np.empty(shape, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_tensor_address(name, self._buffer(name, out.nbytes))
+            outputs[name] = out
+        if not self.context.execute_async_v3(self.stream):
+            raise BackendError("TensorRT execute_async_v3 failed")
+        for name, out in outputs.items():
+            ptr, _ = self._buffers[name]
+            check_cuda(cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, self.stream))
+        check_cuda(cudart.cudaStreamSynchronize(self.stream))
+        return {k: v.astype(np.float32, copy=False) for k, v in outputs.items()}
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            self.cudart.cudaFree(ptr)
+        self._buffers.clear()
+        if self.stream is not None:
+            self.cudart.cudaStreamDestroy(self.stream)
+            self.stream = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class TensorRTRunner(Runner):
+    """A bundle graph through its TensorRT plan for this machine (refused if built elsewhere)."""
+
+    name = "tensorrt"
+
+    def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None) -> None:
+        super().__init__(bundle, graph)
+        self.record = select_engine(bundle, "tensorrt", precision)
+        rel = self.record["files"].get(graph)
+        if rel is None:
+            raise BackendError(f"the tensorrt engine {self.record['key']} has no {graph!r} graph; rebuild it")
+        self.executor = PlanExecutor(str(bundle.file(rel)))
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.executor(feeds)
+        return {n: out[n] for n in self.output_names}
+
+    def describe(self) -> str:
+        return f"tensorrt {self.record['precision']} {self.record['device']}"

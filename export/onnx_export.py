@@ -35,6 +35,8 @@ def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     path = Path(path)
     names_in = [s.name for s in graph.inputs]
     names_out = [s.name for s in graph.outputs]
+    if len(set(names_in + names_out)) != len(names_in) + len(names_out):
+        raise ValueError(f"graph tensor names must be unique; inputs {names_in}, outputs {names_out}")
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic_shapes: tuple = tuple({0: batch} for _ in graph.inputs)
     params = inspect.signature(graph.module.forward).parameters.values()

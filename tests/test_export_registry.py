@@ -17,9 +17,34 @@ from train.models import get_preset, list_models
 PRESETS = list_models()
 
 
+def example_feeds(inputs: list[dict], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs as the SDK would feed them: one-hot labels, binary edges, images in [-1, 1], noise."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in inputs:
+        shape = [batch if d is None else d for d in spec["shape"]]
+        if spec["kind"] == "label":
+            ids = np.stack([random_ids(tuple(shape[2:]), shape[1], seed + i) for i in range(batch)])
+            x = np.eye(shape[1], dtype=np.float32)[ids].transpose(0, 3, 1, 2)
+        elif spec["kind"] == "instance_edge":
+            x = (rng.random(shape) > 0.9).astype(np.float32)
+        elif spec["kind"] == "image":
+            x = rng.uniform(-1, 1, shape).astype(np.float32)
+        else:
+            x = rng.standard_normal(shape).astype(np.float32)
+        feeds[spec["name"]] = x
+    return feeds
+
+
 @pytest.mark.parametrize("name", PRESETS)
-def test_export_parity_and_dynamic_batch(name, small_bundle):
+def test_preset_end_to_end(name, small_bundle):
+    """One test per preset, so parallel workers export each preset once."""
     path = small_bundle(name)
+    check_export(path, name)
+    check_sdk(path)
+
+
+def check_export(path, name):
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["name"] == name and manifest["family"] == get_preset(name).family
     for gname, g in manifest["graphs"].items():
@@ -32,38 +57,29 @@ def test_export_parity_and_dynamic_batch(name, small_bundle):
             assert value.type.tensor_type.shape.dim[0].dim_param == "batch", value.name
     # a batch size the export never saw runs and gives one image per item
     s = Synthesizer.from_pretrained(path)
-    feeds = {}
-    rng = np.random.default_rng(0)
-    for spec in s.runner().inputs:
-        shape = [3 if d is None else d for d in spec.shape]
-        feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
-    out = s.runner().run(feeds)
+    out = s.runner().run(example_feeds(s.bundle.graph("model")["inputs"], batch=3))
     assert out["image"].shape[0] == 3 and np.isfinite(out["image"]).all()
+    # parity on a saturated (all +-1) output would measure nothing: random-weight bundles
+    # are calibrated so that most pixels stay inside the range
+    assert (np.abs(out["image"]) > 0.99).mean() < 0.5
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_sdk_seeded_and_backends_agree(name, small_bundle):
-    path = small_bundle(name)
+def check_sdk(path):
     s = Synthesizer.from_pretrained(path, backend="onnxruntime")
     h, w = s.bundle.resolution
-    if s.bundle.task == "image2image":
-        pytest.skip("image-to-image bundles are driven by translate(), covered in test_translate")
-    label = random_ids((h, w), s.bundle.num_classes) if s.bundle.task == "semantic" else None
-    kwargs = {"label": label} if label is not None else {}
-    a = np.asarray(s(**kwargs, seed=7))
-    b = np.asarray(s(**kwargs, seed=7))
-    assert a.shape == (h, w, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, b)  # same seed, same image
-    if s._input("latent") is not None or s._input("codes") is not None:
-        c = np.asarray(s(**kwargs, seed=8))
-        assert np.abs(a.astype(int) - c).mean() > 0.5, "another seed should give another image"
+    if s.bundle.task != "image2image":  # image-to-image bundles: tests/sdk/test_translate.py
+        label = random_ids((h, w), s.bundle.num_classes) if s.bundle.task == "semantic" else None
+        kwargs = {"label": label} if label is not None else {}
+        a = np.asarray(s(**kwargs, seed=7))
+        b = np.asarray(s(**kwargs, seed=7))
+        assert a.shape == (h, w, 3) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)  # same seed, same image
+        if s._input("latent") is not None or s._input("codes") is not None:
+            c = np.asarray(s(**kwargs, seed=8))
+            assert np.abs(a.astype(int) - c).mean() > 0.5, "another seed should give another image"
     # the torch backend rebuilds the network from config + weights and agrees with onnxruntime
     t = Synthesizer.from_pretrained(path, backend="torch")
-    feeds = {}
-    rng = np.random.default_rng(1)
-    for spec in s.bundle.graph("model")["inputs"]:
-        shape = [2 if d is None else d for d in spec["shape"]]
-        feeds[spec["name"]] = rng.standard_normal(shape).astype(np.float32)
+    feeds = example_feeds(s.bundle.graph("model")["inputs"], batch=2, seed=1)
     o1 = s.runner().run(feeds)["image"]
     o2 = t.runner().run(feeds)["image"]
     assert np.linalg.norm(o1 - o2) / np.linalg.norm(o2) < 1e-4

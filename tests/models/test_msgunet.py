@@ -23,7 +23,7 @@ def test_cityscapes_graph_outputs_every_scale() -> None:
     model = _meta("msgunet-cityscapes-2048")
     assert model.task == "image2image"
     g = model.graphs()["model"]
-    assert [(t.name, t.kind, t.shape) for t in g.inputs] == [("image", "image", (None, 3, 1024, 2048))]
+    assert [(t.name, t.kind, t.shape) for t in g.inputs] == [("source", "image", (None, 3, 1024, 2048))]
     assert [t.name for t in g.outputs] == ["image", "image_1024x512", "image_512x256",
                                            "image_256x128", "image_128x64"]
     assert all(t.kind == "image" for t in g.outputs)

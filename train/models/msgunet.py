@@ -164,7 +164,7 @@ class MSGUNetModel(SynthesisModel):
             h, w = c.height // 2**s, c.width // 2**s
             outputs.append(TensorSpec(f"image_{w}x{h}", "image", (None, 3, h, w)))
         return {"model": GraphSpec(_Graph(self.netG),
-                                   (TensorSpec("image", "image", (None, 3, c.height, c.width)),),
+                                   (TensorSpec("source", "image", (None, 3, c.height, c.width)),),
                                    tuple(outputs))}
 
 

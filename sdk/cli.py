@@ -1,4 +1,5 @@
-"""``python -m sdk``: synthesize images from a bundle, inspect a bundle.
+"""``python -m sdk``: synthesize (label maps), sample (unconditional), translate (image to
+image) and inspect bundles.
 
 Bad input exits with status 2 and one line naming the problem and the fix.
 """
@@ -8,10 +9,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+from .animation import save_gif
 from .atomic import atomic_path
 from .errors import SDKError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .backends import Runner
+    from .synthesizer import Synthesizer
 
 
 def _save_image(img, out: Path) -> None:
@@ -27,16 +35,79 @@ def _outputs(out: Path, count: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(count)]
 
 
-def cmd_synthesize(args: argparse.Namespace) -> int:
+def _write(images: Sequence[Image.Image], paths: Sequence[Path], runner: Runner) -> None:
+    for img, path in zip(images, paths):
+        _save_image(img, path)
+        print(f"wrote {path} ({img.width}x{img.height}, {runner.describe()}, "
+              f"{runner.last_inference_ms:.0f} ms)")
+
+
+def _open(args: argparse.Namespace, task: str, use: str) -> Synthesizer:
+    """The bundle's Synthesizer; a bundle of another task is an error naming the right command."""
     from .synthesizer import Synthesizer
 
     s = Synthesizer.from_pretrained(args.bundle, backend=args.backend)
+    if s.bundle.task != task:
+        raise SDKError(f"{s.bundle.name} is a model of task {s.bundle.task}; use `python -m sdk "
+                       f"{_COMMAND[s.bundle.task]}` (`{args.command}` is for {use})")
+    return s
+
+
+_COMMAND = {"semantic": "synthesize --label PNG", "unconditional": "sample --seed S",
+            "image2image": "translate --image IMG"}
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
+    s = _open(args, "semantic", "label-to-image models")
     result = s(args.label, seed=args.seed, style=args.style, instance=args.instance, n=args.n)
     images = result if isinstance(result, list) else [result]
-    for img, path in zip(images, _outputs(Path(args.out), len(images))):
-        _save_image(img, path)
-        print(f"wrote {path} ({img.width}x{img.height}, {s.runner().describe()}, "
-              f"{s.runner().last_inference_ms:.0f} ms)")
+    _write(images, _outputs(Path(args.out), len(images)), s.runner())
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    s = _open(args, "unconditional", "unconditional models")
+    out = Path(args.out)
+    if args.interpolate is None:
+        result = s(seed=args.seed, n=args.n)
+        images = result if isinstance(result, list) else [result]
+        _write(images, _outputs(out, len(images)), s.runner())
+        return 0
+    seed_a = 0 if args.seed is None else args.seed
+    frames = s.interpolate(seed_a=seed_a, seed_b=args.interpolate, steps=args.steps)
+    if out.suffix.lower() == ".gif":
+        save_gif(frames, out, args.duration_ms)
+        print(f"wrote {out} ({len(frames)} frames, seed {seed_a} -> {args.interpolate}, "
+              f"{frames[0].width}x{frames[0].height})")
+    else:
+        _write(frames, _outputs(out, len(frames)), s.runner())
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    s = _open(args, "image2image", "image-to-image models")
+    out = Path(args.out)
+    if not args.all_scales:
+        _write([s.translate(args.image)], [out], s.runner())
+        return 0
+    scales = s.translate(args.image, all_scales=True)
+    paths = [out.with_name(f"{out.stem}_{name}{out.suffix}") for name in scales]
+    _write(list(scales.values()), paths, s.runner())
+    return 0
+
+
+def cmd_morph(args: argparse.Namespace) -> int:
+    s = _open(args, "semantic", "GroupDNet bundles")
+    out = Path(args.out)
+    if out.suffix.lower() != ".gif":
+        raise SDKError(f"morph writes an animated GIF; give --out ending in .gif, not {out.name!r}")
+    if args.steps < 2:
+        raise SDKError(f"--steps must be >= 2 (the two end points), got {args.steps}")
+    frames = s.morph(args.image_a, args.label_a, args.image_b, args.label_b, steps=args.steps,
+                     label=args.label, mode=args.mode)
+    save_gif(frames, out, args.duration_ms)
+    print(f"wrote {out} ({len(frames)} frames, {frames[0].width}x{frames[0].height}, per-class "
+          f"{args.mode} from {args.image_a} to {args.image_b}, {s.runner().describe()})")
     return 0
 
 
@@ -81,6 +152,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
     s.add_argument("--out", required=True, help="output image path (.png)")
     s.set_defaults(func=cmd_synthesize)
+
+    u = sub.add_parser("sample", help="unconditional models: seed -> image(s), or an interpolation")
+    u.add_argument("--bundle", required=True, help="bundle folder of an unconditional model (progan-*)")
+    u.add_argument("--seed", type=int, default=None, help="latent seed; same seed, same image "
+                   "(the start of --interpolate, 0 when omitted)")
+    u.add_argument("--n", type=int, default=1, help="number of samples (out_0.png, out_1.png, ...)")
+    u.add_argument("--interpolate", type=int, default=None, metavar="SEED_B",
+                   help="write frames interpolating from --seed to SEED_B (a GIF when --out ends in .gif)")
+    u.add_argument("--steps", type=int, default=8, help="interpolation frames, end points included")
+    u.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
+    u.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    u.add_argument("--out", required=True, help="output path (.png; .gif with --interpolate)")
+    u.set_defaults(func=cmd_sample)
+
+    t = sub.add_parser("translate", help="image-to-image models: image -> image")
+    t.add_argument("--bundle", required=True, help="bundle folder of an image2image model (msgunet-*)")
+    t.add_argument("--image", required=True, help="input image; resized to the model's resolution when "
+                   "its aspect ratio matches, an error otherwise (crop or pad it first)")
+    t.add_argument("--all-scales", action="store_true", help="write every output scale as OUT_<name>.png")
+    t.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    t.add_argument("--out", required=True, help="output image path (.png)")
+    t.set_defaults(func=cmd_translate)
+
+    m = sub.add_parser("morph", help="GroupDNet: morph the per-class appearance of image A into B (GIF)")
+    m.add_argument("--bundle", required=True, help="bundle folder of a GroupDNet model (groupdnet-*)")
+    m.add_argument("--image-a", required=True, help="first reference image")
+    m.add_argument("--label-a", required=True, help="label map PNG of image A")
+    m.add_argument("--image-b", required=True, help="second reference image")
+    m.add_argument("--label-b", required=True, help="label map PNG of image B")
+    m.add_argument("--label", help="label map to render the frames on (default: --label-a)")
+    m.add_argument("--steps", type=int, default=8, help="frames, end points included")
+    m.add_argument("--mode", choices=("slerp", "linear"), default="slerp",
+                   help="per-class interpolation of the codes")
+    m.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
+    m.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    m.add_argument("--out", required=True, help="output animated GIF (.gif)")
+    m.set_defaults(func=cmd_morph)
 
     i = sub.add_parser("info", help="describe a bundle and verify its files")
     i.add_argument("bundle")

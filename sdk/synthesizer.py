@@ -22,11 +22,16 @@ from .atomic import atomic_dir
 from .backends import Runner, make_runner, resolve_backend
 from .bundle import Bundle
 from .errors import LabelError, SDKError
+from .per_class import PerClassMixin
 
 LabelInput = L.LabelLike | Sequence[L.LabelLike]
+ImageLike = str | Path | Image.Image | np.ndarray
+ImageInput = ImageLike | Sequence[ImageLike]
+ASPECT_TOLERANCE = 0.01
+"""Relative aspect-ratio difference up to which ``translate`` resizes its input."""
 
 
-class Synthesizer:
+class Synthesizer(PerClassMixin):
     """Runs a bundle: label map (and optional style, instance map, seed) -> PIL images."""
 
     def __init__(self, bundle: Bundle, backend: str = "auto", **backend_options: Any) -> None:
@@ -68,7 +73,7 @@ class Synthesizer:
     # -- synthesis --------------------------------------------------------------------
     def __call__(self, label: LabelInput | None = None, *, seed: int | None = None,
                  z: np.ndarray | None = None, style: Any = None, instance: LabelInput | None = None,
-                 n: int = 1) -> Image.Image | list[Image.Image]:
+                 n: int = 1, codes: np.ndarray | None = None) -> Image.Image | list[Image.Image]:
         """Synthesize images.
 
         Args:
@@ -76,6 +81,9 @@ class Synthesizer:
                 integer array), or a list of them for a batch. Unconditional models take none.
             seed: seeds the latent; the same seed gives the same image.
             z: explicit latent, (D,) or (N, D); overrides ``seed``.
+            codes: per-class codes (C, D) or (N, C, D) of models with per-class codes
+                (GroupDNet; see :mod:`sdk.per_class`); overrides ``seed``, which otherwise
+                draws random codes for every class.
             style: reference image whose style (encoder mean) is used (models with an encoder).
             instance: instance-id map(s) for models that take instance edges; when omitted,
                 edges of the label map itself are used.
@@ -92,21 +100,31 @@ class Synthesizer:
         # 2. encode the label map (one-hot, instance edges) outside the graph
         feeds = self._encode_labels(ids, inst, n)
         # 3. prepare latents
-        feeds.update(self._latents(count, seed=seed, z=z, style=style))
+        feeds.update(self._latents(count, seed=seed, z=z, style=style, codes=codes))
         # 4. run
         out = self.runner("model").run(feeds)
         # 5. post-process
         images = [L.to_image(x) for x in out["image"]]
         return images if batched or n > 1 else images[0]
 
-    def variations(self, label: L.LabelLike, n: int = 4, seed: int = 0) -> list[Image.Image]:
-        """``n`` diverse images for one label map (different latents from one seed)."""
+    def variations(self, label: L.LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
+        """``n`` diverse images for one label map (different latents from one seed).
+
+        Unconditional models take no label: ``s.variations(n=4, seed=0)``.
+        """
         self._require_input("latent", "variations")
         return self(label, seed=seed, n=n) if n > 1 else [self(label, seed=seed)]
 
     def interpolate(self, label: L.LabelLike | None = None, *, seed_a: int, seed_b: int,
                     steps: int = 8) -> list[Image.Image]:
-        """Frames along the spherical interpolation between the latents of two seeds."""
+        """Frames along the spherical interpolation between the latents of two seeds.
+
+        The first frame equals ``s(label, seed=seed_a)``, the last ``s(label, seed=seed_b)``
+        (for "sphere" latents too: slerp keeps unit vectors on the sphere). Unconditional
+        models take no label: ``s.interpolate(seed_a=0, seed_b=1, steps=8)``.
+        """
+        if steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points), got {steps}")
         spec = self._require_input("latent", "interpolate")
         za = self._sample(spec, 1, np.random.default_rng(seed_a))[0]
         zb = self._sample(spec, 1, np.random.default_rng(seed_b))[0]
@@ -117,10 +135,49 @@ class Synthesizer:
             out = self([label] * steps, z=zs)  # the same label map at every step
         return out if isinstance(out, list) else [out]
 
+    def translate(self, image: ImageInput, *, all_scales: bool = False
+                  ) -> Image.Image | dict[str, Image.Image] | list[Image.Image] | list[dict[str, Image.Image]]:
+        """Image-to-image models (MSG U-Net): translate an RGB image.
+
+        Args:
+            image: PNG/JPEG path, PIL image or (H, W, 3) uint8 array, or a list of them for
+                a batch. An image of another size but the model's aspect ratio (within 1%)
+                is resized (bicubic) to the bundle resolution; another aspect ratio is an
+                error, since resizing would distort it: crop or pad it first.
+            all_scales: return every scale the graph outputs, not only the full-size one.
+
+        Returns:
+            The full-size PIL image, or with ``all_scales`` a dict {output name: PIL image}
+            over every image output in the manifest (full size first); a list of those
+            when a list of images was given.
+        """
+        # 1. check inputs
+        spec = self._input("image")
+        if self.bundle.task != "image2image" or spec is None:
+            how = "s(seed=0)" if self.bundle.task == "unconditional" else "s(label, seed=0)"
+            raise SDKError(f"{self.bundle.name} takes no input image (task {self.bundle.task}); "
+                           f"call it as {how} (translate() is for image2image models such as msgunet-*)")
+        batched = isinstance(image, (list, tuple))
+        items = list(image) if batched else [image]
+        if not items:
+            raise SDKError("empty list of images; give at least one")
+        # 2. decode and resize
+        feeds = {spec["name"]: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
+                                         for i, x in enumerate(items)])}
+        # 3. run
+        out = self.runner("model").run(feeds)
+        # 4. post-process
+        names = self._image_outputs() if all_scales else self._image_outputs()[:1]
+        results = [{k: L.to_image(out[k][i]) for k in names} for i in range(len(items))]
+        flat = results if all_scales else [r[names[0]] for r in results]
+        return flat if batched else flat[0]
+
     def encode_style(self, image: Any) -> np.ndarray:
         """The style code (encoder mean, shape (D,)) of a reference image."""
         if not self.bundle.has_graph("encoder"):
             raise SDKError(f"{self.bundle.name} has no style encoder; export a -vae preset for style-guided synthesis")
+        if self.has_codes:
+            raise SDKError(f"{self.bundle.name} encodes per class: use s.encode(image, label) -> codes (C, D)")
         img = L.read_image(image, self.bundle.resolution, "style image")
         return self.runner("encoder").run({"image": img[None]})["mu"][0]
 
@@ -130,6 +187,24 @@ class Synthesizer:
 
     def _input(self, kind: str) -> dict[str, Any] | None:
         return next((s for s in self._inputs() if s["kind"] == kind), None)
+
+    def _image_outputs(self) -> list[str]:
+        """Names of the model graph's image outputs, largest (full size) first."""
+        outs = [o for o in self.bundle.graph("model")["outputs"] if o["kind"] == "image"]
+        return [o["name"] for o in sorted(outs, key=lambda o: -o["shape"][-1] * o["shape"][-2])]
+
+    def _read_input_image(self, x: ImageLike, what: str) -> np.ndarray:
+        """An RGB image -> (3, H, W) in [-1, 1] at the bundle resolution; same aspect ratio only."""
+        obj = L._open(x, what)
+        h, w = self.bundle.resolution
+        if isinstance(obj, np.ndarray) and obj.ndim != 3:
+            return L.read_image(obj, (h, w), what)  # raises its (H, W, 3) uint8 message
+        h_in, w_in = obj.shape[:2] if isinstance(obj, np.ndarray) else obj.size[::-1]
+        if not h_in or not w_in or abs((w_in / h_in) / (w / h) - 1) > ASPECT_TOLERANCE:
+            raise SDKError(f"{what} is {h_in}x{w_in} (HxW) but {self.bundle.name} takes {h}x{w}: "
+                           f"aspect ratios differ, and resizing would distort it. Crop or pad it to "
+                           f"W/H = {w / h:.3g} first")
+        return L.read_image(obj, (h, w), what)
 
     def _require_input(self, kind: str, what: str) -> dict[str, Any]:
         spec = self._input(kind)
@@ -188,7 +263,12 @@ class Synthesizer:
             feeds[edge["name"]] = np.repeat(L.instance_edges(inst if inst is not None else ids), n, axis=0)
         return feeds
 
-    def _latents(self, count: int, *, seed: int | None, z: np.ndarray | None, style: Any) -> dict[str, np.ndarray]:
+    def _latents(self, count: int, *, seed: int | None, z: np.ndarray | None, style: Any,
+                 codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        if self._input("codes") is not None:  # per-class codes (GroupDNet): sdk.per_class
+            return self._codes_feed(count, seed=seed, codes=codes, z=z, style=style)
+        if codes is not None:
+            self._codes_spec()  # raises: this model has no per-class codes
         spec = self._input("latent")
         if spec is None:
             if z is not None or style is not None:

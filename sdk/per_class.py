@@ -1,0 +1,311 @@
+"""Per-class latent control for models with per-class codes (GroupDNet / SMIS).
+
+GroupDNet gives every class ``c`` of the label map its own latent code, so the
+appearance of one class can change while every other class keeps its look. Codes are
+plain float32 numpy arrays of shape ``(C, D)`` (``C`` classes, ``D`` values per class;
+``(N, C, D)`` for a batch): apps can keep them, edit rows, and store them with
+:func:`save_codes` / :func:`load_codes` (``.npy``, written atomically).
+
+>>> s = Synthesizer.from_pretrained("bundles/groupdnet-deepfashion")
+>>> image = s(label, seed=3)                                  # random codes for every class
+>>> image, codes = s.resample(label, classes=[2], seed=7, base=3, return_codes=True)
+>>> image = s.mix(label, styles={2: (ref_image, ref_label)}, base=codes)
+>>> frames = s.morph(image_a, label_a, image_b, label_b, steps=8)
+>>> codes = s.encode(image_a, label_a)                         # (C, D) encoder mean
+
+Only the listed classes' rows of the codes change; whether *pixels* of other classes
+stay put depends on the trained network (GroupDNet's early layers are grouped by class,
+its last layers blend classes), so rows, not pixels, are what these methods guarantee.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image
+
+from . import labels as L
+from .atomic import atomic_path
+from .errors import LabelError, SDKError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backends import Runner
+    from .bundle import Bundle
+
+ImageLike = Union[str, Path, Image.Image, np.ndarray]
+Base = Union[np.ndarray, int, None]
+StyleRef = Union[Tuple[ImageLike, L.LabelLike], np.ndarray]
+
+DEFAULT_BASE_SEED = 0
+"""Seed of the base codes when ``resample`` / ``mix`` get no ``base``."""
+
+NO_CODES = ("{name} has no per-class codes; resample/mix/morph need a GroupDNet bundle "
+            "(e.g. python -m export bundle --model groupdnet-deepfashion)")
+
+
+def save_codes(path: str | Path, codes: np.ndarray) -> Path:
+    """Store codes ((C, D) or (N, C, D)) as a ``.npy`` file, atomically; returns the path."""
+    arr = np.asarray(codes, dtype=np.float32)
+    if arr.ndim not in (2, 3):
+        raise SDKError(f"codes must have shape (C, D) or (N, C, D); got {arr.shape}")
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return path
+
+
+def load_codes(path: str | Path) -> np.ndarray:
+    """Read codes written by :func:`save_codes` (float32, no pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SDKError(f"codes file {path} does not exist")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise SDKError(f"cannot read {path} as codes ({exc}); write them with sdk.per_class.save_codes") from exc
+    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.floating):
+        raise SDKError(f"{path} holds a {arr.dtype} array of shape {arr.shape}, not codes (C, D) or (N, C, D)")
+    return arr.astype(np.float32)
+
+
+def interpolate_codes(a: np.ndarray, b: np.ndarray, t: float,
+                      mode: Literal["slerp", "linear"] = "slerp") -> np.ndarray:
+    """Interpolate (C, D) codes class by class: ``t`` = 0 gives ``a``, 1 gives ``b`` exactly.
+
+    ``slerp`` interpolates each class's code on the great circle between its two codes
+    (the norm is interpolated linearly, so codes of different lengths morph smoothly;
+    nearly parallel codes fall back to linear); ``linear`` is ``(1 - t) a + t b``.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if t <= 0.0:
+        return a.copy()
+    if t >= 1.0:
+        return b.copy()
+    if mode == "linear":
+        return ((1 - t) * a + t * b).astype(np.float32)
+    if mode != "slerp":
+        raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    na = np.linalg.norm(a64, axis=-1, keepdims=True)
+    nb = np.linalg.norm(b64, axis=-1, keepdims=True)
+    ua, ub = a64 / np.maximum(na, 1e-12), b64 / np.maximum(nb, 1e-12)
+    omega = np.arccos(np.clip(np.sum(ua * ub, axis=-1, keepdims=True), -1.0, 1.0))
+    so = np.sin(omega)
+    safe = so > 1e-6
+    wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1.0), 1 - t)
+    wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1.0), t)
+    direction = wa * ua + wb * ub  # unit length along the arc
+    direction /= np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), 1e-12)
+    out = np.where(safe, direction * ((1 - t) * na + t * nb), (1 - t) * a64 + t * b64)
+    return out.astype(np.float32)
+
+
+class PerClassMixin:
+    """Per-class latent control; :class:`~sdk.Synthesizer` inherits it.
+
+    Relies on the Synthesizer's ``bundle``, ``runner``, ``__call__``, ``_input``,
+    ``_check_labels`` and ``_sample``.
+    """
+
+    if TYPE_CHECKING:  # pragma: no cover
+        bundle: Bundle
+
+        def runner(self, graph: str = "model") -> Runner: ...
+        def __call__(self, label: Any = None, **kw: Any) -> Any: ...
+        def _input(self, kind: str) -> dict[str, Any] | None: ...
+        def _check_labels(self, label: Any, instance: Any) -> tuple[Any, Any, bool]: ...
+        @staticmethod
+        def _sample(spec: dict[str, Any], count: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def has_codes(self) -> bool:
+        """Whether the model takes per-class codes (GroupDNet)."""
+        return self._input("codes") is not None
+
+    @property
+    def codes_shape(self) -> tuple[int, int]:
+        """(C, D): classes and code length of one image's codes."""
+        c, d = self._codes_spec()["shape"][1:]
+        return int(c), int(d)
+
+    def sample_codes(self, seed: int | None = None) -> np.ndarray:
+        """Random codes (C, D) from ``seed``: exactly those ``s(label, seed=seed)`` uses."""
+        spec = self._codes_spec()
+        return self._sample(spec, 1, np.random.default_rng(seed))[0]
+
+    def encode(self, image: ImageLike, label: L.LabelLike) -> np.ndarray:
+        """Per-class codes (C, D) of a real image: the encoder mean ``mu`` of each class.
+
+        Classes absent from ``label`` get the encoder's code of an empty (all-black) crop.
+        The result is a plain float32 array: store it with :func:`save_codes`.
+        """
+        return self._encode_batch([(image, label)], "image")[0]
+
+    def resample(self, label: L.LabelLike, classes: Iterable[int], *, seed: int | None = None,
+                 base: Base = None, instance: L.LabelLike | None = None,
+                 return_codes: bool = False) -> Image.Image | tuple[Image.Image, np.ndarray]:
+        """Change the appearance of ``classes`` only; every other class keeps its code.
+
+        Args:
+            label: one label map.
+            classes: class ids whose codes are redrawn.
+            seed: the listed classes take the codes that ``seed`` gives them, i.e. their
+                rows of :meth:`sample_codes` (``seed``); ``seed == base`` reproduces the base.
+            base: codes of every other class: a (C, D) array (e.g. from ``encode`` or a
+                previous ``return_codes``), or a seed; default seed ``DEFAULT_BASE_SEED`` (0),
+                so ``resample(label, [c], seed=k)`` edits the image of ``s(label, seed=0)``.
+            instance: instance-id map (models with instance edges).
+            return_codes: also return the (C, D) codes that were rendered.
+
+        Returns:
+            The image, or ``(image, codes)`` with ``return_codes``.
+        """
+        codes = self._base_codes(base)
+        idx = self._class_ids(classes, "classes")
+        codes[idx] = self.sample_codes(seed)[idx]
+        return self._render(label, codes, instance, return_codes)
+
+    def mix(self, label: L.LabelLike, styles: Mapping[int, StyleRef], *, base: Base = None,
+            instance: L.LabelLike | None = None,
+            return_codes: bool = False) -> Image.Image | tuple[Image.Image, np.ndarray]:
+        """Appearance mixture: each listed class looks like that class in its own reference.
+
+        Args:
+            label: the label map to render.
+            styles: ``{class_id: (ref_image, ref_label)}``; class ``c`` takes row ``c`` of
+                ``encode(ref_image, ref_label)`` (the encoder mean). A (D,) array is taken
+                as the code itself. Each reference label must contain its class.
+            base: codes of the unlisted classes, as in :meth:`resample` (default seed 0).
+            instance: instance-id map (models with instance edges).
+            return_codes: also return the (C, D) codes that were rendered.
+        """
+        codes = self._base_codes(base)
+        c, d = codes.shape
+        refs: list[tuple[int, tuple[ImageLike, L.LabelLike]]] = []
+        for cls, ref in styles.items():
+            cls = self._class_ids([cls], "styles")[0]
+            if isinstance(ref, np.ndarray):
+                if ref.shape != (d,):
+                    raise SDKError(f"styles[{cls}] is an array of shape {ref.shape}; a code has shape ({d},)")
+                codes[cls] = ref
+            elif isinstance(ref, (tuple, list)) and len(ref) == 2:
+                refs.append((cls, (ref[0], ref[1])))
+            else:
+                raise SDKError(f"styles[{cls}] must be (reference image, reference label) or a ({d},) code")
+        if refs:
+            for cls, (_, ref_label) in refs:
+                ids = self._check_labels(ref_label, None)[0]
+                if not (ids == cls).any():
+                    raise LabelError(f"the reference label for class {cls} has no pixel of class {cls}; "
+                                     f"give a reference whose label map contains it")
+            mus = self._encode_batch([r for _, r in refs], "styles")
+            for (cls, _), mu in zip(refs, mus):
+                codes[cls] = mu[cls]
+        return self._render(label, codes, instance, return_codes)
+
+    def morph(self, image_a: ImageLike, label_a: L.LabelLike, image_b: ImageLike, label_b: L.LabelLike,
+              *, steps: int = 8, label: L.LabelLike | None = None, mode: Literal["slerp", "linear"] = "slerp",
+              instance: L.LabelLike | None = None, batch_size: int = 4) -> list[Image.Image]:
+        """Frames morphing the appearance of image A into that of image B, class by class.
+
+        Both images are encoded (:meth:`encode`); frame ``i`` renders
+        ``interpolate_codes(codes_a, codes_b, i / (steps - 1), mode)`` on ``label``
+        (default ``label_a``), so the first frame is ``s(label, codes=codes_a)`` and the
+        last ``s(label, codes=codes_b)``. ``mode``: per-class ``"slerp"`` (default) or
+        ``"linear"``. Frames are rendered ``batch_size`` at a time.
+        """
+        if steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points), got {steps}")
+        if batch_size < 1:
+            raise SDKError(f"batch_size must be >= 1, got {batch_size}")
+        if mode not in ("slerp", "linear"):
+            raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
+        code_a, code_b = self._encode_batch([(image_a, label_a), (image_b, label_b)], "morph")
+        target = label_a if label is None else label
+        codes = np.stack([interpolate_codes(code_a, code_b, t, mode) for t in np.linspace(0.0, 1.0, steps)])
+        frames: list[Image.Image] = []
+        for i in range(0, steps, batch_size):
+            chunk = codes[i:i + batch_size]
+            out = self([target] * len(chunk), codes=chunk,
+                       instance=None if instance is None else [instance] * len(chunk))
+            frames.extend(out)
+        return frames
+
+    # -- steps (used by Synthesizer._latents) ---------------------------------------------
+    def _codes_feed(self, count: int, *, seed: int | None, codes: np.ndarray | None,
+                    z: np.ndarray | None, style: Any) -> dict[str, np.ndarray]:
+        """The ``codes`` feed of one call: given codes broadcast to ``count``, else seeded."""
+        spec = self._codes_spec()
+        if z is not None or style is not None:
+            raise SDKError(f"{self.bundle.name} takes per-class codes, not z= or style=: give codes= "
+                           f"((C, D) or (N, C, D)), or use s.mix(...) / s.encode(image, label)")
+        if codes is None:
+            return {spec["name"]: self._sample(spec, count, np.random.default_rng(seed))}
+        arr = self._check_codes(codes)
+        arr = arr[None] if arr.ndim == 2 else arr
+        if len(arr) == 1:
+            arr = np.repeat(arr, count, axis=0)
+        if len(arr) != count:
+            raise SDKError(f"codes hold {len(arr)} code sets for {count} images")
+        return {spec["name"]: arr}
+
+    def _codes_spec(self) -> dict[str, Any]:
+        spec = self._input("codes")
+        if spec is None:
+            raise SDKError(NO_CODES.format(name=self.bundle.name))
+        return spec
+
+    def _check_codes(self, codes: Any) -> np.ndarray:
+        c, d = self.codes_shape
+        arr = np.asarray(codes, dtype=np.float32)
+        if arr.ndim not in (2, 3) or arr.shape[-2:] != (c, d):
+            raise SDKError(f"codes must have shape ({c}, {d}) or (N, {c}, {d}); got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise SDKError("codes contain NaN or infinity")
+        return arr
+
+    def _base_codes(self, base: Base) -> np.ndarray:
+        if base is None:
+            return self.sample_codes(DEFAULT_BASE_SEED)
+        if isinstance(base, (int, np.integer)) and not isinstance(base, bool):
+            return self.sample_codes(int(base))
+        arr = self._check_codes(base)
+        if arr.ndim != 2:
+            raise SDKError(f"base must be one image's codes {self.codes_shape} or a seed; got shape {arr.shape}")
+        return arr.copy()
+
+    def _class_ids(self, classes: Iterable[int], what: str) -> list[int]:
+        c = self.codes_shape[0]
+        ids = list(classes) if not isinstance(classes, (int, np.integer)) else [classes]
+        if not ids:
+            raise SDKError(f"{what} is empty; list at least one class id")
+        for x in ids:
+            if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or not 0 <= x < c:
+                raise SDKError(f"{what} holds {x!r}; class ids are integers 0..{c - 1}")
+        return [int(x) for x in ids]
+
+    def _encode_batch(self, pairs: Sequence[tuple[ImageLike, L.LabelLike]], what: str) -> np.ndarray:
+        """Encoder means (N, C, D) of (image, label) pairs, in one encoder run."""
+        self._codes_spec()
+        if not self.bundle.has_graph("encoder"):
+            raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
+        enc = self.bundle.graph("encoder")
+        names = {s["kind"]: s["name"] for s in enc["inputs"]}
+        mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
+        ids = self._check_labels([p[1] for p in pairs], None)[0]
+        imgs = np.stack([L.read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
+        feeds = {names["image"]: imgs, names["label"]: L.one_hot(ids, self.codes_shape[0])}
+        return self.runner("encoder").run(feeds)[mu]
+
+    def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
+                return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:
+        if isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3):
+            raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
+        image = self(label, codes=codes, instance=instance)
+        return (image, codes) if return_codes else image

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from importlib import metadata
@@ -10,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from sdk.atomic import atomic_dir
+from sdk.atomic import atomic_dir, default_umask
 from sdk.bundle import SCHEMA_VERSION, write_manifest
 from sdk.palettes import get_palette
 from train.models import SynthesisModel, get_preset
@@ -32,11 +33,52 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
+def _training_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """(weights file, meta) if ``path`` is a ``python -m train`` checkpoint folder or a file in one."""
+    import json
+
+    path = Path(path)
+    folder, weights = (path, path / "generator.safetensors") if path.is_dir() else (path.parent, path)
+    meta_file = folder / "meta.json"
+    if not meta_file.is_file():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointMismatch(f"{meta_file} is corrupt ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != "sdk-train-checkpoint":
+        return None
+    if weights.suffix != ".safetensors" or not weights.is_file():
+        raise CheckpointMismatch(f"{path}: expected the checkpoint's generator.safetensors "
+                                 f"(or generator_ema.safetensors) in {folder}")
+    return weights, meta
+
+
 def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None:
     """Load weights into ``model``: official part files (``*net_G.pth``, ``*net_E.pth``...,
-    the part named in the file name) or a full ``weights.safetensors`` of this model."""
+    the part named in the file name), a full ``weights.safetensors`` of this model, or a
+    training checkpoint (``RUN/ckpt-N/generator.safetensors``, ``generator_ema.safetensors``
+    or the folder), whose recorded model config must equal ``model``'s."""
+    import json
+
     parts = _parts(model)
     for path in paths:
+        train_ckpt = _training_checkpoint(path)
+        if train_ckpt is not None:
+            weights, meta = train_ckpt
+            ours = json.loads(json.dumps(dataclasses.asdict(model.config)))
+            theirs = meta.get("model_config", {})
+            if theirs != ours or meta.get("family") not in (None, model.family):
+                diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k, "<absent>") != theirs.get(k, "<absent>"))
+                preset, overrides = meta.get("preset"), meta.get("overrides") or {}
+                how = (f" with the same config overrides (build_bundle(..., overrides={overrides}))"
+                       if overrides else "")
+                raise CheckpointMismatch(
+                    f"training checkpoint {path} was trained as preset {preset!r}"
+                    f"{f' with overrides {overrides}' if overrides else ''}; the model being exported has "
+                    f"another config (differs in {', '.join(diff) or 'family'}): export --model {preset}{how}")
+            check_and_load(model, read_state_dict(weights), f"training checkpoint {weights}")
+            continue
         stem = Path(path).stem
         matches = [p for p in parts if stem.endswith(p) or f"_{p}" in stem]
         if matches:
@@ -70,6 +112,9 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
     """
     say = progress or (lambda msg: None)
     preset = get_preset(name)
+    if overrides is None:  # a training checkpoint records the overrides it was trained with
+        recorded = [tc[1].get("overrides") for tc in map(_training_checkpoint, checkpoints) if tc]
+        overrides = next((o for o in recorded if o), None)
     torch.manual_seed(seed)
     model = preset.build(**(overrides or {}))
     if checkpoints:
@@ -102,6 +147,7 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
+        os.chmod(tmp / "weights.safetensors", 0o666 & ~default_umask())  # safetensors writes 0600
         info = model.deploy_info()
         num_classes = info.get("num_classes")
         manifest = {

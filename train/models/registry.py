@@ -72,7 +72,7 @@ def model_class_for_family(family: str) -> type[SynthesisModel]:
     raise KeyError(f"no model family {family!r}")
 
 
-_FAMILY_MODULES: list[str] = ["spade", "oasis", "dpsims", "progan", "pix2pixhd", "msgunet", "groupdnet"]
+_FAMILY_MODULES: list[str] = ["spade", "oasis", "dpsims", "progan", "pix2pixhd", "msgunet", "groupdnet", "demo"]
 
 
 def _load_families() -> None:

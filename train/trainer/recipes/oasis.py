@@ -1,0 +1,105 @@
+"""OASIS (Schönfeld et al. 2021): a U-Net segmentation discriminator with C + 1 outputs,
+class-balanced cross-entropy, LabelMix regularisation (lambda 10), 3D noise, EMA of G."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...losses_dpsims import focal_loss
+from ...models.dpsims_discriminator import ResBlockD
+from .base import Batch, Recipe, model_options
+
+
+class OASISDiscriminator(nn.Module):
+    """Encoder of residual down blocks, decoder of residual blocks with U-Net skips,
+    a 1x1 conv to C + 1 per-pixel logits."""
+
+    def __init__(self, num_classes: int, width: int = 64, depth: int = 6) -> None:
+        super().__init__()
+        widths = [3] + [min(width * 2**i, 8 * width) for i in range(depth)]
+        self.down = nn.ModuleList(ResBlockD(widths[i], widths[i + 1], down=True) for i in range(depth))
+        ups = []
+        for i in range(depth - 1, 0, -1):
+            cin = widths[i + 1] if i == depth - 1 else widths[i + 1] * 2
+            ups.append(ResBlockD(cin, widths[i]))
+        self.up = nn.ModuleList(ups)
+        self.out = nn.Conv2d(widths[1] * 2, num_classes + 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        feats = []
+        for block in self.down:
+            x = block(x)
+            feats.append(x)
+        x = feats[-1]
+        for block, skip in zip(self.up, feats[-2::-1]):
+            x = F.interpolate(block(x), size=skip.shape[-2:], mode="nearest")
+            x = torch.cat([x, skip], 1)
+        return F.interpolate(self.out(x), size=size, mode="nearest")
+
+
+class OASISGenSide(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            z = torch.randn(seg.shape[0], self.model.config.z_dim, device=seg.device)
+        return self.model(seg, z)
+
+
+def labelmix(seg: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix real and fake by a random binary map over classes; returns (mixed, mask)."""
+    ids = seg.argmax(1, keepdim=True)
+    mask = torch.zeros_like(ids, dtype=real.dtype)
+    for i in range(seg.shape[0]):
+        classes = torch.unique(ids[i])
+        keep = classes[torch.randint(0, 2, (len(classes),), device=seg.device).bool()]
+        mask[i] = torch.isin(ids[i], keep).to(real.dtype)
+    return mask * real + (1 - mask) * fake, mask
+
+
+class OASISRecipe(Recipe):
+    """``dontcare`` is False: this SDK's datasets put dontcare last (ADE20K id 150)."""
+
+    def __init__(self, model: nn.Module, config: Any) -> None:
+        super().__init__(model, config)
+        opts = {"width": 64, "depth": 6, **model_options(config)}
+        self.gen = self.G = OASISGenSide(model)
+        self.disc = self.D = self.build_disc(opts)
+
+    def build_disc(self, opts: dict[str, Any]) -> nn.Module:
+        return OASISDiscriminator(self.num_classes, **opts)
+
+    def adv(self, logits: torch.Tensor, seg: torch.Tensor, for_real: bool) -> torch.Tensor:
+        return focal_loss(logits, seg[:, :self.num_classes], for_real, gamma=0.0, dontcare=False)
+
+    def g_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        fake = self.G(batch.seg)
+        losses = {"G_adv": self.adv(self.D(fake), batch.seg, True)}
+        if self.loss.lambda_l1:
+            losses["G_L1"] = F.l1_loss(fake, batch.image) * self.loss.lambda_l1
+        return losses, fake
+
+    def d_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            fake = self.G(batch.seg)
+        out_fake, out_real = self.D(fake), self.D(batch.image)
+        losses = {"D_fake": self.adv(out_fake, batch.seg, False), "D_real": self.adv(out_real, batch.seg, True)}
+        if self.loss.lambda_labelmix:
+            mixed, mask = labelmix(batch.seg, fake, batch.image)
+            out_mixed = self.D(mixed)
+            # D's "realness" (logsumexp of the class logits minus the fake logit) must mix like the images
+            real_score = lambda o: torch.logsumexp(o[:, 1:], 1, keepdim=True) - o[:, :1]  # noqa: E731
+            target = mask * real_score(out_real) + (1 - mask) * real_score(out_fake)
+            losses["D_labelmix"] = F.mse_loss(real_score(out_mixed), target) * self.loss.lambda_labelmix
+        return losses
+
+    @torch.no_grad()
+    def sample(self, gen: nn.Module, batch: Batch) -> torch.Tensor:
+        model = gen.model if isinstance(gen, OASISGenSide) else gen
+        return model(batch.seg, torch.randn(batch.image.shape[0], model.config.z_dim, device=batch.image.device))

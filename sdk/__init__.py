@@ -5,7 +5,9 @@ torch and TensorRT backends are optional and imported when chosen.
 """
 from .bundle import Bundle
 from .errors import BackendError, BundleError, LabelError, SDKError
+from .per_class import load_codes, save_codes
 from .synthesizer import Synthesizer
 
 __version__ = "0.1.0"
-__all__ = ["BackendError", "Bundle", "BundleError", "LabelError", "SDKError", "Synthesizer", "__version__"]
+__all__ = ["BackendError", "Bundle", "BundleError", "LabelError", "SDKError", "Synthesizer",
+           "__version__", "load_codes", "save_codes"]

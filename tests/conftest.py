@@ -13,20 +13,28 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 
 @pytest.fixture(scope="session")
-def small_bundle(tmp_path_factory):
-    """``small_bundle(name)`` -> path of the preset exported at its CI size (cached)."""
+def small_bundle(tmp_path_factory, worker_id):
+    """``small_bundle(name)`` -> path of the preset exported at its CI size.
+
+    Exported once per test run: pytest-xdist workers share the folder (the base temp's
+    parent) and take a file lock per preset, so a second worker reuses the first's bundle.
+    Tests that modify a bundle must copy it first.
+    """
+    from filelock import FileLock
+
     from export.bundle import build_bundle
     from train.models import get_preset
 
-    cache: dict[str, Path] = {}
-    root = tmp_path_factory.mktemp("bundles")
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if worker_id != "master" else base) / "bundles"
+    root.mkdir(parents=True, exist_ok=True)
 
     def get(name: str) -> Path:
-        if name not in cache:
-            out = root / name
-            build_bundle(name, out, overrides=get_preset(name).test_overrides, seed=0)
-            cache[name] = out
-        return cache[name]
+        out = root / name
+        with FileLock(str(root / f"{name}.lock")):
+            if not (out / "manifest.json").is_file():
+                build_bundle(name, out, overrides=get_preset(name).test_overrides, seed=0)
+        return out
 
     return get
 

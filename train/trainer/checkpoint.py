@@ -44,7 +44,11 @@ def _load_weights(module: nn.Module, path: Path) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """RNG states in types ``torch.load(weights_only=True)`` accepts (no numpy arrays)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": (name, keys.tolist(), pos, has_gauss, gauss),
+             "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -52,7 +56,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -94,4 +99,4 @@ def load_checkpoint(path: Path, *, model: nn.Module, disc: nn.Module, ema: nn.Mo
     state_file = path / "state.pt"
     if not state_file.is_file():
         raise FileNotFoundError(f"checkpoint file {state_file} is missing")
-    return torch.load(state_file, map_location="cpu", weights_only=False)
+    return torch.load(state_file, map_location="cpu", weights_only=True)

@@ -67,6 +67,7 @@ class DPSIMSConfig:
     param_free_norm: str = "batch"  # SPADE's norm; convert to SyncBatchNorm for DDP
     spade_hidden: int = 128
     spectral_norm: bool = True  # on the residual blocks' convs, as OASIS
+    gate_init: float = 0.0  # cross-attention gates (paper: 0); CI opens them so z matters
     palette: str | None = None
 
 
@@ -103,11 +104,12 @@ class AttentionBlock(nn.Module):
     """Pyramid block with noise injection: Conv3x3 (s2), BN, GELU, gated cross-attention
     to ``w``, BN, GELU, self-attention, GELU, BN, Conv1x1."""
 
-    def __init__(self, cin: int, cout: int, w_dim: int, divider: int, heads: int) -> None:
+    def __init__(self, cin: int, cout: int, w_dim: int, divider: int, heads: int,
+                 gate_init: float = 0.0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
         self.bn0 = nn.BatchNorm2d(cout)
-        self.cross = CrossAttention2d(cout, w_dim, divider, heads)
+        self.cross = CrossAttention2d(cout, w_dim, divider, heads, gate_init)
         self.bn1 = nn.BatchNorm2d(cout)
         self.self_attn = SelfAttention2d(cout, divider, heads)
         self.bn2 = nn.BatchNorm2d(cout)
@@ -141,7 +143,7 @@ class DPSIMSGenerator(nn.Module):
             if kind == "conv":
                 blocks.append(ConvBlock(d, d))
             elif kind == "attn":
-                blocks.append(AttentionBlock(d, d, cfg.w_dim, cfg.attn_divider, cfg.attn_heads))
+                blocks.append(AttentionBlock(d, d, cfg.w_dim, cfg.attn_divider, cfg.attn_heads, cfg.gate_init))
             else:
                 raise ValueError(f"unknown pyramid block type {kind!r}; use 'conv' or 'attn'")
         self.pyramid = nn.ModuleList(blocks)
@@ -217,7 +219,10 @@ def _preset(name: str, **cfg: Any) -> None:
     register_model(Preset(
         name=name, family="dpsims", model_cls=DPSIMSModel, config=DPSIMSConfig(**cfg),
         test_overrides={"channels_G": 4, "spade_hidden": 8, "pyramid_dim": 8, "w_dim": 16,
-                        "mlp_hidden": 16, "n_tokens": 4}))
+                        "mlp_hidden": 16, "n_tokens": 4,
+                        # open gates: a fresh DP-SIMS ignores z by design (gates start at 0),
+                        # which would leave the attention branch out of every parity check
+                        "gate_init": 1.0}))
 
 
 _preset("dpsims-ade20k", num_classes=151, height=256, width=256, palette="ade20k")

@@ -51,11 +51,13 @@ class _Attention(nn.Module):
 class CrossAttention2d(_Attention):
     """Residual cross-attention from a feature map to a token set, gated:
     ``x + gate * attn(x, context)`` with the scalar ``gate`` starting at 0, so the
-    block is the identity at initialisation and learns how much noise to inject."""
+    block is the identity at initialisation and learns how much noise to inject
+    (``gate_init`` other than 0 only for tests that need the branch to matter)."""
 
-    def __init__(self, channels: int, context_dim: int, divider: int = 2, heads: int = 1) -> None:
+    def __init__(self, channels: int, context_dim: int, divider: int = 2, heads: int = 1,
+                 gate_init: float = 0.0) -> None:
         super().__init__(channels, context_dim, divider, heads)
-        self.gate = nn.Parameter(torch.zeros(()))
+        self.gate = nn.Parameter(torch.full((), float(gate_init)))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """``x`` (N, C, H, W), ``context`` (N, T, context_dim) -> (N, C, H, W)."""

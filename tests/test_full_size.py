@@ -28,3 +28,17 @@ def test_spade_cityscapes_full_size(tmp_path):
     a, b = Image.open(tmp_path / "a.png"), Image.open(tmp_path / "b.png")
     assert a.size == (512, 256) and a.mode == "RGB"
     assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.slow
+def test_progan_256_full_size_samples(tmp_path):
+    from export.bundle import build_bundle
+    from sdk import Synthesizer
+
+    manifest = build_bundle("progan-256", tmp_path / "p", seed=0)
+    assert max(manifest["graphs"]["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
+    s = Synthesizer.from_pretrained(tmp_path / "p", backend="onnxruntime")
+    a, b = s(seed=0, n=2)
+    assert a.size == b.size == (256, 256)
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.array_equal(np.asarray(s(seed=0, n=2)[1]), np.asarray(b))

@@ -25,7 +25,7 @@ def test_exact_resume(tmp_path: Path):
         assert a.keys() == b.keys()
         for k in a:
             assert torch.equal(a[k], b[k]), f"{name}:{k} differs after resume"
-    sa, sb = torch.load(full / "state.pt", weights_only=False), torch.load(half / "state.pt", weights_only=False)
+    sa, sb = torch.load(full / "state.pt", weights_only=True), torch.load(half / "state.pt", weights_only=True)
     assert sa["data"] == sb["data"] and torch.equal(sa["rng"]["torch"], sb["rng"]["torch"])
     # the 2-step run kept its checkpoint; keep_last=2 leaves at most two
     assert len(list((tmp_path / "half").glob("ckpt-*"))) == 2

@@ -138,6 +138,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_arg(parser: argparse.ArgumentParser) -> None:
+    from .backends import available_backends
+
+    parser.add_argument("--backend", default="auto",
+                        help=f"auto (fastest available) | {' | '.join(available_backends())}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sdk", description="Semantic image synthesis from model bundles.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -149,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style", help="style reference image (models with a style encoder)")
     s.add_argument("--seed", type=int, default=None, help="latent seed; same seed, same image")
     s.add_argument("--n", type=int, default=1, help="number of samples (out_0.png, out_1.png, ...)")
-    s.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    _backend_arg(s)
     s.add_argument("--out", required=True, help="output image path (.png)")
     s.set_defaults(func=cmd_synthesize)
 
@@ -162,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write frames interpolating from --seed to SEED_B (a GIF when --out ends in .gif)")
     u.add_argument("--steps", type=int, default=8, help="interpolation frames, end points included")
     u.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
-    u.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    _backend_arg(u)
     u.add_argument("--out", required=True, help="output path (.png; .gif with --interpolate)")
     u.set_defaults(func=cmd_sample)
 
@@ -171,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--image", required=True, help="input image; resized to the model's resolution when "
                    "its aspect ratio matches, an error otherwise (crop or pad it first)")
     t.add_argument("--all-scales", action="store_true", help="write every output scale as OUT_<name>.png")
-    t.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    _backend_arg(t)
     t.add_argument("--out", required=True, help="output image path (.png)")
     t.set_defaults(func=cmd_translate)
 
@@ -186,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--mode", choices=("slerp", "linear"), default="slerp",
                    help="per-class interpolation of the codes")
     m.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
-    m.add_argument("--backend", default="auto", help="auto | onnxruntime | torch")
+    _backend_arg(m)
     m.add_argument("--out", required=True, help="output animated GIF (.gif)")
     m.set_defaults(func=cmd_morph)
 

@@ -19,6 +19,7 @@ import platform
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .bundle import Bundle
@@ -179,6 +180,17 @@ def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
     built = ", ".join(sorted(r["key"] for r in records))
     raise BackendError(f"the {backend} engines of {bundle.path} were built for another device or runtime "
                        f"({built}); this machine needs {here}: {rebuild_hint(bundle, backend, records[0]['precision'])}")
+
+
+def select_engine_file(bundle: Bundle, backend: str, graph: str,
+                       precision: str | None = None) -> tuple[dict[str, Any], Path]:
+    """``select_engine``'s record and the path of its file for ``graph``."""
+    record = select_engine(bundle, backend, precision)
+    rel = record["files"].get(graph)
+    if rel is None:
+        raise BackendError(f"the {backend} engine {record['key']} has no {graph!r} graph; "
+                           f"{rebuild_hint(bundle, backend, record['precision'])}")
+    return record, bundle.file(rel)
 
 
 def has_matching_engine(bundle: Bundle, backend: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from ..engines import select_engine
+from ..engines import select_engine_file
 from ..errors import BackendError
 from .base import Runner
 
@@ -65,12 +65,9 @@ class AOTIRunner(Runner):
 
     def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None) -> None:
         super().__init__(bundle, graph)
-        self.record = select_engine(bundle, "aoti", precision)
-        rel = self.record["files"].get(graph)
-        if rel is None:
-            raise BackendError(f"the aoti engine {self.record['key']} has no {graph!r} graph; rebuild it")
+        self.record, path = select_engine_file(bundle, "aoti", graph, precision)
         names = [m.name for m in self.inputs]
-        self.executor = PackageExecutor(str(bundle.file(rel)), names, package_device(self.record),
+        self.executor = PackageExecutor(str(path), names, package_device(self.record),
                                         self.record["precision"])
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

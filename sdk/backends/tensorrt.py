@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..bundle import Bundle
-from ..engines import import_tensorrt, select_engine
+from ..engines import import_tensorrt, select_engine_file
 from ..errors import BackendError
 from .base import Runner
 
@@ -133,11 +133,8 @@ class TensorRTRunner(Runner):
 
     def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None) -> None:
         super().__init__(bundle, graph)
-        self.record = select_engine(bundle, "tensorrt", precision)
-        rel = self.record["files"].get(graph)
-        if rel is None:
-            raise BackendError(f"the tensorrt engine {self.record['key']} has no {graph!r} graph; rebuild it")
-        self.executor = PlanExecutor(str(bundle.file(rel)))
+        self.record, path = select_engine_file(bundle, "tensorrt", graph, precision)
+        self.executor = PlanExecutor(str(path))
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = self.executor(feeds)

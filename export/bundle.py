@@ -1,6 +1,7 @@
 """Build a model bundle (see ``sdk.bundle``) from a preset, with random or loaded weights."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import platform
@@ -18,6 +19,7 @@ from train.models import SynthesisModel, get_preset
 from train.models.official import CheckpointMismatch, check_and_load, load_official, read_state_dict
 
 from .fold import calibrate_norm_stats, export_ready
+from .label_lookup import MIN_CLASSES, OneHotLookupConv, use_label_lookup
 from .onnx_export import DEFAULT_OPSET, PARITY_LIMIT, export_onnx, onnx_parity
 
 Progress = Callable[[str], None]
@@ -102,8 +104,13 @@ def _parts(model: SynthesisModel) -> dict[str, Any]:
 
 def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path] = (), seed: int = 0,
                  opset: int = DEFAULT_OPSET, overrides: dict[str, Any] | None = None,
-                 parity_limit: float = PARITY_LIMIT, progress: Progress | None = None) -> dict[str, Any]:
+                 parity_limit: float = PARITY_LIMIT, label_lookup: bool = True,
+                 progress: Progress | None = None) -> dict[str, Any]:
     """Export preset ``name`` into the bundle folder ``out``; returns the manifest.
+
+    ``label_lookup``: export convolutions over the one-hot label map with many classes
+    as table lookups (``export.label_lookup``; same numbers, less work on CPUs). Parity
+    is always measured against the unmodified network.
 
     Without checkpoints the weights are random (seeded) and the normalisation
     statistics are calibrated on a few seeded batches (``export.fold.calibrate_norm_stats``)
@@ -124,15 +131,18 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
         for spec in model.graphs().values():
             calibrate_norm_stats(spec.module, lambda step, spec=spec: spec.examples(4, seed=10_000 + step))
     model.eval()
-    ready = export_ready(model)
+    ready = export_ready(model)  # the parity reference: the network as trained
+    deployed = copy.deepcopy(ready)  # what is exported: label convolutions as lookups
+    if label_lookup:
+        use_label_lookup(deployed)
     graphs_meta: dict[str, Any] = {}
     timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
-        for gname, spec in ready.graphs().items():
+        for (gname, spec), dspec in zip(ready.graphs().items(), deployed.graphs().values()):
             fname = f"{gname}.onnx"
             say(f"exporting {gname} graph to ONNX (opset {opset})")
             start = time.perf_counter()
-            export_onnx(spec, tmp / fname, opset=opset)
+            export_onnx(dspec, tmp / fname, opset=opset)
             timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
             say(f"checking {gname}: onnxruntime vs PyTorch FP32")
             parity = onnx_parity(spec, tmp / fname, seed=seed, limit=parity_limit)
@@ -142,6 +152,7 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
                 "outputs": [s.to_json() for s in spec.outputs],
                 "dynamic_axes": {s.name: {"0": "batch"} for s in (*spec.inputs, *spec.outputs)},
                 "parity": {"reference": "torch fp32 cpu", "metric": "relative_l2", "onnxruntime_cpu": parity},
+                "label_lookups": sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules()),
             }
         say("writing weights.safetensors")
         from safetensors.torch import save_file
@@ -169,7 +180,9 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
             "weights": {"file": "weights.safetensors", "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
                         "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
             "parameters": sum(p.numel() for p in model.parameters()),
-            "export": {"opset": opset, "seed": seed, "parity_limit": parity_limit, **timings},
+            "export": {"opset": opset, "seed": seed, "parity_limit": parity_limit,
+                       "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES},
+                       **timings},
             "tools": tool_versions(),
             "engines": {},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -40,10 +40,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     out = args.out or f"bundles/{args.model}"
     start = time.perf_counter()
     manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
-                            progress=lambda msg: print(f"[export] {msg}", flush=True))
+                            label_lookup=not args.no_label_lookup, progress=lambda msg: print(f"[export] {msg}", flush=True))
     for name, g in manifest["graphs"].items():
         parity = g["parity"]["onnxruntime_cpu"]
-        print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items()))
+        lookups = f", {g['label_lookups']} label convolutions as lookups" if g.get("label_lookups") else ""
+        print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items()) + lookups)
     print(f"[export] wrote {out} in {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="seed of random weights and parity inputs")
     b.add_argument("--out", help="bundle folder (default bundles/MODEL)")
     b.add_argument("--opset", type=int, default=20, help="ONNX opset (20 default; 23 for native Attention)")
+    b.add_argument("--no-label-lookup", action="store_true",
+                   help="keep convolutions over the one-hot label map as convolutions (default: table lookups "
+                        "where the label has many classes; same numbers, faster on CPU)")
     b.set_defaults(func=cmd_bundle)
 
     e = sub.add_parser("engine", help="build a TensorRT plan or AOTInductor package for this machine into a bundle")

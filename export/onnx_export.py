@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import inspect
 import io
+import logging
 import warnings
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import onnx
@@ -30,6 +32,21 @@ class ParityError(RuntimeError):
     """An exported graph disagrees with PyTorch beyond the allowed relative L2 error."""
 
 
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's chatter about its own internals (warnings, prints, and the
+    "torchvision is not installed" log lines: we need none of its ops)."""
+    log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Export ``graph`` (already folded, eval mode) to ``path`` and run ``onnx.checker``."""
     path = Path(path)
@@ -43,8 +60,7 @@ def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     if any(p.kind is p.VAR_POSITIONAL for p in params):  # forward(*inputs) binds one tuple
         dynamic_shapes = (dynamic_shapes,)
     examples = graph.examples(EXPORT_BATCH, seed=1234)
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")  # the exporter is chatty about its own internals
+    with _quiet_exporter():
         program = torch.onnx.export(
             graph.module, examples, dynamo=True, opset_version=opset,
             input_names=names_in, output_names=names_out,

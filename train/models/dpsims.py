@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.attention import CrossAttention2d, SelfAttention2d
+from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
 from .spec import GraphSpec, SynthesisModel, TensorSpec
@@ -159,6 +160,10 @@ class DPSIMSGenerator(nn.Module):
                              spectral=cfg.spectral_norm, hidden=cfg.spade_hidden)
             for i in range(n_down + 1))
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        mark_one_hot_input(self.label_stem[0], 0, cfg.num_classes)
+        mark_one_hot_input(self.fc, 0, cfg.num_classes)
+        if cfg.spade_condition == "features+label":  # cond = cat(features, label)
+            mark_spade_label_convs(self, d, d + cfg.num_classes)
 
     def encode_label(self, seg: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
         """Pyramid features from full resolution (index 0) down to H/2**len(pyramid)."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
 from .spec import GraphSpec, SynthesisModel, TensorSpec
@@ -64,6 +65,9 @@ class OASISGenerator(nn.Module):
                              hidden=cfg.spade_hidden, norm_attr="first_norm")
             for i in range(cfg.num_res_blocks))
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        one_hot = (cfg.z_dim, cfg.z_dim + cfg.num_classes)  # cond = cat(z3d, label)
+        mark_spade_label_convs(self, *one_hot)
+        mark_one_hot_input(self.fc, *one_hot)
 
     def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         n, _, h, w = seg.shape

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.norm import nonspade_norm_layer, parse_spade_config
+from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
 from .spec import GraphSpec, SynthesisModel, TensorSpec
@@ -74,6 +75,9 @@ class SPADEGenerator(nn.Module):
             self.up_4 = block(1 * nf, nf // 2)
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
+        mark_spade_label_convs(self, 0, cfg.num_classes)
+        if not cfg.use_vae:
+            mark_one_hot_input(self.fc, 0, cfg.num_classes)
 
     @staticmethod
     def up(x: torch.Tensor) -> torch.Tensor:

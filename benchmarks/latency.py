@@ -29,6 +29,13 @@ latency does not depend on the weights' values.
 
 ``--quick``: CPU, torch-eager + onnxruntime, FP32, batch 1 and 2, each preset at its CI
 size (``Preset.test_overrides``), 50 runs; the report marks these sizes as reduced.
+Its default model (progan-64) keeps it under a minute; ``--quick --models all`` measures
+every preset (about 15 minutes on 2 cores, most of it exporting).
+
+Output in ``--out``: ``results.json`` (one record per measurement), ``results.md`` (the
+table, with each backend's speed-up over torch-eager FP32 of the same run), ``latency.png``
+(latency vs batch per backend) and ``claims.md`` / ``claims.json`` (the papers' efficiency
+claims next to our counts, ``benchmarks/report.py``).
 """
 from __future__ import annotations
 
@@ -87,6 +94,7 @@ class Record:
     roofline_floor_ms: float | None = None
     efficiency: float | None = None
     roofline_note: str = ""
+    speedup_vs_eager_fp32: float | None = None  # torch-eager FP32 median / this median, same model, size, batch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -297,6 +305,16 @@ def describe_device(device: str) -> str:
 
 
 # -- report -----------------------------------------------------------------------------
+def add_speedups(records: list[Record]) -> None:
+    """Fill ``speedup_vs_eager_fp32`` wherever the same run measured torch-eager FP32."""
+    base = {(r.model, r.height, r.width, r.batch): r.median_ms for r in records
+            if r.backend == "torch-eager" and r.precision == "fp32" and r.median_ms}
+    for r in records:
+        eager = base.get((r.model, r.height, r.width, r.batch))
+        if eager and r.median_ms:
+            r.speedup_vs_eager_fp32 = eager / r.median_ms
+
+
 def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
     lines = ["# Latency", ""]
     if quick:
@@ -304,9 +322,9 @@ def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
                   "these figures are a smoke test, not the models' latency.", ""]
     lines += ["Median / p90 of one `Runner.run`-style call (host numpy in, host numpy out). GFLOPs: "
               "FlopCounterMode, conv + matmul, MAC = 2 FLOPs. Roofline floor and efficiency on known GPUs only.", "",
-              "| model | HxW | backend | precision | batch | median ms | p90 ms | img/s | peak MB | params (M) | "
-              "GFLOPs/img | floor ms | efficiency | status |",
-              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| model | HxW | backend | precision | batch | median ms | p90 ms | img/s | x eager FP32 | peak MB | "
+              "params (M) | GFLOPs/img | floor ms | efficiency | status |",
+              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 
     def f(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
@@ -314,12 +332,22 @@ def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
     for r in records:
         lines.append(f"| {r.model} | {r.height}x{r.width}{' (reduced)' if r.reduced_size else ''} | {r.backend} | "
                      f"{r.precision} | {r.batch} | {f(r.median_ms, '.2f')} | {f(r.p90_ms, '.2f')} | "
-                     f"{f(r.images_per_s, '.1f')} | {f(r.peak_memory_mb, '.1f')} | "
+                     f"{f(r.images_per_s, '.1f')} | {f(r.speedup_vs_eager_fp32, '.2f')} | "
+                     f"{f(r.peak_memory_mb, '.1f')} | "
                      f"{f(None if r.params is None else r.params / 1e6, '.2f')} | {f(r.gflops_per_image, '.4g')} | "
                      f"{f(r.roofline_floor_ms, '.3f')} | {f(r.efficiency, '.1%')} | {r.status} |")
     methods = sorted({r.memory_method for r in records if r.memory_method})
     lines += ["", "Peak memory: " + "; ".join(methods) if methods else "", ""]
     path.write_text("\n".join(lines))
+
+
+def write_claims(records: list[dict[str, Any]], out: Path) -> None:
+    """The papers' efficiency claims next to our counts and this run's measurements."""
+    from benchmarks.report import compare, load_claims, to_markdown
+
+    rows = compare(load_claims(), records)
+    (out / "claims.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "claims.md").write_text(to_markdown(rows))
 
 
 def plot(records: list[Record], path: Path) -> None:
@@ -355,7 +383,8 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=_csv, help=f"registry names (default {','.join(DEFAULT_MODELS)})")
+    p.add_argument("--models", type=_csv,
+                   help=f"registry names or 'all' (default {','.join(DEFAULT_MODELS)}; --quick: {','.join(QUICK_MODELS)})")
     p.add_argument("--backends", type=_csv, help=f"subset of {','.join(BACKENDS)} (default all)")
     p.add_argument("--precision", type=_csv, help="fp32,tf32,fp16,bf16 (default fp32,fp16 on GPU, fp32 on CPU)")
     p.add_argument("--batch", type=lambda s: [int(x) for x in _csv(s)], help="batch sizes (default 1,4,8)")
@@ -376,7 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" or args.quick else device
+    from train.models import get_preset, list_models
+
     args.models = args.models or list(QUICK_MODELS if args.quick else DEFAULT_MODELS)
+    if args.models == ["all"]:
+        args.models = list_models()
     args.backends = args.backends or (["torch-eager", "onnxruntime"] if args.quick else list(BACKENDS))
     args.precision = args.precision or (["fp32"] if args.quick or device == "cpu" else ["fp32", "fp16"])
     args.batch = args.batch or ([1, 2] if args.quick else [1, 4, 8])
@@ -384,8 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"[latency] unknown backends {unknown}; choose from {', '.join(BACKENDS)}", file=sys.stderr)
         return 2
-    from train.models import get_preset
-
+    unknown = sorted(set(args.models) - set(list_models()))
+    if unknown:
+        print(f"[latency] unknown models {unknown}; see python -m export list", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     records: list[Record] = []
@@ -402,13 +437,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sizes.append({})
         for overrides in sizes:
             records += bench_model(name, overrides, args.quick, args, device, out)
+    add_speedups(records)
     (out / "results.json").write_text(json.dumps({
         "quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
         "torch": torch.__version__, "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs",
         "records": [asdict(r) for r in records]}, indent=2) + "\n")
     write_markdown(records, out / "results.md", args.quick)
     plot(records, out / "latency.png")
-    print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}")
+    write_claims([asdict(r) for r in records], out)
+    print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}, "
+          f"{out / 'claims.md'}")
     return 0
 
 

@@ -110,12 +110,61 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+
+
+def perf_table(results: dict[str, Any], source: str) -> str:
+    """Markdown: per model, size and batch, torch-eager FP32 and every other measured
+    backend / precision as ``ms (speed-up over eager)``."""
+    groups: dict[tuple, dict[str, float]] = {}
+    columns: list[str] = []
+    for r in results["records"]:
+        if r["status"] != "ok":
+            continue
+        col = f"{r['backend']} {r['precision']}"
+        groups.setdefault((r["model"], r["height"], r["width"], r["batch"]), {})[col] = r["median_ms"]
+        if col != "torch-eager fp32" and col not in columns:
+            columns.append(col)
+    runs = max((r["runs"] for r in results["records"] if r["status"] == "ok"), default=0)
+    lines = [f"Measured on {results['device']} (torch {results['torch']}){', reduced sizes' if results['quick'] else ''}; "
+             f"median ms of {runs} calls after warm-up, (speed-up over torch eager FP32); "
+             f"generated from `{source}` by `benchmarks/report.py --readme`.", "",
+             "| model | HxW | batch | torch-eager fp32 | " + " | ".join(columns) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(columns)]
+    for (model, h, w, batch), times in groups.items():
+        eager = times.get("torch-eager fp32")
+        cells = []
+        for col in columns:
+            ms = times.get(col)
+            cells.append("-" if ms is None else f"{ms:.1f}" + ("" if eager is None else f" ({eager / ms:.2f}x)"))
+        lines.append(f"| {model} | {h}x{w} | {batch} | {'-' if eager is None else f'{eager:.1f}'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the text between the perf-table markers of ``readme`` (atomically)."""
+    from sdk.atomic import write_bytes_atomic
+
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme} has no {README_START} ... {README_END} block to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    write_bytes_atomic(readme, f"{head}{README_START}\n{table}\n{README_END}{tail}".encode())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Compare paper efficiency claims with our counts.")
     p.add_argument("--claims", default=str(CLAIMS))
     p.add_argument("--latency", help="results.json of a latency run (for speed / memory claims)")
     p.add_argument("--out", help="folder for claims.json and claims.md (default: print Markdown)")
+    p.add_argument("--readme", help="with --latency: rewrite this README's performance table from the run")
     args = p.parse_args(argv)
+    if args.readme:
+        if not args.latency:
+            p.error("--readme needs --latency results.json")
+        update_readme(Path(args.readme), perf_table(json.loads(Path(args.latency).read_text()), args.latency))
     records = json.loads(Path(args.latency).read_text())["records"] if args.latency else []
     rows = compare(load_claims(args.claims), records)
     md = to_markdown(rows)

@@ -43,8 +43,22 @@ def test_quick_run_writes_sane_results(quick_run):
         assert r["params"] > 0 and r["gflops_per_image"] > 0
         assert r["roofline_floor_ms"] is None and "CPU" in r["roofline_note"]
     md = (quick_run / "results.md").read_text()
-    assert "reduced sizes" in md and "| progan-64 |" in md
+    assert "reduced sizes" in md and "| progan-64 |" in md and "x eager FP32" in md
     assert (quick_run / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    eager = {r["batch"]: r["median_ms"] for r in records if r["backend"] == "torch-eager"}
+    for r in records:
+        assert math.isclose(r["speedup_vs_eager_fp32"], eager[r["batch"]] / r["median_ms"])
+    claims = json.loads((quick_run / "claims.json").read_text())
+    assert {c["id"] for c in claims} >= {"groupdnet-fps", "progan-params"}
+    # reduced sizes never stand in for a paper's full-size speed claim
+    assert next(c for c in claims if c["id"] == "groupdnet-fps")["ours"] is None
+    assert "Paper claims" in (quick_run / "claims.md").read_text()
+
+
+def test_unknown_model_is_refused():
+    proc = subprocess.run([sys.executable, "benchmarks/latency.py", "--quick", "--models", "spade-nope"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown models ['spade-nope']" in proc.stderr
 
 
 def test_gflops_match_a_flop_counter_on_the_real_model(quick_run):
@@ -93,3 +107,26 @@ def test_claims_report_compares_counts():
     assert abs(rows["groupdnet-params"]["relative_difference"]) < 0.01
     assert math.isclose(rows["groupdnet-fps"]["relative_difference"], 20.0 / 12.2 - 1)
     assert all("why" in r for r in rows.values())
+
+
+def test_readme_table_is_generated_from_results(tmp_path):
+    from benchmarks.report import perf_table, update_readme
+
+    def rec(backend, ms, batch=1):
+        return {"model": "spade-ade20k", "height": 256, "width": 256, "batch": batch, "backend": backend,
+                "precision": "fp32", "status": "ok", "median_ms": ms, "runs": 50}
+
+    results = {"device": "cpu test", "torch": "2.x", "quick": False,
+               "records": [rec("torch-eager", 300.0), rec("onnxruntime", 120.0),
+                           {**rec("tensorrt", None), "status": "skipped: not installed"}]}
+    table = perf_table(results, "r.json")
+    assert "| torch-eager fp32 | onnxruntime fp32 |" in table and "tensorrt" not in table
+    assert "| spade-ade20k | 256x256 | 1 | 300.0 | 120.0 (2.50x) |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- perf-table:start -->\nold\n<!-- perf-table:end -->\nafter\n")
+    update_readme(readme, table)
+    text = readme.read_text()
+    assert "old" not in text and "2.50x" in text and text.startswith("intro\n") and text.endswith("after\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit, match="perf-table"):
+        update_readme(readme, table)

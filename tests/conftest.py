@@ -21,6 +21,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+# Label lookups (export.label_lookup) add ~45 s to each export that has them; CI exports
+# them for one preset per layout (label first; noise then label) and DP-SIMS (two
+# lookups, cheap), and every other preset with plain convolutions. tests/test_label_lookup.py
+# checks every family's lookups against its convolutions in torch.
+LOOKUP_BUNDLES = {"spade-ade20k", "oasis-ade20k", "dpsims-ade20k", "dpsims-cityscapes", "dpsims-coco"}
+
+
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory, worker_id):
     """``small_bundle(name)`` -> path of the preset exported at its CI size.
@@ -42,7 +49,8 @@ def small_bundle(tmp_path_factory, worker_id):
         out = root / name
         with FileLock(str(root / f"{name}.lock")):
             if not (out / "manifest.json").is_file():
-                build_bundle(name, out, overrides=get_preset(name).test_overrides, seed=0)
+                build_bundle(name, out, overrides=get_preset(name).test_overrides, seed=0,
+                             label_lookup=name in LOOKUP_BUNDLES)
         return out
 
     return get

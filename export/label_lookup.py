@@ -12,9 +12,10 @@ label map, so the saving is large where classes are many (ADE20K, COCO-Stuff: 15
 The graph reads the class id off the one-hot channels with a 1x1 convolution (weights
 ``0, 1, ..., C-1``, and a second output counting the set channels): reductions over the
 channel axis (``ArgMax``, ``ReduceMax``) run strided in onnxruntime: 110 ms against
-6 ms for the 1x1 convolution on a 151x256x256 map. Pixels whose one-hot channels are all zero read a zero row, as the
-convolution would. The result equals the convolution only for one-hot (or all-zero)
-inputs, which is what the ``label`` input of every graph is (``train.models.spec``).
+6 ms for the 1x1 convolution on a 151x256x256 map. Pixels whose one-hot channels are all
+zero read a zero row, as the convolution would. The result equals the convolution only
+for one-hot (or all-zero) inputs, which is what the ``label`` input of every graph is
+(``train.models.spec``).
 """
 from __future__ import annotations
 

@@ -39,8 +39,10 @@ def _training_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]] | None
     """(weights file, meta) if ``path`` is a ``python -m train`` checkpoint folder or a file in one."""
     import json
 
+    from train.trainer.checkpoint import FORMAT, GENERATOR_FILE
+
     path = Path(path)
-    folder, weights = (path, path / "generator.safetensors") if path.is_dir() else (path.parent, path)
+    folder, weights = (path, path / GENERATOR_FILE) if path.is_dir() else (path.parent, path)
     meta_file = folder / "meta.json"
     if not meta_file.is_file():
         return None
@@ -48,7 +50,7 @@ def _training_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]] | None
         meta = json.loads(meta_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointMismatch(f"{meta_file} is corrupt ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != "sdk-train-checkpoint":
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         return None
     if weights.suffix != ".safetensors" or not weights.is_file():
         raise CheckpointMismatch(f"{path}: expected the checkpoint's generator.safetensors "
@@ -61,14 +63,14 @@ def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None
     the part named in the file name), a full ``weights.safetensors`` of this model, or a
     training checkpoint (``RUN/ckpt-N/generator.safetensors``, ``generator_ema.safetensors``
     or the folder), whose recorded model config must equal ``model``'s."""
-    import json
+    from train.trainer.checkpoint import model_config_json
 
     parts = _parts(model)
     for path in paths:
         train_ckpt = _training_checkpoint(path)
         if train_ckpt is not None:
             weights, meta = train_ckpt
-            ours = json.loads(json.dumps(dataclasses.asdict(model.config)))
+            ours = model_config_json(model.config)
             theirs = meta.get("model_config", {})
             if theirs != ours or meta.get("family") not in (None, model.family):
                 diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k, "<absent>") != theirs.get(k, "<absent>"))

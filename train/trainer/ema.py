@@ -18,8 +18,9 @@ class EMA:
     def update(self, module: nn.Module, decay: float | None = None) -> None:
         d = self.decay if decay is None else decay
         src = module.state_dict()
+        params = {name for name, _ in module.named_parameters()}
         for name, value in self.module.state_dict().items():
-            if value.dtype.is_floating_point and name in dict(module.named_parameters()):
+            if value.dtype.is_floating_point and name in params:
                 value.lerp_(src[name].to(value.dtype), 1 - d)
             else:
                 value.copy_(src[name])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import signal
 import time
@@ -15,7 +14,8 @@ from torch import nn
 from ..data.build import build_dataset
 from ..models import get_preset
 from . import distributed as dist_util
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import (FORMAT, list_checkpoints, load_checkpoint, model_config_json, save_checkpoint,
+                         set_rng_state)
 from .config import TrainConfig
 from .ema import EMA
 from .recipes import build_recipe
@@ -158,8 +158,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
-        return {"format": "sdk-train-checkpoint", "preset": self.preset.name, "family": self.preset.family,
-                "overrides": self.cfg.model.overrides, "model_config": dataclasses.asdict(self.model.config),
+        return {"format": FORMAT, "preset": self.preset.name, "family": self.preset.family,
+                "overrides": self.cfg.model.overrides, "model_config": model_config_json(self.model.config),
                 "train_config": self.cfg.to_dict(), "world_size": self.info.world_size}
 
     def save(self) -> Path | None:
@@ -180,8 +180,7 @@ class Trainer:
             raise ResumeError(f"--resume: no checkpoint (ckpt-*/) in {self.out}")
         path = ckpts[-1]
         meta = json.loads((path / "meta.json").read_text())
-        if meta["preset"] != self.preset.name or meta["model_config"] != json.loads(
-                json.dumps(dataclasses.asdict(self.model.config))):
+        if meta["preset"] != self.preset.name or meta["model_config"] != model_config_json(self.model.config):
             raise ResumeError(f"{path} is a checkpoint of {meta['preset']} with config {meta['model_config']}; "
                               f"the config builds {self.preset.name} with another configuration")
         state = load_checkpoint(path, model=self.model, disc=self.recipe.disc,

@@ -23,7 +23,8 @@ def graph_flops(name: str, graph: str = "model", batch: int = 1, **overrides) ->
     with torch.device("meta"):
         model = preset.build(**overrides).eval()
         spec = model.graphs()[graph]
-        inputs = [torch.empty([batch if s is None else s for s in t.shape]) for t in spec.inputs]
+        inputs = [torch.empty([batch if s is None else s for s in t.shape], dtype=getattr(torch, t.dtype))
+                  for t in spec.inputs]
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         spec.module(*inputs)

@@ -104,15 +104,33 @@ def _parts(model: SynthesisModel) -> dict[str, Any]:
         return {}
 
 
+def label_path(spec: Any, lookups: int) -> dict[str, Any] | None:
+    """How a graph reads its ``label`` input, per backend (recorded in the manifest)."""
+    if not any(s.kind == "label" for s in spec.inputs):
+        return None
+    return {
+        "input": "class ids, int32 (N, H, W); resized (nearest) on the ids",
+        "onnx": (f"{lookups} label convolutions as table lookups on the ids, the rest on a one-hot made "
+                 f"in the graph" if lookups else "one-hot made in the graph, convolutions"),
+        "torch": "one-hot made on the device, convolutions (tensor cores on GPU)",
+        "why": (f"lookups where the label has >= {MIN_CLASSES} classes: measured faster on onnxruntime CPU; "
+                "convolutions below (and on GPU, where a one-hot convolution costs microseconds)"),
+    }
+
+
 def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path] = (), seed: int = 0,
                  opset: int = DEFAULT_OPSET, overrides: dict[str, Any] | None = None,
-                 parity_limit: float = PARITY_LIMIT, label_lookup: bool = True,
+                 parity_limit: float = PARITY_LIMIT, label_lookup: bool = True, onnx: bool = True,
                  progress: Progress | None = None) -> dict[str, Any]:
     """Export preset ``name`` into the bundle folder ``out``; returns the manifest.
 
     ``label_lookup``: export convolutions over the one-hot label map with many classes
     as table lookups (``export.label_lookup``; same numbers, less work on CPUs). Parity
     is always measured against the unmodified network.
+
+    ``onnx=False`` writes a torch-only bundle (weights and manifest, no ONNX graphs): the
+    torch backend runs it, in seconds instead of the minutes a full-size ONNX export and
+    its parity check take; onnxruntime and TensorRT refuse it.
 
     Without checkpoints the weights are random (seeded) and the normalisation
     statistics are calibrated on a few seeded batches (``export.fold.calibrate_norm_stats``)
@@ -142,19 +160,26 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
     with atomic_dir(out) as tmp:
         for (gname, spec), dspec in zip(ready.graphs().items(), deployed.graphs().values()):
             fname = f"{gname}.onnx"
-            say(f"exporting {gname} graph to ONNX (opset {opset})")
-            start = time.perf_counter()
-            export_onnx(dspec, tmp / fname, opset=opset)
-            timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
-            say(f"checking {gname}: onnxruntime vs PyTorch FP32")
-            parity = onnx_parity(spec, tmp / fname, seed=seed, limit=parity_limit)
+            dspec = dspec.with_uint8_outputs()
+            lookups = sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules())
+            parity: dict[str, Any] = {}
+            levels = None
+            if onnx:
+                say(f"exporting {gname} graph to ONNX (opset {opset})")
+                start = time.perf_counter()
+                export_onnx(dspec, tmp / fname, opset=opset)
+                timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
+                say(f"checking {gname}: onnxruntime vs the one-hot network in PyTorch FP32")
+                parity, levels = onnx_parity(spec, tmp / fname, seed=seed, limit=parity_limit)
             graphs_meta[gname] = {
-                "file": fname,
-                "inputs": [s.to_json() for s in spec.inputs],
-                "outputs": [s.to_json() for s in spec.outputs],
-                "dynamic_axes": {s.name: {"0": "batch"} for s in (*spec.inputs, *spec.outputs)},
-                "parity": {"reference": "torch fp32 cpu", "metric": "relative_l2", "onnxruntime_cpu": parity},
-                "label_lookups": sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules()),
+                "file": fname if onnx else None,
+                "inputs": [s.to_json() for s in dspec.inputs],
+                "outputs": [s.to_json() for s in dspec.outputs],
+                "dynamic_axes": {s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
+                "parity": {"reference": "torch fp32 cpu, one-hot label input", "metric": "relative_l2",
+                           "onnxruntime_cpu": parity, "u8_max_levels": levels},
+                "label_lookups": lookups,
+                "label_path": label_path(dspec, lookups),
             }
         say("writing weights.safetensors")
         from safetensors.torch import save_file
@@ -182,7 +207,7 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
             "weights": {"file": "weights.safetensors", "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
                         "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
             "parameters": sum(p.numel() for p in model.parameters()),
-            "export": {"opset": opset, "seed": seed, "parity_limit": parity_limit,
+            "export": {"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,
                        "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES},
                        **timings},
             "tools": tool_versions(),

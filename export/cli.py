@@ -40,11 +40,16 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     out = args.out or f"bundles/{args.model}"
     start = time.perf_counter()
     manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
-                            label_lookup=not args.no_label_lookup, progress=lambda msg: print(f"[export] {msg}", flush=True))
+                            label_lookup=not args.no_label_lookup, onnx=args.onnx,
+                            progress=lambda msg: print(f"[export] {msg}", flush=True))
     for name, g in manifest["graphs"].items():
+        if g["file"] is None:
+            print(f"[export] {name}: no ONNX graph (--no-onnx): torch backend only")
+            continue
         parity = g["parity"]["onnxruntime_cpu"]
         lookups = f", {g['label_lookups']} label convolutions as lookups" if g.get("label_lookups") else ""
-        print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items()) + lookups)
+        print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items())
+              + f", 8-bit image within {g['parity']['u8_max_levels']} level" + lookups)
     print(f"[export] wrote {out} in {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -62,7 +67,12 @@ def cmd_engine(args: argparse.Namespace) -> int:
                           shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True))
     for graph, figures in record["parity"].items():
         if isinstance(figures, dict):
-            print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()))
+            print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()
+                                                           if k.startswith("batch_")))
+    for graph, probe in (record.get("probe") or {}).items():
+        if not probe["ok"]:
+            print(f"[engine] {graph}: the package crashed when loaded in a fresh process ({probe['detail']}); "
+                  f"the runtime runs the torch backend instead")
     print(f"[engine] wrote {record['files']} ({record['key']}) in {time.perf_counter() - start:.0f} s")
     return 0
 
@@ -85,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-label-lookup", action="store_true",
                    help="keep convolutions over the one-hot label map as convolutions (default: table lookups "
                         "where the label has many classes; same numbers, faster on CPU)")
+    b.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="weights and manifest only, no ONNX graphs: for the torch (GPU) runner, exported in "
+                        "seconds; onnxruntime and TensorRT refuse such a bundle")
     b.set_defaults(func=cmd_bundle)
 
     e = sub.add_parser("engine", help="build a TensorRT plan or AOTInductor package for this machine into a bundle")

@@ -35,7 +35,11 @@ def is_norm(m: nn.Module) -> bool:
 
 
 class ReducedPrecision(nn.Module):
-    """``module`` in ``dtype`` behind an FP32 interface; normalisation layers kept FP32."""
+    """``module`` in ``dtype`` behind an FP32 interface; normalisation layers kept FP32.
+
+    Float inputs are cast to ``dtype`` (channels-last where 4-D and asked for) and float
+    outputs back to FP32; integer inputs (class ids, edge maps) and outputs (8-bit
+    images) pass unchanged."""
 
     def __init__(self, module: nn.Module, dtype: torch.dtype, channels_last: bool = False) -> None:
         super().__init__()
@@ -53,12 +57,16 @@ class ReducedPrecision(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         cast = []
         for x in inputs:
-            x = x.to(self.dtype)
-            if self.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
+            if x.is_floating_point():
+                x = x.to(self.dtype)
+                if self.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
             cast.append(x)
         out = self.module(*cast)
-        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
+
+        def back(o: torch.Tensor) -> torch.Tensor:
+            return o.float() if o.is_floating_point() else o
+        return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
 
 
 def has_attention(program: torch.export.ExportedProgram) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
@@ -52,10 +53,8 @@ def export_ready(model: nn.Module) -> nn.Module:
     return model
 
 
-def relative_l2(actual: torch.Tensor | "np.ndarray", expected: torch.Tensor | "np.ndarray") -> float:
+def relative_l2(actual: torch.Tensor | np.ndarray, expected: torch.Tensor | np.ndarray) -> float:
     """``||actual - expected|| / ||expected||`` in float64: the parity figure of every artifact."""
-    import numpy as np
-
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:

@@ -6,16 +6,13 @@ kernel tap, the weight vector of the class under the tap and sums the ``k * k`` 
 the same sum without the zero terms (float rounding aside: measured parity ~1e-6).
 SPADE-style generators run one such convolution per normalisation layer on the full
 label map, so the saving is large where classes are many (ADE20K, COCO-Stuff: 151 and
-184 channels) and small where they are few (Cityscapes: 35); below
-``MIN_CLASSES`` the convolution is kept (see the measurements in the README).
+183 classes) and small where they are few (Cityscapes: 35); below ``MIN_CLASSES`` the
+convolution is kept (see the measurements in the README).
 
-The graph reads the class id off the one-hot channels with a 1x1 convolution (weights
-``0, 1, ..., C-1``, and a second output counting the set channels): reductions over the
-channel axis (``ArgMax``, ``ReduceMax``) run strided in onnxruntime: 110 ms against
-6 ms for the 1x1 convolution on a 151x256x256 map. Pixels whose one-hot channels are all
-zero read a zero row, as the convolution would. The result equals the convolution only
-for one-hot (or all-zero) inputs, which is what the ``label`` input of every graph is
-(``train.models.spec``).
+The lookup reads the class ids of a :class:`~train.models.layers.label_map.LabelMap`
+(the graphs' ``label`` input is ids): no one-hot is ever built for it. Channels of the
+convolution that are not one-hot (OASIS' noise, an instance-edge map) still go through
+a convolution. Padding reads a zero row, as the convolution reads zeros.
 """
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from train.models.layers.label_map import LabelMap
 from train.models.layers.onehot import one_hot_channels
 
 # Fewest one-hot channels for which the lookup replaces the convolution (see module doc).
@@ -31,7 +29,8 @@ MIN_CLASSES = 64
 
 class OneHotLookupConv(nn.Module):
     """Drop-in replacement of an ``nn.Conv2d`` whose input channels ``[start, stop)`` are
-    one-hot: a gather per kernel tap for those channels, a convolution for the rest."""
+    one-hot: a gather per kernel tap for those channels, a convolution for the rest.
+    It reads a :class:`LabelMap` (``forward_label``), whose layout must match the span."""
 
     def __init__(self, conv: nn.Conv2d, start: int, stop: int) -> None:
         super().__init__()
@@ -41,15 +40,12 @@ class OneHotLookupConv(nn.Module):
                              f"got {conv}")
         weight = conv.weight.detach()
         self.classes = stop - start
+        self.in_channels = conv.in_channels
         self.kernel_size, self.stride, self.padding = conv.kernel_size, conv.stride, conv.padding
         self.start, self.stop = start, stop
-        table = weight[:, start:stop].permute(1, 2, 3, 0)  # (C, kh, kw, out)
-        zero_row = table.new_zeros(1, *table.shape[1:])  # read where no class is set (and in padding)
-        self.register_buffer("table", torch.cat([table, zero_row]).contiguous())
-        reader = weight.new_zeros(2, conv.in_channels, 1, 1)  # (class id, set channels) per pixel
-        reader[0, start:stop, 0, 0] = torch.arange(stop - start, dtype=weight.dtype)
-        reader[1, start:stop, 0, 0] = 1
-        self.register_buffer("reader", reader)
+        table = weight[:, start:stop].permute(2, 3, 1, 0)  # (kh, kw, C, out)
+        zero_row = table.new_zeros(*table.shape[:2], 1, table.shape[3])  # read in the padding
+        self.register_buffer("table", torch.cat([table, zero_row], 2).contiguous())
         bias = conv.bias.detach().clone() if conv.bias is not None else None
         self.register_buffer("bias", bias)
         dense = torch.cat([weight[:, :start], weight[:, stop:]], 1)
@@ -60,24 +56,29 @@ class OneHotLookupConv(nn.Module):
             self.dense.weight.data.copy_(dense)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        read = F.conv2d(x, self.reader)
-        ids = read[:, 0].round().long().clamp(0, self.classes - 1)
-        ids = torch.where(read[:, 1] > 0.5, ids, self.classes)
+        raise TypeError("a label lookup reads class ids: call it through "
+                        "train.models.layers.label_map.read_label with a LabelMap")
+
+    def forward_label(self, seg: LabelMap) -> torch.Tensor:
+        if seg.span != (self.start, self.stop) or seg.shape[1] != self.in_channels:
+            raise ValueError(f"label lookup for one-hot channels [{self.start}, {self.stop}) of "
+                             f"{self.in_channels} got a label map laid out as {seg.span} of {seg.shape[1]}")
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        ids = F.pad(ids, (pw, pw, ph, ph), value=self.classes)
+        ids = F.pad(seg.ids, (pw, pw, ph, ph), value=self.classes)
         out_h = (ids.shape[1] - kh) // sh + 1
         out_w = (ids.shape[2] - kw) // sw + 1
+        table = self.table
         out = None
         for dy in range(kh):
             for dx in range(kw):
                 tap = ids[:, dy:dy + sh * (out_h - 1) + 1:sh, dx:dx + sw * (out_w - 1) + 1:sw]
-                term = F.embedding(tap, self.table[:, dy, dx])  # (N, out_h, out_w, out)
+                term = F.embedding(tap, table[dy, dx])  # (N, out_h, out_w, out)
                 out = term if out is None else out + term
         out = out.permute(0, 3, 1, 2)
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1)
         if self.dense is not None:
-            out = out + self.dense(torch.cat([x[:, :self.start], x[:, self.stop:]], 1))
+            out = out + self.dense(seg.extras(self.dense.weight.dtype))
         return out
 
 

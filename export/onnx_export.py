@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import torch
 
-from train.models.spec import GraphSpec
+from train.models.spec import GraphSpec, to_uint8_image
 
 from .fold import relative_l2
 
@@ -81,30 +81,62 @@ def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     return model
 
 
-def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] = (1, 2),
-                seed: int = 0, limit: float | None = PARITY_LIMIT) -> dict[str, float]:
-    """Relative L2 error of onnxruntime (CPU) vs PyTorch FP32, per batch size, worst output.
+def reference_outputs(graph: GraphSpec, examples: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
+    """The parity reference: ``graph``'s network fed the one-hot form of ``examples``
+    (:meth:`GraphSpec.as_one_hot`), in FP32 on the CPU, outputs by name."""
+    with torch.no_grad():
+        ref = graph.module(*graph.as_one_hot(examples))
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    return {s.name: r.float().numpy() for s, r in zip(graph.outputs, ref)}
 
-    Raises :class:`ParityError` when a figure exceeds ``limit``.
+
+def compare_outputs(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], what: str,
+                    limit: float | None, max_levels: int | None = 1) -> tuple[float, int]:
+    """(worst relative L2 over the reference's outputs, worst 8-bit level difference of the
+    ``<name>_u8`` outputs in ``got`` against the reference rounded the same way).
+
+    Raises :class:`ParityError` on a non-finite output, an error above ``limit`` or an 8-bit
+    image more than ``max_levels`` off (FP32: 1, as rounding at a level boundary may flip one
+    level; ``None``: not checked, for reduced precision).
+    """
+    err = max(relative_l2(got[name], ref) for name, ref in reference.items())
+    if not np.isfinite(err):
+        raise ParityError(f"{what}: non-finite output")
+    if limit is not None and err > limit:
+        raise ParityError(f"{what}: relative L2 error {err:.3g} vs PyTorch FP32 exceeds {limit:g}")
+    levels = 0
+    for name, ref in reference.items():
+        if f"{name}_u8" in got:
+            expected = to_uint8_image(torch.from_numpy(ref)).numpy().astype(np.int16)
+            levels = max(levels, int(np.abs(got[f"{name}_u8"].astype(np.int16) - expected).max()))
+    if max_levels is not None and levels > max_levels:
+        raise ParityError(f"{what}: the 8-bit image differs from the rounded float image by {levels} levels")
+    return err, levels
+
+
+def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] = (1, 2),
+                seed: int = 0, limit: float | None = PARITY_LIMIT) -> tuple[dict[str, float], int]:
+    """Relative L2 error of onnxruntime (CPU) vs the one-hot network in PyTorch FP32, per
+    batch size (``{"batch_1": e, ...}``, worst output), and the worst 8-bit output
+    difference in levels (0 or 1).
+
+    ``graph`` is the reference (unmodified network); the ONNX file may hold lookups and
+    8-bit outputs. Raises :class:`ParityError` when a figure exceeds ``limit``.
     """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
     report: dict[str, float] = {}
+    levels = 0
     for b in batches:
         examples = graph.examples(b, seed=seed + b)
-        with torch.no_grad():
-            ref = graph.module(*examples)
-        ref = ref if isinstance(ref, tuple) else (ref,)
         feeds = {s.name: x.numpy() for s, x in zip(graph.inputs, examples)}
-        got = sess.run([s.name for s in graph.outputs], feeds)
-        err = max(relative_l2(g, r.numpy()) for g, r in zip(got, ref))
-        if not np.isfinite(err):
-            raise ParityError(f"{Path(path).name}: non-finite output at batch {b}")
+        got = dict(zip(names, sess.run(names, feeds)))
+        err, lv = compare_outputs(reference_outputs(graph, examples), got,
+                                  f"{Path(path).name} at batch {b} (onnxruntime)", limit)
         report[f"batch_{b}"] = err
-        if limit is not None and err > limit:
-            raise ParityError(f"{Path(path).name}: onnxruntime vs PyTorch relative L2 error {err:.3g} "
-                              f"at batch {b} exceeds {limit:g}")
-    return report
+        levels = max(levels, lv)
+    return report, levels

@@ -25,8 +25,13 @@ from typing import Any
 from .atomic import write_bytes_atomic
 from .errors import BundleError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: graphs take class ids (int32) and uint8 edge maps, and return 8-bit images too;
+1: float one-hot inputs (refused: re-export)."""
 MANIFEST = "manifest.json"
+CACHE_FILES = frozenset({"compile_cache.bin"})
+"""Files a runtime may write into ``engines/<key>/`` (torch.compile artifacts): caches,
+not part of the bundle, so neither listed in the manifest nor checked."""
 _REQUIRED = ("schema_version", "name", "family", "task", "resolution", "graphs", "files")
 
 
@@ -42,7 +47,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Record sha256 and size of every file under ``folder`` and write the manifest atomically."""
     files = {}
     for p in sorted(folder.rglob("*")):
-        if p.is_file() and p.name != MANIFEST and not p.name.startswith("."):
+        if p.is_file() and p.name != MANIFEST and not p.name.startswith(".") and p.name not in CACHE_FILES:
             rel = p.relative_to(folder).as_posix()
             files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     manifest = {**manifest, "files": files}
@@ -69,11 +74,16 @@ class Bundle:
         if missing:
             raise BundleError(f"{mpath} lacks {', '.join(missing)}; re-export the bundle")
         version = self.manifest["schema_version"]
+        if version == 1:
+            raise BundleError(
+                f"{self.path} is a schema-1 bundle (float one-hot inputs), which this sdk no longer runs: "
+                f"re-export it with python -m export bundle --model {self.manifest.get('name', 'NAME')} "
+                f"--checkpoint {self.path / 'weights.safetensors'} --out NEW_FOLDER")
         if version != SCHEMA_VERSION:
             raise BundleError(f"{self.path} has manifest schema {version}; this sdk reads schema "
                               f"{SCHEMA_VERSION}: re-export the bundle or upgrade sdk")
         for graph in self.manifest["graphs"].values():
-            if graph["file"] not in self.manifest["files"]:
+            if graph["file"] is not None and graph["file"] not in self.manifest["files"]:
                 raise BundleError(f"manifest lists graph file {graph['file']} without a checksum; re-export")
         if verify:
             self.verify()

@@ -123,15 +123,18 @@ def cmd_info(args: argparse.Namespace) -> int:
     h, w = b.resolution
     print(f"  resolution   {h}x{w} (HxW)")
     if b.label:
-        print(f"  labels       ids 0..{b.num_classes - 1}, instance edges: {b.label.get('instance_edge')}")
+        print(f"  labels       class ids 0..{b.num_classes - 1} (int32, one-hot made in the graph), "
+              f"instance edges: {b.label.get('instance_edge')}")
     if "parameters" in m:
         print(f"  parameters   {m['parameters'] / 1e6:.2f}M")
     for name, g in m["graphs"].items():
         ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
         outs = ", ".join(f"{o['name']}{tuple(o['shape'])}" for o in g["outputs"])
         parity = g.get("parity", {}).get("onnxruntime_cpu", {})
-        worst = max(parity.values()) if parity else float("nan")
-        print(f"  graph {name:<7} {g['file']}: {ins} -> {outs}; parity {worst:.2e} (relative L2)")
+        worst = f"parity {max(parity.values()):.2e} (relative L2)" if parity else "no ONNX graph: torch backend only"
+        print(f"  graph {name:<7} {g['file'] or '-'}: {ins} -> {outs}; {worst}")
+        if (g.get("label_path") or {}).get("onnx"):
+            print(f"    label      {g['label_path']['onnx']}")
     print(f"  weights      {m.get('weights', {}).get('source')}")
     print("  files        " + ", ".join(f"{k} ({v['bytes'] / 1e6:.1f} MB)" for k, v in m["files"].items()))
     print("  verified     " + ("no (--no-verify)" if args.no_verify else "sha256 of every file matches"))

@@ -132,18 +132,19 @@ def import_tensorrt() -> Any:
 def engine_record(*, key: str, backend: str, precision: str, device: str, versions: dict[str, str],
                   batch: BatchProfile, files: dict[str, str], parity: dict[str, dict[str, float]],
                   shapes: dict[str, list[int]] | None = None, notes: dict[str, Any] | None = None,
-                  build_s: float | None = None) -> dict[str, Any]:
+                  build_s: float | None = None, probe: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One entry of the manifest's ``engines`` section.
 
     ``files``: graph -> path relative to the bundle; ``parity``: graph -> {"batch_N":
-    relative L2 vs PyTorch FP32}; ``shapes``: input -> fixed non-batch dims if overridden.
+    relative L2 vs PyTorch FP32}; ``shapes``: input -> fixed non-batch dims if overridden;
+    ``probe``: graph -> result of loading the file in a fresh process (AOTInductor).
     """
     return {
         "key": key, "backend": backend, "precision": precision, "device": device, "versions": versions,
         "batch": batch.to_json(), "files": files, "shapes": shapes or {},
         "parity": {"reference": "torch fp32 (bundle weights), seeded inputs", "metric": "relative_l2",
                    "limit": PARITY_LIMITS[precision], **parity},
-        "build_s": build_s, "notes": notes or {},
+        "build_s": build_s, "notes": notes or {}, "probe": probe or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -1,7 +1,8 @@
-"""Label-map I/O and validation, one-hot encoding and SPADE's instance edges.
+"""Label-map I/O and validation, and SPADE's instance edges.
 
-Everything the graphs must not contain happens here, in numpy: decoding PNGs,
-checking ids, one-hot encoding and edge extraction.
+What the graphs must not contain happens here, in numpy: decoding PNGs, checking ids
+and extracting instance edges. The one-hot encoding is the graph's own business (on
+its device): the host sends class ids (int32), never a float one-hot.
 """
 from __future__ import annotations
 
@@ -105,16 +106,8 @@ def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img).astype(np.int64)
 
 
-def one_hot(ids: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N, H, W) ids -> (N, C, H, W) float32 one-hot."""
-    n, h, w = ids.shape
-    out = np.zeros((n, num_classes, h, w), dtype=np.float32)
-    np.put_along_axis(out, ids[:, None], 1.0, axis=1)
-    return out
-
-
 def instance_edges(inst: np.ndarray) -> np.ndarray:
-    """(N, H, W) instance ids -> (N, 1, H, W) float32 edges, as SPADE's ``get_edges``:
+    """(N, H, W) instance ids -> (N, H, W) uint8 edges (0/1), as SPADE's ``get_edges``:
     a pixel is an edge when its left/right or top/bottom neighbour has another id."""
     edge = np.zeros(inst.shape, dtype=bool)
     dx = inst[:, :, 1:] != inst[:, :, :-1]
@@ -123,12 +116,16 @@ def instance_edges(inst: np.ndarray) -> np.ndarray:
     edge[:, :, :-1] |= dx
     edge[:, 1:, :] |= dy
     edge[:, :-1, :] |= dy
-    return edge[:, None].astype(np.float32)
+    return edge.view(np.uint8)
 
 
 def to_image(x: np.ndarray) -> Image.Image:
-    """(3, H, W) float in [-1, 1] -> PIL RGB image."""
-    arr = np.clip((np.asarray(x, dtype=np.float32).transpose(1, 2, 0) + 1) * 127.5 + 0.5, 0, 255)
+    """An image as a PIL RGB image: (H, W, 3) uint8 as it is (the graphs' 8-bit output),
+    or (3, H, W) float in [-1, 1], rounded as the graphs round."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(x), "RGB")
+    arr = np.clip((x.astype(np.float32).transpose(1, 2, 0) + 1) * 127.5 + 0.5, 0, 255)
     return Image.fromarray(arr.astype(np.uint8), "RGB")
 
 

@@ -300,7 +300,7 @@ class PerClassMixin:
         mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
         ids = self._check_labels([p[1] for p in pairs], None)[0]
         imgs = np.stack([L.read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
-        feeds = {names["image"]: imgs, names["label"]: L.one_hot(ids, self.codes_shape[0])}
+        feeds = {names["image"]: imgs, names["label"]: ids}
         return self.runner("encoder").run(feeds)[mu]
 
     def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,

@@ -97,14 +97,16 @@ class Synthesizer(PerClassMixin):
         if n < 1:
             raise SDKError(f"n must be >= 1, got {n}")
         count = (len(ids) if ids is not None else 1) * n
-        # 2. encode the label map (one-hot, instance edges) outside the graph
+        # 2. feed the label map as class ids (the graph one-hot encodes on its device) and
+        #    the instance edges as uint8
         feeds = self._encode_labels(ids, inst, n)
         # 3. prepare latents
         feeds.update(self._latents(count, seed=seed, z=z, style=style, codes=codes))
-        # 4. run
-        out = self.runner("model").run(feeds)
+        # 4. run, fetching only the 8-bit image
+        name = self._image_outputs()[0]
+        out = self.runner("model").run(feeds, outputs=[name])[name]
         # 5. post-process
-        images = [L.to_image(x) for x in out["image"]]
+        images = [L.to_image(x) for x in out]
         return images if batched or n > 1 else images[0]
 
     def variations(self, label: L.LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
@@ -164,12 +166,14 @@ class Synthesizer(PerClassMixin):
         # 2. decode and resize
         feeds = {spec["name"]: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
                                          for i, x in enumerate(items)])}
-        # 3. run
-        out = self.runner("model").run(feeds)
-        # 4. post-process
+        # 3. run, fetching only the 8-bit images
         names = self._image_outputs() if all_scales else self._image_outputs()[:1]
-        results = [{k: L.to_image(out[k][i]) for k in names} for i in range(len(items))]
-        flat = results if all_scales else [r[names[0]] for r in results]
+        out = self.runner("model").run(feeds, outputs=names)
+        # 4. post-process
+        float_name = {o["name"]: o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"]
+                      if o["kind"] == "image_u8"}
+        results = [{float_name[k]: L.to_image(out[k][i]) for k in names} for i in range(len(items))]
+        flat = results if all_scales else [r[float_name[names[0]]] for r in results]
         return flat if batched else flat[0]
 
     def encode_style(self, image: Any) -> np.ndarray:
@@ -189,9 +193,9 @@ class Synthesizer(PerClassMixin):
         return next((s for s in self._inputs() if s["kind"] == kind), None)
 
     def _image_outputs(self) -> list[str]:
-        """Names of the model graph's image outputs, largest (full size) first."""
-        outs = [o for o in self.bundle.graph("model")["outputs"] if o["kind"] == "image"]
-        return [o["name"] for o in sorted(outs, key=lambda o: -o["shape"][-1] * o["shape"][-2])]
+        """Names of the model graph's 8-bit image outputs, largest (full size) first."""
+        outs = [o for o in self.bundle.graph("model")["outputs"] if o["kind"] == "image_u8"]
+        return [o["name"] for o in sorted(outs, key=lambda o: -o["shape"][1] * o["shape"][2])]
 
     def _read_input_image(self, x: ImageLike, what: str) -> np.ndarray:
         """An RGB image -> (3, H, W) in [-1, 1] at the bundle resolution; same aspect ratio only."""
@@ -256,7 +260,7 @@ class Synthesizer(PerClassMixin):
         feeds: dict[str, np.ndarray] = {}
         spec = self._input("label")
         if spec is not None:
-            feeds[spec["name"]] = np.repeat(L.one_hot(ids, self.bundle.num_classes), n, axis=0)
+            feeds[spec["name"]] = np.repeat(ids.astype(spec["dtype"], copy=False), n, axis=0)
         edge = self._input("instance_edge")
         if edge is not None:
             # Without an instance map, class boundaries stand in for instance boundaries.

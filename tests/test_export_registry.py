@@ -18,16 +18,18 @@ PRESETS = list_models()
 
 
 def example_feeds(inputs: list[dict], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Inputs as the SDK would feed them: one-hot labels, binary edges, images in [-1, 1], noise."""
+    """Inputs as the SDK feeds them: int32 class ids, uint8 edges, images in [-1, 1], noise."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in inputs:
         shape = [batch if d is None else d for d in spec["shape"]]
         if spec["kind"] == "label":
-            ids = np.stack([random_ids(tuple(shape[2:]), shape[1], seed + i) for i in range(batch)])
-            x = np.eye(shape[1], dtype=np.float32)[ids].transpose(0, 3, 1, 2)
+            assert spec["dtype"] == "int32" and len(shape) == 3
+            classes = spec["attrs"]["num_classes"]
+            x = np.stack([random_ids(tuple(shape[1:]), classes, seed + i) for i in range(batch)]).astype(np.int32)
         elif spec["kind"] == "instance_edge":
-            x = (rng.random(shape) > 0.9).astype(np.float32)
+            assert spec["dtype"] == "uint8" and len(shape) == 3
+            x = (rng.random(shape) > 0.9).astype(np.uint8)
         elif spec["kind"] == "image":
             x = rng.uniform(-1, 1, shape).astype(np.float32)
         else:
@@ -50,7 +52,11 @@ def check_export(path, name):
     for gname, g in manifest["graphs"].items():
         parity = g["parity"]["onnxruntime_cpu"]
         assert set(parity) == {"batch_1", "batch_2"}
-        assert max(parity.values()) <= 1e-4, (gname, parity)
+        assert max(parity.values()) <= 1e-4, (gname, parity)  # against the one-hot network
+        assert g["parity"]["u8_max_levels"] <= 1
+        labels = [i for i in g["inputs"] if i["kind"] == "label"]
+        assert all(i["dtype"] == "int32" and len(i["shape"]) == 3 for i in labels)
+        assert (g["label_path"] is not None) == bool(labels)
         model = onnx.load(str(path / g["file"]))
         onnx.checker.check_model(model)
         for value in model.graph.input:
@@ -59,6 +65,11 @@ def check_export(path, name):
     s = Synthesizer.from_pretrained(path)
     out = s.runner().run(example_feeds(s.bundle.graph("model")["inputs"], batch=3))
     assert out["image"].shape[0] == 3 and np.isfinite(out["image"]).all()
+    # the graph's 8-bit image is its float image rounded (within one level at boundaries)
+    h, w = manifest["resolution"]
+    assert out["image_u8"].shape == (3, h, w, 3) and out["image_u8"].dtype == np.uint8
+    expected = np.clip((out["image"].transpose(0, 2, 3, 1) + 1) * 127.5 + 0.5, 0, 255).astype(np.int16)
+    assert np.abs(out["image_u8"].astype(np.int16) - expected).max() <= 1
     # parity on a saturated (all +-1) output would measure nothing: random-weight bundles
     # are calibrated so that most pixels stay inside the range
     assert (np.abs(out["image"]) > 0.99).mean() < 0.5

@@ -6,10 +6,14 @@ torch nor TensorRT.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
 from typing import Any
 
 from ..bundle import Bundle
 from ..errors import BackendError
+from ..notices import notice
 from .base import Runner, TensorMeta
 
 _BACKENDS = {
@@ -24,23 +28,51 @@ def available_backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
+def cuda_machine() -> bool:
+    """True where torch is installed and sees a CUDA GPU. Without an NVIDIA driver on the
+    machine, torch is not even imported (it takes a second or two)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install is no GPU to us
+        return False
+
+
 def resolve_backend(bundle: Bundle, backend: str) -> str:
     """``auto`` picks the fastest backend this machine and bundle can run: a TensorRT engine
-    built for this machine, else an AOTInductor package built for it, else onnxruntime."""
+    built for this machine, else an AOTInductor package built for it that loads, else the
+    torch GPU runner on a CUDA machine, else onnxruntime."""
     if backend == "auto":
-        from ..engines import has_matching_engine
+        from ..engines import has_matching_engine, select_engine
+        from .aoti import probe_failed
 
-        for engine_backend in ("tensorrt", "aoti"):
-            if has_matching_engine(bundle, engine_backend):
-                return engine_backend
-        return "onnxruntime"
+        if has_matching_engine(bundle, "tensorrt"):
+            return "tensorrt"
+        if has_matching_engine(bundle, "aoti") and not probe_failed(select_engine(bundle, "aoti")):
+            return "aoti"
+        return "torch" if cuda_machine() else "onnxruntime"
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")
     return backend
 
 
 def make_runner(bundle: Bundle, backend: str, graph: str = "model", **options: Any) -> Runner:
-    module, cls = _BACKENDS[resolve_backend(bundle, backend)]
+    backend = resolve_backend(bundle, backend)
+    if backend == "aoti":
+        from ..engines import select_engine
+        from .aoti import probe_failed
+
+        why = probe_failed(select_engine(bundle, "aoti", options.get("precision")))
+        if why:  # never load a package that crashed its probe in the user's process
+            notice(f"the AOTInductor package of {bundle.name} crashed when loaded in a fresh process "
+                   f"({why}); running the torch backend instead")
+            backend = "torch"
+    module, cls = _BACKENDS[backend]
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:

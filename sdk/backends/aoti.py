@@ -2,11 +2,17 @@
 
 The package holds the compiled graph and its weights; loading it
 (``torch._inductor.aoti_load_package``) needs torch but not the ``train`` package, the
-network code or the bundle's safetensors. Packages take and return FP32 tensors; FP16 /
+network code or the bundle's safetensors. Packages take the graph's inputs (int32 ids,
+uint8 edges, float32) and return its outputs (float32 images and their 8-bit copies); FP16 /
 BF16 casting and channels-last are compiled into the package (``export/engine_aoti.py``).
 """
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -29,14 +35,70 @@ def load_package(path: str) -> Any:
         raise BackendError(f"cannot load AOTInductor package {path}: {exc}; rebuild it with python -m export engine") from exc
 
 
+_PROBE = """
+import json, sys
+import numpy as np
+import torch
+path, device, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model = torch._inductor.aoti_load_package(path)
+args = [torch.from_numpy(np.zeros([1 if d is None else d for d in s["shape"]], s.get("dtype", "float32"))).to(device)
+        for s in inputs]
+with torch.inference_mode():
+    out = model(*args)
+if device.startswith("cuda"):
+    torch.cuda.synchronize()
+print("ok")
+"""
+
+
+def probe_package(path: str, inputs: list[dict[str, Any]], device: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Load ``path`` and run it once at batch 1 in a fresh subprocess.
+
+    Loading a CUDA AOTInductor package in a fresh process segfaults (or hangs) on some
+    torch builds (seen with torch 2.11 + CUDA 13 on an H100); a crash here costs a
+    subprocess, not the user's process. Returns ``{"ok", "returncode", "seconds", "detail"}``.
+    """
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), device, json.dumps(inputs)],
+                              capture_output=True, text=True, timeout=timeout)
+        rc, err = proc.returncode, (proc.stderr or "").strip()
+        ok = rc == 0 and proc.stdout.strip().endswith("ok")
+    except subprocess.TimeoutExpired:
+        rc, err, ok = None, f"no answer within {timeout:g} s (hung)", False
+    return {"ok": ok, "returncode": rc, "seconds": round(time.perf_counter() - start, 1),
+            "detail": "" if ok else describe_failure(rc, err)}
+
+
+def describe_failure(returncode: int | None, stderr: str) -> str:
+    """One line on how a probe process ended: the signal that killed it, and its last error line."""
+    how = ""
+    if returncode is not None and returncode < 0:
+        try:
+            how = f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-returncode}"
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    return "; ".join(x for x in (how, last) if x) or f"exit status {returncode}"
+
+
+def probe_failed(record: dict[str, Any]) -> str | None:
+    """Why ``record``'s packages failed their load probe, or None when they loaded."""
+    failed = {g: p for g, p in (record.get("probe") or {}).items() if not p.get("ok")}
+    if not failed:
+        return None
+    return "; ".join(f"{g}: {p.get('detail') or 'failed'}" for g, p in failed.items())
+
+
 def package_device(record: dict[str, Any]) -> str:
     return "cpu" if record["device"].startswith("cpu-") else "cuda"
 
 
 class PackageExecutor:
-    """Numpy feeds (in graph input order) through a loaded package on its device."""
+    """Numpy feeds (by input name) through a loaded package on its device -> outputs by name."""
 
-    def __init__(self, path: str, input_names: list[str], device: str, precision: str = "fp32") -> None:
+    def __init__(self, path: str, input_names: list[str], output_names: list[str], device: str,
+                 precision: str = "fp32") -> None:
         import torch
 
         self.torch = torch
@@ -45,17 +107,16 @@ class PackageExecutor:
             torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
         self.model = load_package(path)
         self.input_names = input_names
+        self.output_names = output_names
         self.device = torch.device(device)
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self.torch
-        args = [torch.from_numpy(feeds[n]).to(self.device) for n in self.input_names]
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
         with torch.inference_mode():
             out = self.model(*args)
         out = out if isinstance(out, (tuple, list)) else (out,)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return [o.float().cpu().numpy() for o in out]
+        return {n: o.cpu().numpy() for n, o in zip(self.output_names, out)}
 
 
 class AOTIRunner(Runner):
@@ -66,12 +127,12 @@ class AOTIRunner(Runner):
     def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None) -> None:
         super().__init__(bundle, graph)
         self.record, path = select_engine_file(bundle, "aoti", graph, precision)
-        names = [m.name for m in self.inputs]
-        self.executor = PackageExecutor(str(path), names, package_device(self.record),
-                                        self.record["precision"])
+        self.executor = PackageExecutor(str(path), [m.name for m in self.inputs], self.output_names,
+                                        package_device(self.record), self.record["precision"])
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.executor(feeds)))
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        out = self.executor(feeds)
+        return {n: out[n] for n in outputs}
 
     def describe(self) -> str:
         return f"aoti {self.record['precision']} {self.record['device']}"

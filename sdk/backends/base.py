@@ -1,14 +1,17 @@
 """The one contract every backend implements (after Polygraphy's runners).
 
 A runner is built for one graph of one bundle, reports its inputs, runs named numpy
-feeds to named numpy outputs, and times its last inference.
+feeds to named numpy outputs, and times its last inference. Feeds are cast to the
+dtypes the manifest declares (class ids int32, edge maps uint8, the rest float32);
+``outputs`` picks the outputs to return (e.g. only the 8-bit image), so a backend
+need not copy the others back to the host.
 """
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -36,25 +39,44 @@ class Runner(ABC):
     @property
     def inputs(self) -> list[TensorMeta]:
         """Input metadata as the manifest declares it."""
-        return [TensorMeta(s["name"], tuple(s["shape"]), "float32") for s in self.graph_info["inputs"]]
+        return [TensorMeta(s["name"], tuple(s["shape"]), s.get("dtype", "float32"))
+                for s in self.graph_info["inputs"]]
 
     @property
     def output_names(self) -> list[str]:
         return [s["name"] for s in self.graph_info["outputs"]]
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the graph; feeds are float32 arrays keyed by input name."""
-        expected = {m.name for m in self.inputs}
-        if set(feeds) != expected:
+    def run(self, feeds: dict[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run the graph on feeds keyed by input name; returns ``outputs`` (default: all)."""
+        expected = {m.name: m.dtype for m in self.inputs}
+        if set(feeds) != set(expected):
             raise KeyError(f"graph {self.graph_name!r} takes inputs {sorted(expected)}, got {sorted(feeds)}")
+        names = list(outputs) if outputs is not None else self.output_names
+        unknown = sorted(set(names) - set(self.output_names))
+        if unknown:
+            raise KeyError(f"graph {self.graph_name!r} has outputs {self.output_names}, not {unknown}")
         start = time.perf_counter()
-        out = self._run({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()})
+        out = self._run(self._cast(feeds, expected), names)
         self.last_inference_ms = (time.perf_counter() - start) * 1e3
         return out
 
+    def _cast(self, feeds: dict[str, Any], dtypes: dict[str, str]) -> dict[str, Any]:
+        """Host arrays as contiguous arrays of the declared dtypes (backends that take
+        device tensors override this)."""
+        return {k: np.ascontiguousarray(v, dtype=dtypes[k]) for k, v in feeds.items()}
+
     @abstractmethod
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
         ...
 
     def describe(self) -> str:
         return self.name
+
+    def close(self) -> None:
+        """Free what the runner holds (sessions, device memory); it cannot run afterwards."""
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -24,6 +24,9 @@ class OnnxRuntimeRunner(Runner):
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
+        if self.graph_info["file"] is None:
+            raise BackendError(f"{bundle.path} was exported without ONNX graphs (--no-onnx): run it with "
+                               f"backend='torch', or re-export it without --no-onnx for onnxruntime")
         path = bundle.file(self.graph_info["file"])
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
@@ -31,9 +34,8 @@ class OnnxRuntimeRunner(Runner):
             raise BackendError(f"onnxruntime cannot load {path}: {exc}. Re-export the bundle") from exc
         self.providers = self.session.get_providers()
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = self.output_names
-        return dict(zip(names, self.session.run(names, feeds)))
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        return dict(zip(outputs, self.session.run(outputs, feeds)))
 
     def describe(self) -> str:
         return f"onnxruntime {self.providers[0]}"

@@ -4,8 +4,9 @@ Written against the documented TensorRT 10 API (``Runtime.deserialize_cuda_engin
 ``IExecutionContext.set_input_shape`` / ``set_tensor_address`` / ``execute_async_v3``)
 with device memory and a stream from cuda-python (``cuda.bindings.runtime``, or the
 older ``cuda.cudart``). ``tensorrt`` and ``cuda`` are imported only when a runner is
-built. Inputs and outputs of the plan stay FP32 (the ONNX graph's I/O types); reduced
-precision lives inside the engine.
+built. Inputs and outputs of the plan keep the ONNX graph's I/O types (int32 class ids,
+uint8 edge maps, float32 latents in; float32 and uint8 images out); reduced precision
+lives inside the engine. Only the requested outputs are copied back to the host.
 """
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ class PlanExecutor:
             self._buffers[name] = (ptr, nbytes)
         return ptr
 
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, feeds: dict[str, np.ndarray], fetch: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Outputs named in ``fetch`` (default all) copied to the host; every output is computed."""
         cudart, trt = self.cudart, self.trt
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name in self.input_names:
@@ -98,18 +100,20 @@ class PlanExecutor:
             check_cuda(cudart.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, h2d, self.stream))
             self.context.set_tensor_address(name, ptr)
         outputs = {}
+        wanted = set(self.output_names if fetch is None else fetch)
         for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             out = np.empty(shape, dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
             self.context.set_tensor_address(name, self._buffer(name, out.nbytes))
-            outputs[name] = out
+            if name in wanted:
+                outputs[name] = out
         if not self.context.execute_async_v3(self.stream):
             raise BackendError("TensorRT execute_async_v3 failed")
         for name, out in outputs.items():
             ptr, _ = self._buffers[name]
             check_cuda(cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, self.stream))
         check_cuda(cudart.cudaStreamSynchronize(self.stream))
-        return {k: v.astype(np.float32, copy=False) for k, v in outputs.items()}
+        return outputs
 
     def close(self) -> None:
         for ptr, _ in self._buffers.values():
@@ -136,9 +140,11 @@ class TensorRTRunner(Runner):
         self.record, path = select_engine_file(bundle, "tensorrt", graph, precision)
         self.executor = PlanExecutor(str(path))
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.executor(feeds)
-        return {n: out[n] for n in self.output_names}
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        return self.executor(feeds, outputs)
+
+    def close(self) -> None:
+        self.executor.close()
 
     def describe(self) -> str:
         return f"tensorrt {self.record['precision']} {self.record['device']}"

@@ -204,3 +204,40 @@ def test_attention_graphs_are_detected_and_batch_stays_dynamic():
     assert not has_attention(export_program(nn.Conv2d(3, 3, 1), (torch.randn(2, 3, 4, 4),), BatchProfile(1, 2, 4)))
     q = next(n for n in prog.graph.nodes if n.op == "placeholder")  # the module has no parameters
     assert not isinstance(q.meta["val"].shape[0], int)  # symbolic batch even for a 1:1:1 profile
+
+
+# -- AOTInductor packages that crash when loaded ------------------------------------------
+def test_probe_reports_a_crash_in_one_line(tmp_path):
+    from sdk.backends.aoti import describe_failure, probe_package
+
+    bad = tmp_path / "model.pt2"
+    bad.write_bytes(b"not a package")
+    result = probe_package(str(bad), [{"name": "z", "shape": [None, 4]}], "cpu", timeout=120)
+    assert not result["ok"] and result["returncode"] == 1 and result["detail"]
+    assert "\n" not in result["detail"]
+    assert describe_failure(-11, "Fatal Python error: Segmentation fault\n") == \
+        "killed by SIGSEGV; Fatal Python error: Segmentation fault"
+    assert describe_failure(None, "no answer within 300 s (hung)") == "no answer within 300 s (hung)"
+
+
+def test_a_package_that_failed_its_probe_is_never_loaded(tiny_bundle, caplog):
+    """A recorded probe failure: auto skips the package, and asking for aoti runs the torch
+    runner with a one-line notice instead of loading it (it would crash the process)."""
+    key = current_key("aoti", "fp32")
+    (tiny_bundle / "engines" / key).mkdir(parents=True)
+    (tiny_bundle / "engines" / key / "model.pt2").write_bytes(b"would segfault")
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    record = engine_record(key=key, backend="aoti", precision="fp32", device=cpu_device(),
+                           versions={}, batch=BatchProfile(1, 2, 4), files={"model": f"engines/{key}/model.pt2"},
+                           parity={}, probe={"model": {"ok": False, "returncode": -11, "seconds": 3.0,
+                                                       "detail": "killed by SIGSEGV"}})
+    manifest["engines"] = {key: record}
+    write_manifest(tiny_bundle, {k: v for k, v in manifest.items() if k != "files"})
+    b = Bundle(tiny_bundle)
+    assert resolve_backend(b, "auto") == "onnxruntime"
+    with caplog.at_level("WARNING", logger="sdk"):
+        runner = make_runner(b, "aoti")
+    assert runner.name == "torch"
+    assert [r.getMessage() for r in caplog.records] == [
+        "sdk: the AOTInductor package of progan-64 crashed when loaded in a fresh process "
+        "(model: killed by SIGSEGV); running the torch backend instead"]

@@ -81,8 +81,8 @@ def test_codes_enter_only_their_group():
 def test_encoder_code_sees_only_its_class():
     """Pixels outside class k leave mu[:, k] unchanged (grouped convs, masked input)."""
     m = tiny(height=128, width=128)
-    image, label = m.graphs()["encoder"].examples(1)
-    other = image + 0.5 * (1 - label[:, 2:3])  # change everything but class 2
+    image, label = m.graphs()["encoder"].examples(1)  # label: class ids (1, H, W)
+    other = image + 0.5 * (label != 2).float()[:, None]  # change everything but class 2
     with torch.no_grad():
         mu_a, _ = m.encode(image, label)
         mu_b, _ = m.encode(other, label)

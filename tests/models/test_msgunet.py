@@ -92,7 +92,8 @@ def net_grad(module: nn.Module) -> bool:
 def _flops(name: str) -> int:
     with torch.device("meta"):
         g = get_preset(name).build().graphs()["model"]
-        ex = [torch.empty(tuple(1 if s is None else s for s in t.shape)) for t in g.inputs]
+        ex = [torch.empty(tuple(1 if s is None else s for s in t.shape), dtype=getattr(torch, t.dtype))
+              for t in g.inputs]
         with FlopCounterMode(display=False) as counter:
             g.module(*ex)
     return counter.get_total_flops()

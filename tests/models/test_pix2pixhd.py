@@ -120,7 +120,7 @@ def test_graph_inputs_and_forward_shape(name: str) -> None:
     model = preset.build(**preset.test_overrides).eval()
     g = model.graphs()["model"]
     assert [(t.name, t.kind) for t in g.inputs] == [("label", "label"), ("instance_edge", "instance_edge")]
-    assert g.inputs[0].shape[1] == 35
+    assert g.inputs[0].attrs["num_classes"] == 35 and g.inputs[0].shape == (None, 32, 64)
     with torch.no_grad():
         out = g.module(*g.examples(2))
     assert out.shape == (2, 3, 32, 64) and out.abs().max() <= 1

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers.label_map import label_input, resize_label
 from .registry import Preset, register_model
 from .spade import SPADEConfig, SPADEGenerator, SPADEModel
-from .spec import GraphSpec, TensorSpec
+from .spec import GraphSpec, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class _ScaledGraph(nn.Module):
         self.netG, self.size, self.scale = netG, size, scale
 
     def forward(self, label: torch.Tensor) -> torch.Tensor:
-        small = label[:, :, ::self.scale, ::self.scale]  # nearest, as the training data
+        seg = label_input(label, self.netG.cfg.num_classes)
+        h, w = self.size
+        small = resize_label(seg, (h // self.scale, w // self.scale))  # every scale-th pixel, as the training data
         out = self.netG(small)
         return F.interpolate(out, size=self.size, mode="bilinear", align_corners=False)
 
@@ -58,7 +61,7 @@ class SPADEDemoModel(SPADEModel):
         cfg = self.config
         h, w = cfg.height, cfg.width
         return {"model": GraphSpec(_ScaledGraph(self.netG, (h, w), cfg.scale),
-                                   (TensorSpec("label", "label", (None, cfg.num_classes, h, w)),),
+                                   (label_spec(cfg.num_classes, h, w),),
                                    (TensorSpec("image", "image", (None, 3, h, w)),))}
 
 

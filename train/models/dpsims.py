@@ -38,10 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.attention import CrossAttention2d, SelfAttention2d
+from .layers.label_map import LabelMap, label_input, read_label, resize_label
 from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from .spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
 
 BLOCK_TYPES: tuple[str, ...] = ("conv", "conv", "conv", "attn", "attn")  # high -> low resolution
 N_TOKENS = 16
@@ -165,21 +166,23 @@ class DPSIMSGenerator(nn.Module):
         if cfg.spade_condition == "features+label":  # cond = cat(features, label)
             mark_spade_label_convs(self, d, d + cfg.num_classes)
 
-    def encode_label(self, seg: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+    def encode_label(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
         """Pyramid features from full resolution (index 0) down to H/2**len(pyramid)."""
         w = self.mapping(z)
-        feats = [self.label_stem(seg)]
+        feats = [read_label(self.label_stem, seg)]
         for block in self.pyramid:
             feats.append(block(feats[-1], w))
         return feats
 
-    def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``seg``: one-hot (N, C, H, W) or a ``LabelMap``; ``z``: (N, z_dim)."""
         feats = self.encode_label(seg, z)
-        x = self.fc(F.interpolate(seg, size=(self.init_h, self.init_w), mode="nearest"))
+        x = read_label(self.fc, resize_label(seg, (self.init_h, self.init_w)))
         for i, block in enumerate(self.body):
-            cond = feats[len(feats) - 1 - i]
+            cond: LabelMap | torch.Tensor = feats[len(feats) - 1 - i]
             if self.cfg.spade_condition == "features+label":
-                cond = torch.cat((cond, F.interpolate(seg, size=cond.shape[-2:], mode="nearest")), 1)
+                label = resize_label(seg, cond.shape[-2:])
+                cond = label.with_before(cond) if isinstance(label, LabelMap) else torch.cat((cond, label), 1)
             x = block(x, cond)
             if i < len(self.body) - 1:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
@@ -194,7 +197,7 @@ class _DeployGraph(nn.Module):
         self.netG = netG
 
     def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.netG(label, z).clamp(-1.0, 1.0)
+        return self.netG(label_input(label, self.netG.cfg.num_classes), z).clamp(-1.0, 1.0)
 
 
 class DPSIMSModel(SynthesisModel):
@@ -215,7 +218,7 @@ class DPSIMSModel(SynthesisModel):
         h, w = cfg.height, cfg.width
         return {"model": GraphSpec(
             _DeployGraph(self.netG),
-            (TensorSpec("label", "label", (None, cfg.num_classes, h, w)),
+            (label_spec(cfg.num_classes, h, w),
              TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "sphere"})),
             (TensorSpec("image", "image", (None, 3, h, w)),))}
 

@@ -45,9 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers.cgnorm import CG_LAYOUTS, CGBlock
+from .layers.label_map import LabelMap, dense_label, label_input, resize_label
 from .layers.norm import nonspade_norm_layer, parse_spade_config
 from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
 
 N_UP = 6  # the official configurations all use num_upsampling_layers='more'
 BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4")
@@ -132,17 +133,27 @@ class GroupDNetGenerator(nn.Module):
         n, c, h, w = label.shape
         return torch.stack((label, edge.expand_as(label)), 2).reshape(n, 2 * c, h, w)
 
-    def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``seg``: one-hot label (N, C, H, W), with the instance edge appended on
-        Cityscapes; ``z``: codes (N, C, D) or the official (N, 8C, sh, sw)."""
+        Cityscapes, or a ``LabelMap``; ``z``: codes (N, C, D) or the official (N, 8C, sh, sw).
+
+        Each block reads the label map resized (nearest) to its own resolution once, for
+        all its CG-Norms: the same values as resizing in every norm.
+        """
         sh, sw = self.cfg.latent_hw
-        seg = self._seg(seg)
         x = self.fc(z.reshape(z.shape[0], -1, sh, sw))
-        x = self.head_0(x, seg)
-        x = self.G_middle_0(self.up(x), seg)
-        x = self.G_middle_1(self.up(x), seg)
+
+        def at(x: torch.Tensor) -> torch.Tensor:
+            return self._seg(dense_label(resize_label(seg, x.shape[-2:]), x.dtype))
+
+        x = self.head_0(x, at(x))
+        x = self.up(x)
+        x = self.G_middle_0(x, at(x))
+        x = self.up(x)
+        x = self.G_middle_1(x, at(x))
         for name in ("up_0", "up_1", "up_2", "up_3"):
-            x = getattr(self, name)(self.up(x), seg)
+            x = self.up(x)
+            x = getattr(self, name)(x, at(x))
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
@@ -221,7 +232,8 @@ class _SynthesisGraph(nn.Module):
         self.netG = netG
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        seg = torch.cat(inputs[:-1], 1) if len(inputs) > 2 else inputs[0]
+        cfg = self.netG.cfg
+        seg = label_input(inputs[0], cfg.num_classes, inputs[1] if cfg.instance_edge else None)
         return self.netG(seg, inputs[-1])
 
 
@@ -232,10 +244,13 @@ class _EncoderGraph(nn.Module):
         super().__init__()
         self.netE = netE
         self.crop = cfg.crop_classes
+        self.num_classes = cfg.num_classes
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.netE(crop_classes(image, label, self.crop))
-        n, c = label.shape[:2]
+        """``label``: class ids (N, H, W) or their one-hot (N, C, H, W)."""
+        masks = dense_label(label_input(label, self.num_classes), image.dtype)
+        mu, logvar = self.netE(crop_classes(image, masks, self.crop))
+        n, c = masks.shape[:2]
         return mu.reshape(n, c, -1), logvar.reshape(n, c, -1)
 
 
@@ -261,10 +276,10 @@ class GroupDNetModel(SynthesisModel):
     def graphs(self) -> dict[str, GraphSpec]:
         cfg = self.config
         h, w, c = cfg.height, cfg.width, cfg.num_classes
-        label = TensorSpec("label", "label", (None, c, h, w))
+        label = label_spec(c, h, w)
         inputs = [label]
         if cfg.instance_edge:
-            inputs.append(TensorSpec("instance_edge", "instance_edge", (None, 1, h, w)))
+            inputs.append(edge_spec(h, w))
         inputs.append(TensorSpec("codes", "codes", (None, c, cfg.code_dim), {"distribution": "normal"}))
         image = TensorSpec("image", "image", (None, 3, h, w))
         return {

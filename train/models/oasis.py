@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers.label_map import LabelMap, label_input, read_label, resize_label
 from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from .spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class OASISConfig:
 
 
 class OASISGenerator(nn.Module):
-    """``forward(seg, z) -> image in [-1, 1]``; ``seg`` one-hot (N, C, H, W), ``z`` (N, z_dim)."""
+    """``forward(seg, z) -> image in [-1, 1]``; ``seg`` one-hot (N, C, H, W) or a
+    ``LabelMap``, ``z`` (N, z_dim)."""
 
     def __init__(self, cfg: OASISConfig) -> None:
         super().__init__()
@@ -69,17 +71,31 @@ class OASISGenerator(nn.Module):
         mark_spade_label_convs(self, *one_hot)
         mark_one_hot_input(self.fc, *one_hot)
 
-    def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         n, _, h, w = seg.shape
         # 3D noise: the same z at every pixel, placed before the label channels.
-        z3d = z.view(n, self.cfg.z_dim, 1, 1).expand(n, self.cfg.z_dim, h, w)
-        cond = torch.cat((z3d, seg), 1)
-        x = self.fc(F.interpolate(cond, size=(self.init_h, self.init_w), mode="nearest"))
+        z3d = z.view(n, self.cfg.z_dim, 1, 1)
+        if isinstance(seg, LabelMap):  # kept 1x1 until a layer reads it
+            cond: LabelMap | torch.Tensor = seg.with_before(z3d)
+        else:
+            cond = torch.cat((z3d.expand(n, self.cfg.z_dim, h, w), seg), 1)
+        x = read_label(self.fc, resize_label(cond, (self.init_h, self.init_w)))
         for i, block in enumerate(self.body):
             x = block(x, cond)
             if i < len(self.body) - 1:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class _SynthesisGraph(nn.Module):
+    """Deploy view: ``label`` ids and ``z`` -> image."""
+
+    def __init__(self, netG: OASISGenerator) -> None:
+        super().__init__()
+        self.netG = netG
+
+    def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.netG(label_input(label, self.netG.cfg.num_classes), z)
 
 
 class OASISModel(SynthesisModel):
@@ -99,8 +115,8 @@ class OASISModel(SynthesisModel):
         cfg = self.config
         h, w = cfg.height, cfg.width
         return {"model": GraphSpec(
-            self.netG,
-            (TensorSpec("label", "label", (None, cfg.num_classes, h, w)),
+            _SynthesisGraph(self.netG),
+            (label_spec(cfg.num_classes, h, w),
              TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "normal"})),
             (TensorSpec("image", "image", (None, 3, h, w)),))}
 

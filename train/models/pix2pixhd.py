@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers.label_map import dense_label, label_input
 from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -305,17 +306,19 @@ def pix2pixhd_losses(netD: MultiscaleDiscriminator, cond: torch.Tensor, real: to
 class _SynthesisGraph(nn.Module):
     """Deploy view: ``label`` (+ ``instance_edge``) concatenated, then the generator."""
 
-    def __init__(self, netG: nn.Module, instance_edge: bool) -> None:
+    def __init__(self, netG: nn.Module, num_classes: int, instance_edge: bool) -> None:
         super().__init__()
         self.netG = netG
+        self.num_classes = num_classes
         self.instance_edge = instance_edge
 
     def forward(self, label: torch.Tensor, instance_edge: torch.Tensor | None = None) -> torch.Tensor:
-        if self.instance_edge:
-            if instance_edge is None:
-                raise ValueError("this pix2pixHD preset takes an instance_edge map")
-            label = torch.cat([label, instance_edge], 1)
-        return self.netG(label)
+        if self.instance_edge and instance_edge is None:
+            raise ValueError("this pix2pixHD preset takes an instance_edge map")
+        # The generator pads by reflection and averages the map for its global branch:
+        # it reads the dense one-hot, made here on the device.
+        seg = label_input(label, self.num_classes, instance_edge if self.instance_edge else None)
+        return self.netG(dense_label(seg))
 
 
 class Pix2PixHDModel(SynthesisModel):
@@ -359,10 +362,10 @@ class Pix2PixHDModel(SynthesisModel):
             raise NotImplementedError("pix2pixHD with instance-wise features is supported for training "
                                       "only; deploy a preset without instance_feat")
         h, w = c.height, c.width
-        inputs = [TensorSpec("label", "label", (None, c.num_classes, h, w))]
+        inputs = [label_spec(c.num_classes, h, w)]
         if c.instance_edge:
-            inputs.append(TensorSpec("instance_edge", "instance_edge", (None, 1, h, w)))
-        return {"model": GraphSpec(_SynthesisGraph(self.netG, c.instance_edge), tuple(inputs),
+            inputs.append(edge_spec(h, w))
+        return {"model": GraphSpec(_SynthesisGraph(self.netG, c.num_classes, c.instance_edge), tuple(inputs),
                                    (TensorSpec("image", "image", (None, 3, h, w)),))}
 
     def official_parts(self) -> dict[str, nn.Module]:

@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers.label_map import LabelMap, label_input, read_label, resize_label
 from .layers.norm import nonspade_norm_layer, parse_spade_config
 from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from .layers.resblocks import SPADEResnetBlock
 from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 
@@ -83,13 +84,14 @@ class SPADEGenerator(nn.Module):
     def up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=2, mode="nearest")
 
-    def forward(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, seg: LabelMap | torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``seg``: the one-hot label (+ instance edge) tensor, or a ``LabelMap``."""
         if self.cfg.use_vae:
             if z is None:
                 raise ValueError("this SPADE generator uses the VAE path: pass z of shape (N, z_dim)")
             x = self.fc(z).view(-1, 16 * self.cfg.ngf, self.sh, self.sw)
         else:
-            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+            x = read_label(self.fc, resize_label(seg, (self.sh, self.sw)))
         x = self.head_0(x, seg)
         x = self.up(x)
         x = self.G_middle_0(x, seg)
@@ -148,7 +150,7 @@ class _SynthesisGraph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         cfg = self.netG.cfg
-        seg = torch.cat(inputs[:2], 1) if cfg.instance_edge else inputs[0]
+        seg = label_input(inputs[0], cfg.num_classes, inputs[1] if cfg.instance_edge else None)
         z = inputs[-1] if cfg.use_vae else None
         return self.netG(seg, z)
 
@@ -168,9 +170,9 @@ class SPADEModel(SynthesisModel):
     def graphs(self) -> dict[str, GraphSpec]:
         cfg = self.config
         h, w = cfg.height, cfg.width
-        inputs = [TensorSpec("label", "label", (None, cfg.num_classes, h, w))]
+        inputs = [label_spec(cfg.num_classes, h, w)]
         if cfg.instance_edge:
-            inputs.append(TensorSpec("instance_edge", "instance_edge", (None, 1, h, w)))
+            inputs.append(edge_spec(h, w))
         if cfg.use_vae:
             inputs.append(TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "normal"}))
         graphs = {"model": GraphSpec(_SynthesisGraph(self.netG), tuple(inputs),

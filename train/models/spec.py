@@ -8,15 +8,25 @@ the SDK knows how to fill:
 ===============  ==========================================================
 kind             meaning (shape; ``None`` marks the dynamic batch axis)
 ===============  ==========================================================
-label            one-hot label map, float32 (N, C, H, W)
-instance_edge    instance boundaries as SPADE computes them, (N, 1, H, W)
+label            class ids, int32 (N, H, W); attrs["num_classes"] = C. The
+                 graph makes the one-hot itself, on its device (or reads the
+                 ids through table lookups): see ``layers.label_map``
+instance_edge    instance boundaries as SPADE computes them, uint8 0/1 (N, H, W)
 latent           noise / style vector (N, D); attrs["distribution"] is
                  "normal" or "sphere" (normalised to the unit sphere in-graph
                  or by the caller, see attrs)
 codes            per-class latent codes (N, C, D) (GroupDNet)
-image            RGB image in [-1, 1], (N, 3, H, W)
+image            RGB image in [-1, 1], float32 (N, 3, H, W)
+image_u8         the same image as 8-bit RGB, uint8 (N, H, W, 3), made in the
+                 graph (:meth:`GraphSpec.with_uint8_outputs`): a quarter of the
+                 bytes to copy back, and no float work on the host
 mu / logvar      encoder outputs, same shape as the latent they describe
 ===============  ==========================================================
+
+Why int32 class ids: every runtime we target reads it natively (onnxruntime's Gather
+and Equal, TensorRT's I/O and elementwise layers, torch's embedding), it holds any
+class count (uint8 stops at 256), and at 4 bytes a pixel a 1024x2048 map is 8 MB
+against 302 MB for the float one-hot of its 36 channels.
 """
 from __future__ import annotations
 
@@ -27,6 +37,9 @@ import torch
 from torch import nn
 
 TASKS = ("semantic", "unconditional", "image2image")
+LABEL_DTYPE = "int32"
+EDGE_DTYPE = "uint8"
+_TORCH_DTYPES = {"float32": torch.float32, "int32": torch.int32, "uint8": torch.uint8}
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,7 @@ class TensorSpec:
     kind: str
     shape: tuple[int | None, ...]
     attrs: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -47,14 +61,51 @@ class TensorSpec:
         """A seeded example tensor of this spec, used for export and parity."""
         shape = tuple(batch if s is None else s for s in self.shape)
         if self.kind == "label":
-            n, c, h, w = shape
-            ids = torch.randint(0, c, (n, h, w), generator=generator)
-            return torch.nn.functional.one_hot(ids, c).permute(0, 3, 1, 2).float()
+            ids = torch.randint(0, self.attrs["num_classes"], shape, generator=generator)
+            return ids.to(_TORCH_DTYPES[self.dtype])
         if self.kind == "instance_edge":
-            return (torch.rand(shape, generator=generator) > 0.9).float()
+            return (torch.rand(shape, generator=generator) > 0.9).to(_TORCH_DTYPES[self.dtype])
         if self.kind == "image":
             return torch.rand(shape, generator=generator) * 2 - 1
         return torch.randn(shape, generator=generator)
+
+    def as_one_hot(self, x: torch.Tensor) -> torch.Tensor:
+        """An input in the form the papers' networks take: a label's ids as a float
+        one-hot (N, C, H, W), an edge map as float (N, 1, H, W); others unchanged."""
+        if self.kind == "label":
+            return torch.nn.functional.one_hot(x.long(), self.attrs["num_classes"]).permute(0, 3, 1, 2).float()
+        if self.kind == "instance_edge":
+            return x.float().unsqueeze(1)
+        return x
+
+
+def label_spec(num_classes: int, height: int, width: int, name: str = "label") -> TensorSpec:
+    """The ``label`` input: (N, H, W) int32 class ids in 0..num_classes-1."""
+    return TensorSpec(name, "label", (None, height, width), {"num_classes": num_classes}, LABEL_DTYPE)
+
+
+def edge_spec(height: int, width: int) -> TensorSpec:
+    """The ``instance_edge`` input: (N, H, W) uint8, 1 on instance boundaries."""
+    return TensorSpec("instance_edge", "instance_edge", (None, height, width), {}, EDGE_DTYPE)
+
+
+def to_uint8_image(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8, rounding as ``sdk.labels.to_image``."""
+    return torch.clamp((x + 1) * 127.5 + 0.5, 0, 255).floor().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+class _WithUint8(nn.Module):
+    """A graph module whose image outputs are also returned as 8-bit RGB."""
+
+    def __init__(self, module: nn.Module, image_outputs: tuple[int, ...]) -> None:
+        super().__init__()
+        self.module = module
+        self.image_outputs = image_outputs
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.module(*inputs)
+        out = out if isinstance(out, tuple) else (out,)
+        return (*out, *(to_uint8_image(out[i]) for i in self.image_outputs))
 
 
 @dataclass
@@ -68,6 +119,21 @@ class GraphSpec:
     def examples(self, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(seed)
         return tuple(spec.example(batch, g) for spec in self.inputs)
+
+    def as_one_hot(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """``inputs`` as the one-hot network takes them (:meth:`TensorSpec.as_one_hot`):
+        fed to the same module, they give the parity reference of every export."""
+        return tuple(s.as_one_hot(x) for s, x in zip(self.inputs, inputs))
+
+    def with_uint8_outputs(self) -> "GraphSpec":
+        """This graph with an ``<name>_u8`` output (N, H, W, 3) uint8 after every image output."""
+        images = tuple(i for i, s in enumerate(self.outputs) if s.kind == "image")
+        extra = tuple(TensorSpec(f"{self.outputs[i].name}_u8", "image_u8",
+                                 (None, self.outputs[i].shape[2], self.outputs[i].shape[3], 3),
+                                 {"of": self.outputs[i].name}, "uint8") for i in images)
+        if not extra:
+            return self
+        return GraphSpec(_WithUint8(self.module, images), self.inputs, (*self.outputs, *extra))
 
 
 class SynthesisModel(nn.Module):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .label_map import resize_label
 from .norm import maybe_spectral, param_free_norm
 
 CG_LAYOUTS = ("deepfashion", "cityscapes", "ade20k")
@@ -72,9 +73,7 @@ class CGNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
-        if seg.shape[-2:] != x.shape[-2:]:
-            seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
-        actv = self.mlp_shared(seg)
+        actv = self.mlp_shared(resize_label(seg, x.shape[-2:]))
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .label_map import LabelMap, read_label, resize_label
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
@@ -39,7 +40,8 @@ class SPADE(nn.Module):
     """Spatially-adaptive normalisation (Park et al. 2019, Eq. 1).
 
     ``out = norm(x) * (1 + gamma(seg)) + beta(seg)`` where gamma and beta come from a
-    shared conv (``hidden`` channels, ReLU) on the label map resized to ``x``.
+    shared conv (``hidden`` channels, ReLU) on the label map resized to ``x``. ``seg`` is
+    the float label tensor (training) or a :class:`~.label_map.LabelMap` (deployment).
     ``norm_attr`` names the parameter-free norm's attribute (its state-dict prefix):
     NVlabs/SPADE calls it ``param_free_norm``, boschresearch/OASIS ``first_norm``.
     """
@@ -55,11 +57,9 @@ class SPADE(nn.Module):
         self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pw)
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pw)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, seg: LabelMap | torch.Tensor) -> torch.Tensor:
         normalized = getattr(self, self._norm_attr)(x)
-        if seg.shape[-2:] != x.shape[-2:]:
-            seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
-        actv = self.mlp_shared(seg)
+        actv = read_label(self.mlp_shared, resize_label(seg, x.shape[-2:]))
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 

@@ -31,7 +31,7 @@ def make_batch(sample: dict[str, torch.Tensor], num_classes: int | None, instanc
         # without instance maps (procedural scenes) class boundaries stand in, as in the SDK
         inst = sample.get("instance", sample["label"])
         edges = torch.from_numpy(instance_edges(inst.cpu().numpy())).to(device, non_blocking=True)
-        seg = torch.cat([seg, edges], 1)
+        seg = torch.cat([seg, edges.unsqueeze(1).float()], 1)
     return Batch(image, ids, seg)
 
 

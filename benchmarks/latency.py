@@ -40,6 +40,7 @@ claims next to our counts, ``benchmarks/report.py``).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -60,7 +61,9 @@ import torch  # noqa: E402
 from benchmarks.flops import count_params, graph_flops  # noqa: E402
 from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms  # noqa: E402
 
-BACKENDS = ("torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt")
+BACKENDS = ("reference", "torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt")
+NOISY_P90_OVER_MEDIAN = 1.5
+"""A measurement whose p90 exceeds its median by this factor is flagged noisy."""
 DEFAULT_MODELS = ("spade-ade20k", "oasis-ade20k", "dpsims-ade20k", "groupdnet-deepfashion",
                   "pix2pixhd-cityscapes-1024", "msgunet-512", "progan-256")
 QUICK_MODELS = ("progan-64",)
@@ -95,6 +98,11 @@ class Record:
     efficiency: float | None = None
     roofline_note: str = ""
     speedup_vs_eager_fp32: float | None = None  # torch-eager FP32 median / this median, same model, size, batch
+    speedup_vs_reference: float | None = None  # reference median / this median, same model, size, batch
+    io: str = "host"  # "host": numpy in and out (end to end); "device": tensors on the device
+    tf32: bool | None = None  # FP32 rows: whether TF32 tensor cores were allowed (None: n/a)
+    noisy: bool = False  # p90 > NOISY_P90_OVER_MEDIAN x median: the machine was busy
+    device_used_mb: float | None = None  # GPU: cudaMemGetInfo delta, cross-check of peak_memory_mb
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,35 +150,73 @@ class Skip(Exception):
     """This backend / precision cannot run here; the message says why."""
 
 
-def _torch_callable(bundle: Any, precision: str, device: str, compiled: bool) -> Callable[[dict], list]:
-    from export.engine_aoti import _DTYPES, ReducedPrecision
+_TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _reference_callable(bundle: Any, precision: str, device: str) -> Callable[[dict], Any]:
+    """How people run the official code: the same network in torch, the float one-hot
+    label (and float edge map) already on the device, output left there; on GPU FP16 (or
+    the asked precision), channels-last and ``torch.compile(mode="reduce-overhead")``
+    (CUDA graphs). Feeds: the one-hot tensors from :func:`reference_feeds`."""
+    from export.engine_aoti import ReducedPrecision
     from sdk.backends.torch import build_model
 
     if device == "cpu" and precision in ("fp16", "tf32"):
         raise Skip(f"torch {precision} is a GPU precision")
     spec = build_model(bundle).graphs()["model"]
     module = spec.module.to(device).eval()
-    if precision in _DTYPES:
-        module = ReducedPrecision(module, _DTYPES[precision], channels_last=device == "cuda").eval()
+    if precision in _TORCH_DTYPES:
+        module = ReducedPrecision(module, _TORCH_DTYPES[precision], channels_last=device == "cuda").eval()
+    elif device == "cuda":
+        module = module.to(memory_format=torch.channels_last)
     if device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
-    if compiled:
-        module = torch.compile(module, mode="reduce-overhead" if device == "cuda" else None)  # as TorchRunner
+        torch.backends.cudnn.benchmark = True
+    module = torch.compile(module, mode="reduce-overhead" if device == "cuda" else None)
     names = [s.name for s in spec.inputs]
 
-    def run(feeds: dict) -> list:
+    def run(feeds: dict) -> Any:
         with torch.inference_mode():
-            out = module(*[torch.from_numpy(feeds[n]).to(device) for n in names])
-        out = out if isinstance(out, tuple) else (out,)
-        return [o.float().cpu().numpy() for o in out]
+            return module(*[feeds[n] for n in names])
 
     return run
 
 
-def _engine_callable(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> Callable:
-    from export.engine_build import build_engine
-    from sdk import Bundle
+def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequence[int], device: str,
+                     io: str) -> Callable[[dict], Any]:
+    """One of the SDK's runners, called as the Synthesizer calls it: class ids in, the 8-bit
+    image out (``io="host"``: numpy both ways; ``"device"``: CUDA tensors both ways)."""
     from sdk.backends import make_runner
+
+    options: dict[str, Any] = {}
+    if backend in ("torch-eager", "torch-compiled"):
+        if device == "cpu" and precision in ("fp16", "tf32"):
+            raise Skip(f"torch {precision} is a GPU precision")
+        compiled = backend == "torch-compiled"
+        options = dict(device=device, precision=precision, compile=compiled, cuda_graphs=compiled,
+                       output="tensor" if io == "device" else "numpy")
+        name = "torch"
+    elif backend == "onnxruntime":
+        if precision != "fp32":
+            raise Skip("onnxruntime runs the bundle's FP32 graph")
+        if io == "device":
+            raise Skip("onnxruntime takes host arrays here")
+        options = {"providers": ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]}
+        name = "onnxruntime"
+    elif backend in ("aoti", "tensorrt"):
+        if io == "device":
+            raise Skip(f"{backend} takes host arrays here")
+        _build_engine(bundle, backend, precision, batches, device)
+        options, name = {"precision": precision}, backend
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    runner = make_runner(bundle, name, **options)
+    wanted = [o["name"] for o in bundle.graph("model")["outputs"] if o["kind"] == "image_u8"][:1] or None
+    return lambda feeds: runner.run(feeds, outputs=wanted)
+
+
+def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> None:
+    from export.engine_build import build_engine
     from sdk.engines import BatchProfile, engines_of
 
     if backend == "tensorrt":
@@ -180,41 +226,70 @@ def _engine_callable(bundle: Any, backend: str, precision: str, batches: Sequenc
             raise Skip("TensorRT is not installed here") from None
     if backend == "aoti" and device == "cpu" and precision in ("fp16", "tf32"):
         raise Skip(f"AOTInductor {precision} needs a GPU")
-    profile = BatchProfile(min(batches), max(batches), max(batches))
     if not engines_of(bundle, backend, precision):
-        build_engine(bundle.path, backend, precision=precision, batch=profile,
+        build_engine(bundle.path, backend, precision=precision,
+                     batch=BatchProfile(min(batches), max(batches), max(batches)),
                      progress=lambda m: print(f"  [engine] {m}", flush=True))
-    runner = make_runner(Bundle(bundle.path), backend, precision=precision)
-    return lambda feeds: list(runner.run(feeds).values())
+    from sdk import Bundle
+
+    record = next(iter(engines_of(Bundle(bundle.path), backend, precision)), None)
+    from sdk.backends.aoti import probe_failed
+
+    if backend == "aoti" and record is not None and probe_failed(record):
+        raise Skip(f"the AOTInductor package does not load in a fresh process ({probe_failed(record)})")
 
 
-def make_callable(backend: str, bundle: Any, precision: str, batches: Sequence[int], device: str) -> Callable:
-    if backend in ("torch-eager", "torch-compiled"):
-        return _torch_callable(bundle, precision, device, compiled=backend == "torch-compiled")
-    if backend == "onnxruntime":
-        if precision != "fp32":
-            raise Skip("onnxruntime runs the bundle's FP32 graph")
-        from sdk.backends import make_runner
+def make_callable(backend: str, bundle: Any, precision: str, batches: Sequence[int], device: str,
+                  io: str = "host") -> Callable:
+    if backend == "reference":
+        if io != "device":
+            raise Skip("the reference runs device-resident only (one-hot already on the device)")
+        return _reference_callable(bundle, precision, device)
+    from sdk import Bundle
 
-        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        runner = make_runner(bundle, "onnxruntime", providers=providers)
-        return lambda feeds: list(runner.run(feeds).values())
-    if backend in ("aoti", "tensorrt"):
-        return _engine_callable(bundle, backend, precision, batches, device)
-    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    return _runner_callable(backend, Bundle(bundle.path), precision, batches, device, io)
 
 
 # -- one model --------------------------------------------------------------------------
 def seeded_feeds(spec: Any, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """The graph's seeded example inputs as numpy feeds."""
+    """The graph's seeded example inputs as numpy feeds (class ids, edges, latents)."""
     return {s.name: x.numpy() for s, x in zip(spec.inputs, spec.examples(batch, seed=seed))}
+
+
+def device_feeds(spec: Any, batch: int, device: str, seed: int = 0) -> dict[str, Any]:
+    """The same inputs as tensors already on ``device``."""
+    return {s.name: x.to(device) for s, x in zip(spec.inputs, spec.examples(batch, seed=seed))}
+
+
+def reference_feeds(spec: Any, batch: int, device: str, seed: int = 0) -> dict[str, Any]:
+    """The same inputs as the official code takes them, on ``device``: float one-hot labels."""
+    examples = spec.examples(batch, seed=seed)
+    return {s.name: x.to(device) for s, x in zip(spec.inputs, spec.as_one_hot(examples))}
+
+
+def _free_device_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+def configurations(args: argparse.Namespace, device: str) -> list[tuple[str, str, str]]:
+    """(backend, precision, io) to measure; ``io`` "device" only where it means something."""
+    out = []
+    for backend in args.backends:
+        for precision in args.precision:
+            ios = ["device"] if backend == "reference" else ["host"]
+            if device == "cuda" and backend in ("torch-eager", "torch-compiled"):
+                ios.append("device")
+            out += [(backend, precision, io) for io in ios]
+    return out
 
 
 def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
                 workdir: Path) -> list[Record]:
     from export.bundle import build_bundle
     from sdk import Bundle
-    from sdk.backends.torch import build_model
     from train.models import get_preset
 
     preset = get_preset(name)
@@ -222,79 +297,89 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
     path = workdir / "bundles" / f"{name}-{size}"
     if not (path / "manifest.json").is_file():
         print(f"[latency] exporting {name} at {size} to {path}", flush=True)
-        build_bundle(name, path, overrides=overrides)
+        build_bundle(name, path, overrides=overrides, onnx=args.onnx)
     bundle = Bundle(path)
-    spec = build_model(bundle).graphs()["model"]
-    h, w = bundle.resolution
     with torch.device("meta"):
-        params = count_params(preset.build(**overrides).graphs()["model"].module)
+        model = preset.build(**overrides)
+        spec = model.graphs()["model"]
+        params = count_params(spec.module)
+    h, w = bundle.resolution
     flops1 = graph_flops(name, batch=1, **overrides)
     gpu = lookup_gpu(torch.cuda.get_device_name()) if device == "cuda" else None
     io_elems = sum(int(np.prod([d for d in s["shape"][1:]])) for s in
                    (*bundle.graph("model")["inputs"], *bundle.graph("model")["outputs"]))
     records = []
-    for backend in args.backends:
-        for precision in args.precision:
-            fn = None
-            for batch in args.batch:
-                rec = Record(name, backend, precision, batch, h, w, reduced, describe_device(device),
-                             params=params, gflops_per_image=flops1 / 1e9, gflops_per_batch=flops1 * batch / 1e9)
-                try:
-                    if fn is None:  # memory is counted from before the runner is built
-                        mem0 = _rss_bytes()
-                        if device == "cuda":
-                            torch.cuda.synchronize()
-                            free0 = torch.cuda.mem_get_info()[0]
-                        fn = make_callable(backend, bundle, precision, args.batch, device)
-                    if device == "cuda":  # allocator peak per batch (weights stay allocated)
+    for backend, precision, io in configurations(args, device):
+        _free_device_memory(device)
+        fn = None
+        for batch in args.batch:
+            rec = Record(name, backend, precision, batch, h, w, reduced, describe_device(device), io=io,
+                         tf32=None if device == "cpu" or precision in ("fp16", "bf16") else precision == "tf32",
+                         params=params, gflops_per_image=flops1 / 1e9, gflops_per_batch=flops1 * batch / 1e9)
+            try:
+                if fn is None:  # memory is counted from before the runner is built
+                    mem0 = _rss_bytes()
+                    if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
+                        alloc0 = torch.cuda.memory_allocated()
+                        free0 = torch.cuda.mem_get_info()[0]
+                    fn = make_callable(backend, bundle, precision, args.batch, device, io)
+                if device == "cuda":  # allocator peak per batch, the weights included
+                    torch.cuda.reset_peak_memory_stats()
+                if backend == "reference":
+                    feeds: dict[str, Any] = reference_feeds(spec, batch, device)
+                elif io == "device":
+                    feeds = device_feeds(spec, batch, device)
+                else:
                     feeds = seeded_feeds(spec, batch)
-                    peak = [0]
+                peak = [0]
 
-                    def sample() -> None:
-                        if device == "cuda":
-                            peak[0] = max(peak[0], free0 - torch.cuda.mem_get_info()[0])
-                        else:
-                            peak[0] = max(peak[0], _rss_bytes() - mem0)
+                def sample() -> None:
+                    if device == "cuda":
+                        peak[0] = max(peak[0], free0 - torch.cuda.mem_get_info()[0])
+                    else:
+                        peak[0] = max(peak[0], _rss_bytes() - mem0)
 
-                    times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample)
-                except Skip as exc:
-                    rec.status = f"skipped: {exc}"
-                    records.append(rec)
-                    print(f"[latency] {name} {backend} {precision} b{batch}: {rec.status}", flush=True)
-                    break
-                except Exception as exc:  # report and go on with the other configurations
-                    rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
-                    records.append(rec)
-                    print(f"[latency] {name} {backend} {precision} b{batch}: {rec.status}", flush=True)
-                    break
-                rec.runs, rec.warmup = len(times), args.warmup
-                rec.timer = "cuda_events" if device == "cuda" else "perf_counter"
-                rec.median_ms = statistics.median(times)
-                rec.p90_ms = percentile(times, 90)
-                rec.mean_ms = statistics.fmean(times)
-                rec.images_per_s = batch / rec.median_ms * 1e3
-                if device == "cuda" and backend in ("torch-eager", "torch-compiled", "aoti"):
-                    rec.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
-                    rec.memory_method = "torch.cuda.max_memory_allocated"
-                elif device == "cuda":
-                    rec.peak_memory_mb = peak[0] / 2**20
-                    rec.memory_method = "cudaMemGetInfo used delta (torch.cuda.mem_get_info)"
-                else:
-                    rec.peak_memory_mb = peak[0] / 2**20
-                    rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
-                if gpu is not None:
-                    nbytes = min_bytes(params, io_elems * batch, precision)
-                    rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, gpu, precision)
-                    rec.efficiency = rec.roofline_floor_ms / rec.median_ms
-                    rec.roofline_note = f"{gpu.name}: max(FLOPs / {gpu.peak_flops(precision) / 1e12:g} TFLOP/s, " \
-                                        f"bytes / {gpu.bandwidth_gbs:g} GB/s)"
-                else:
-                    rec.roofline_note = ("CPU: skipped (peak FLOP/s of this CPU unknown)" if device == "cpu"
-                                         else "GPU not in benchmarks.roofline.KNOWN_GPUS")
+                times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample)
+            except Skip as exc:
+                rec.status = f"skipped: {exc}"
                 records.append(rec)
-                print(f"[latency] {name} {backend} {precision} b{batch} {h}x{w}: median {rec.median_ms:.2f} ms, "
-                      f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
+                print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
+                break
+            except Exception as exc:  # report and go on with the other configurations
+                rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
+                records.append(rec)
+                print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
+                break
+            rec.runs, rec.warmup = len(times), args.warmup
+            rec.timer = "cuda_events" if device == "cuda" else "perf_counter"
+            rec.median_ms = statistics.median(times)
+            rec.p90_ms = percentile(times, 90)
+            rec.mean_ms = statistics.fmean(times)
+            rec.noisy = rec.p90_ms > NOISY_P90_OVER_MEDIAN * rec.median_ms
+            rec.images_per_s = batch / rec.median_ms * 1e3
+            if device == "cuda":
+                rec.peak_memory_mb = (torch.cuda.max_memory_allocated() - alloc0) / 2**20
+                rec.device_used_mb = peak[0] / 2**20
+                rec.memory_method = ("torch.cuda.max_memory_allocated over the configuration's start "
+                                     "(reset per configuration); device_used_mb: cudaMemGetInfo delta")
+            else:
+                rec.peak_memory_mb = peak[0] / 2**20
+                rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
+            if gpu is not None:
+                nbytes = min_bytes(params, io_elems * batch, precision)
+                rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, gpu, precision)
+                rec.efficiency = rec.roofline_floor_ms / rec.median_ms
+                rec.roofline_note = f"{gpu.name}: max(FLOPs / {gpu.peak_flops(precision) / 1e12:g} TFLOP/s, " \
+                                    f"bytes / {gpu.bandwidth_gbs:g} GB/s)"
+            else:
+                rec.roofline_note = ("CPU: skipped (peak FLOP/s of this CPU unknown)" if device == "cpu"
+                                     else "GPU not in benchmarks.roofline.KNOWN_GPUS")
+            records.append(rec)
+            print(f"[latency] {name} {backend} {precision} {io} b{batch} {h}x{w}: median {rec.median_ms:.2f} ms, "
+                  f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
+        fn = None
+    _free_device_memory(device)
     return records
 
 
@@ -306,13 +391,23 @@ def describe_device(device: str) -> str:
 
 # -- report -----------------------------------------------------------------------------
 def add_speedups(records: list[Record]) -> None:
-    """Fill ``speedup_vs_eager_fp32`` wherever the same run measured torch-eager FP32."""
-    base = {(r.model, r.height, r.width, r.batch): r.median_ms for r in records
-            if r.backend == "torch-eager" and r.precision == "fp32" and r.median_ms}
+    """Fill ``speedup_vs_eager_fp32`` (torch-eager FP32, host I/O) and ``speedup_vs_reference``
+    (the reference row; FP16 where it ran at several precisions) of the same run, model,
+    size and batch."""
+    def key(r: Record) -> tuple:
+        return r.model, r.height, r.width, r.batch
+
+    eager = {key(r): r.median_ms for r in records
+             if r.backend == "torch-eager" and r.precision == "fp32" and r.io == "host" and r.median_ms}
+    reference: dict[tuple, float] = {}
+    for r in sorted((r for r in records if r.backend == "reference" and r.median_ms),
+                    key=lambda r: r.precision != "fp16"):
+        reference.setdefault(key(r), r.median_ms)
     for r in records:
-        eager = base.get((r.model, r.height, r.width, r.batch))
-        if eager and r.median_ms:
-            r.speedup_vs_eager_fp32 = eager / r.median_ms
+        if r.median_ms and key(r) in eager:
+            r.speedup_vs_eager_fp32 = eager[key(r)] / r.median_ms
+        if r.median_ms and key(r) in reference:
+            r.speedup_vs_reference = reference[key(r)] / r.median_ms
 
 
 def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
@@ -320,22 +415,29 @@ def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
     if quick:
         lines += ["**Quick run: reduced sizes** (each preset at its CI size, `Preset.test_overrides`); "
                   "these figures are a smoke test, not the models' latency.", ""]
-    lines += ["Median / p90 of one `Runner.run`-style call (host numpy in, host numpy out). GFLOPs: "
-              "FlopCounterMode, conv + matmul, MAC = 2 FLOPs. Roofline floor and efficiency on known GPUs only.", "",
-              "| model | HxW | backend | precision | batch | median ms | p90 ms | img/s | x eager FP32 | peak MB | "
-              "params (M) | GFLOPs/img | floor ms | efficiency | status |",
-              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += ["Median / p90 of one call. I/O `host`: the SDK's path end to end, class ids from host numpy in, "
+              "the 8-bit image to host numpy out. `device`: tensors already on the device, output left there. "
+              "`reference`: the same network as people run the official code, float one-hot already on the "
+              "device, `torch.compile(mode=\"reduce-overhead\")`, channels-last. FP32 rows on GPU: TF32 as the "
+              "`tf32` column says (PyTorch's default allows it for cuDNN convolutions). `noisy`: p90 > "
+              f"{NOISY_P90_OVER_MEDIAN:g} x median. GFLOPs: FlopCounterMode, conv + matmul, MAC = 2 FLOPs. "
+              "Roofline floor and efficiency on known GPUs only.", "",
+              "| model | HxW | backend | precision | tf32 | I/O | batch | median ms | p90 ms | img/s | "
+              "x reference | x eager FP32 | peak MB | params (M) | GFLOPs/img | floor ms | efficiency | status |",
+              "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 
     def f(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
     for r in records:
+        status = r.status + (" (noisy)" if r.noisy else "")
         lines.append(f"| {r.model} | {r.height}x{r.width}{' (reduced)' if r.reduced_size else ''} | {r.backend} | "
-                     f"{r.precision} | {r.batch} | {f(r.median_ms, '.2f')} | {f(r.p90_ms, '.2f')} | "
-                     f"{f(r.images_per_s, '.1f')} | {f(r.speedup_vs_eager_fp32, '.2f')} | "
-                     f"{f(r.peak_memory_mb, '.1f')} | "
+                     f"{r.precision} | {'-' if r.tf32 is None else 'on' if r.tf32 else 'off'} | {r.io} | {r.batch} | "
+                     f"{f(r.median_ms, '.2f')} | {f(r.p90_ms, '.2f')} | "
+                     f"{f(r.images_per_s, '.1f')} | {f(r.speedup_vs_reference, '.2f')} | "
+                     f"{f(r.speedup_vs_eager_fp32, '.2f')} | {f(r.peak_memory_mb, '.1f')} | "
                      f"{f(None if r.params is None else r.params / 1e6, '.2f')} | {f(r.gflops_per_image, '.4g')} | "
-                     f"{f(r.roofline_floor_ms, '.3f')} | {f(r.efficiency, '.1%')} | {r.status} |")
+                     f"{f(r.roofline_floor_ms, '.3f')} | {f(r.efficiency, '.1%')} | {status} |")
     methods = sorted({r.memory_method for r in records if r.memory_method})
     lines += ["", "Peak memory: " + "; ".join(methods) if methods else "", ""]
     path.write_text("\n".join(lines))
@@ -395,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/latency", help="output folder")
     p.add_argument("--quick", action="store_true",
                    help="CPU, torch-eager + onnxruntime, FP32, batch 1,2, CI sizes (reduced): under a minute")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false",
+                   help="export bundles without ONNX graphs (torch backends only; saves minutes per full-size "
+                        "preset on a GPU machine)")
     return p
 
 

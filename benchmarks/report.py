@@ -121,7 +121,7 @@ def perf_table(results: dict[str, Any], source: str) -> str:
     for r in results["records"]:
         if r["status"] != "ok":
             continue
-        col = f"{r['backend']} {r['precision']}"
+        col = f"{r['backend']} {r['precision']}" + (" (device I/O)" if r.get("io") == "device" else "")
         groups.setdefault((r["model"], r["height"], r["width"], r["batch"]), {})[col] = r["median_ms"]
         if col != "torch-eager fp32" and col not in columns:
             columns.append(col)
@@ -154,13 +154,83 @@ def update_readme(readme: Path, table: str) -> None:
     write_bytes_atomic(readme, f"{head}{README_START}\n{table}\n{README_END}{tail}".encode())
 
 
+# -- GPU targets (gpu_check.sh) ---------------------------------------------------------
+GPU_TARGETS = {"model": "spade-cityscapes", "batch_1_ms": 2.0, "batch_8_ms": 9.0, "vs_reference": 1.4,
+               "device_efficiency_batch_8": 0.5}
+"""The GPU path's targets: spade-cityscapes end to end (host class ids in, host 8-bit image
+out) within these times and at least this speed-up over the reference row, device-resident
+batch 8 at this fraction of the FP16 roofline; every other preset faster than its reference."""
+
+
+def check_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per target: what was asked, what was measured, met or not (None: not measured)."""
+    ok = [r for r in records if r["status"] == "ok" and not r["reduced_size"] and r["backend"] != "reference"]
+
+    def best(model: str, batch: int, io: str) -> dict[str, Any] | None:
+        rows = [r for r in ok if r["model"] == model and r["batch"] == batch and r.get("io", "host") == io]
+        return min(rows, key=lambda r: r["median_ms"]) if rows else None
+
+    t = GPU_TARGETS
+    rows = []
+    for batch in (1, 8):
+        r = best(t["model"], batch, "host")
+        limit = t[f"batch_{batch}_ms"]
+        rows.append({"target": f"{t['model']} batch {batch} end to end <= {limit} ms",
+                     "measured": None if r is None else f"{r['median_ms']:.2f} ms ({r['backend']} {r['precision']})",
+                     "met": None if r is None else r["median_ms"] <= limit})
+        sp = None if r is None else r.get("speedup_vs_reference")
+        rows.append({"target": f"{t['model']} batch {batch} end to end >= {t['vs_reference']}x reference",
+                     "measured": None if sp is None else f"{sp:.2f}x", "met": None if sp is None else sp >= t["vs_reference"]})
+    r = best(t["model"], 8, "device")
+    eff = None if r is None else r.get("efficiency")
+    rows.append({"target": f"{t['model']} batch 8 device-resident >= {t['device_efficiency_batch_8']:.0%} of the roofline",
+                 "measured": None if eff is None else f"{eff:.1%}",
+                 "met": None if eff is None else eff >= t["device_efficiency_batch_8"]})
+    for model in sorted({r["model"] for r in ok} - {t["model"]}):
+        for batch in (1, 8):
+            r = best(model, batch, "host")
+            sp = None if r is None else r.get("speedup_vs_reference")
+            rows.append({"target": f"{model} batch {batch} end to end faster than reference",
+                         "measured": None if sp is None else f"{sp:.2f}x ({r['backend']} {r['precision']})",
+                         "met": None if sp is None else sp > 1.0})
+    return rows
+
+
+def merge_runs(folder: Path, note: str = "") -> dict[str, Any]:
+    """Merge ``folder/*/results.json`` (one latency run per preset) into ``folder/results.json``,
+    ``results.md`` and ``SUMMARY.md`` (the GPU targets, met or not)."""
+    from benchmarks.latency import Record, write_markdown
+
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/results.json"))]
+    if not runs:
+        raise SystemExit(f"no */results.json under {folder}")
+    records = [r for run in runs for r in run["records"]]
+    merged = {**{k: v for k, v in runs[0].items() if k != "records"}, "note": note, "records": records}
+    (folder / "results.json").write_text(json.dumps(merged, indent=2) + "\n")
+    write_markdown([Record(**r) for r in records], folder / "results.md", bool(merged.get("quick")))
+    rows = check_targets(records)
+    mark = {True: "met", False: "NOT met", None: "not measured"}
+    lines = ["# GPU check", "", note, "", f"Device: {merged.get('device')}, torch {merged.get('torch')}.", "",
+             "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {r['target']} | {r['measured'] or '-'} | {mark[r['met']]} |" for r in rows]
+    lines += ["", "All rows: results.md; raw records: results.json.", ""]
+    (folder / "SUMMARY.md").write_text("\n".join(lines))
+    return merged
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Compare paper efficiency claims with our counts.")
+    p.add_argument("--merge", help="folder of per-preset latency runs (gpu_check.sh): merge them and "
+                                   "check the GPU targets into SUMMARY.md")
+    p.add_argument("--note", default="", help="with --merge: a line for SUMMARY.md")
     p.add_argument("--claims", default=str(CLAIMS))
     p.add_argument("--latency", help="results.json of a latency run (for speed / memory claims)")
     p.add_argument("--out", help="folder for claims.json and claims.md (default: print Markdown)")
     p.add_argument("--readme", help="with --latency: rewrite this README's performance table from the run")
     args = p.parse_args(argv)
+    if args.merge:
+        merge_runs(Path(args.merge), args.note)
+        args.latency = args.latency or str(Path(args.merge) / "results.json")
     if args.readme:
         if not args.latency:
             p.error("--readme needs --latency results.json")

@@ -1,0 +1,193 @@
+"""CPU engines: OpenVINO (FP32 / BF16 / INT8) and onnxruntime INT8, from a bundle's ONNX graph.
+
+``python -m export engine --backend openvino|onnxruntime-int8`` (``export.engine_build``
+dispatches here; no torch needed). Stages, each with a progress line:
+
+1. INT8 only: calibrate and quantize the synthesis graph (``export.quantize``: QDQ,
+   calibration maps from ``export.calibration``);
+2. OpenVINO only: convert the graph (FP32 or QDQ) once to an IR, ``engines/<key>/model.xml``
+   + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
+3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
+   below its bar (``sdk.engines.QUALITY_BARS_DB``) the engine is not written;
+4. speed against onnxruntime FP32 at batch 1, interleaved, same thread count;
+5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
+
+Only the synthesis graph (``model``) gets an engine file; other graphs (a style encoder)
+run the bundle's FP32 ONNX in the same runtime.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from sdk.atomic import atomic_dir
+from sdk.bundle import Bundle, write_manifest
+from sdk.engines import (BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS, QUALITY_BARS_DB, BatchProfile, cpu_engine_target,
+                         engine_key, engine_record)
+
+from .calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
+from .engine_quality import compare_runs, interleaved_medians, renderer_psnr
+from .quantize import KEEP_FLOAT, quantize_graph
+
+Progress = Callable[[str], None]
+QUALITY_INPUTS = 4
+"""Seeded inputs of the quality check (batch 1 each)."""
+TIME_RUNS = 5
+"""Interleaved timed calls of the engine and of onnxruntime FP32 at build."""
+OPENVINO_INT8_INFERENCE = "f32"
+"""``INFERENCE_PRECISION_HINT`` of OpenVINO INT8 engines: the precision of the layers left
+unquantized (normalisation, modulation, the kept-float nodes)."""
+DYNAMIC_BATCH = BatchProfile(1, 1, 4096)
+"""The graphs keep the exported dynamic batch axis; speed is measured at batch 1."""
+
+
+class QualityError(ValueError):
+    """An engine below its quality bar against the FP32 graph: not written."""
+
+
+def _ort_session(path: Path, threads: int | None) -> Any:
+    """An onnxruntime CPU session as ``sdk.backends.onnxruntime`` opens one."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_run(session: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    names = [o.name for o in session.get_outputs()]
+    return lambda feeds: dict(zip(names, session.run(names, feeds)))
+
+
+def _openvino_run(xml: Path, precision: str, threads: int | None,
+                  inference_precision: str | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The IR compiled as ``sdk.backends.openvino.OpenVINORunner`` compiles it (latency mode)."""
+    from sdk.backends.openvino import compile_config, import_openvino
+
+    ov = import_openvino()
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(xml)), "CPU",
+                                  compile_config(precision, threads=threads, inference_precision=inference_precision))
+    request = compiled.create_infer_request()
+    names = [o.get_any_name() for o in compiled.outputs]
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = request.infer(feeds)
+        return {n: np.array(result[compiled.output(n)], copy=True) for n in names}
+    return run
+
+
+def is_trained_demo(bundle: Bundle) -> bool:
+    """The demo bundle with learned weights (its images can be scored against the renderer)."""
+    return bundle.name == "spade-demo-street" and (bundle.manifest.get("weights") or {}).get("norm_stats") == "learned"
+
+
+def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
+                     calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
+                     threads: int | None = None, quality_inputs: int = QUALITY_INPUTS, time_runs: int = TIME_RUNS,
+                     progress: Progress | None = None) -> dict[str, Any]:
+    """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
+
+    Raises :class:`QualityError` (bundle unchanged) when the engine's PSNR against the FP32
+    graph is below ``QUALITY_BARS_DB[precision]``.
+    """
+    from .engine_build import EngineBuildError
+
+    say = progress or (lambda msg: None)
+    if backend not in CPU_ENGINE_BACKENDS:
+        raise EngineBuildError(f"{backend!r} is not a CPU engine backend; choose {' or '.join(CPU_ENGINE_BACKENDS)}")
+    if precision not in BACKEND_PRECISIONS[backend]:
+        raise EngineBuildError(f"{backend} builds {', '.join(BACKEND_PRECISIONS[backend])} engines, not {precision}")
+    if calibration_size < 1:
+        raise EngineBuildError(f"--calibration-size must be >= 1, got {calibration_size}")
+    bundle = Bundle(bundle_path)
+    info = bundle.graph("model")
+    if info["file"] is None:
+        raise EngineBuildError(f"{bundle.path} has no ONNX graph (exported with --no-onnx); CPU engines are built "
+                               f"from it: re-export without --no-onnx")
+    device, versions = cpu_engine_target(backend)
+    key = engine_key(backend, precision, device, versions)
+    keep = tuple(keep_float)
+    src = bundle.file(info["file"])
+    threads_used = threads or os.cpu_count() or 1
+    notes: dict[str, Any] = {"threads": threads_used}
+    start = time.perf_counter()
+    folder = bundle.path / "engines" / key
+    with atomic_dir(folder) as tmp:
+        graph_file = src
+        if precision == "int8":
+            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+            say(f"quantizing {info['file']}: calibrating on {calibration_size} {calibration} label maps, "
+                f"keeping {', '.join(keep) or 'nothing extra'} in float")
+            calib = input_set(bundle, "model", calibration, calibration_size, seed=0)
+            notes["quantization"] = quantize_graph(src, qdq, calib, keep_float=keep)
+            notes["quantization"]["calibration"] = str(calibration)
+            graph_file = qdq
+        if backend == "openvino":
+            from sdk.backends.openvino import import_openvino
+
+            ov = import_openvino()
+            out = tmp / "model.xml"
+            say(f"converting {graph_file.name} to an OpenVINO IR ({key})")
+            ov.save_model(ov.convert_model(str(graph_file)), str(out), compress_to_fp16=False)
+            if graph_file != src:
+                graph_file.unlink()
+            inference = OPENVINO_INT8_INFERENCE if precision == "int8" else None
+            if inference:
+                notes["inference_precision"] = inference
+            engine = _openvino_run(out, precision, threads, inference)
+        else:
+            out = graph_file
+            engine = _ort_run(_ort_session(out, threads))
+        fp32 = _ort_run(_ort_session(src, threads))
+        outputs = info["outputs"]
+        u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
+        floats = [o["name"] for o in outputs if o["kind"] == "image"]
+        bar = QUALITY_BARS_DB[precision]
+        say(f"checking quality: {backend} {precision} vs the FP32 graph (onnxruntime) on {quality_inputs} seeded "
+            f"inputs")
+        inputs = list(input_set(bundle, "model", "procedural", quality_inputs, seed=QUALITY_SEED))
+        figures = compare_runs(engine, fp32, inputs, u8, floats)
+        quality: dict[str, Any] = {
+            "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU",
+            "inputs": f"{quality_inputs} procedural label maps (seeds {QUALITY_SEED}..), batch 1",
+            "metric": "8-bit image: PSNR (dB, peak 255), max / mean absolute difference in levels; "
+                      "float image: relative L2", "bar_psnr_db": bar, "model": figures}
+        say(f"quality: PSNR {figures['psnr_db']} dB (bar {bar:g}), max {figures['max_abs_levels']} / mean "
+            f"{figures['mean_abs_levels']} levels, relative L2 {figures['relative_l2']:.2e}")
+        if not figures["psnr_db"] >= bar:
+            raise QualityError(f"the {backend} {precision} engine of {bundle.name} scores {figures['psnr_db']} dB "
+                               f"PSNR against the FP32 graph, below its {bar:g} dB bar: not written (the bundle is "
+                               f"unchanged)")
+        label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
+        if is_trained_demo(bundle) and label and u8 and len(info["inputs"]) == 1:
+            say("scoring against the procedural renderer on held-out scenes")
+            quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0], bundle.resolution)
+        say(f"timing: {backend} {precision} vs onnxruntime FP32, batch 1, {time_runs} interleaved calls each, "
+            f"{threads_used} threads")
+        feeds = inputs[0]
+        wanted = u8[:1] or None
+        times = interleaved_medians({"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}, time_runs)
+        speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
+                 "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
+                 "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
+                 "batch": 1, "threads": threads_used, "outputs": wanted,
+                 "method": f"median of {time_runs} calls after 1 warm-up, engine and onnxruntime FP32 interleaved "
+                           f"(time.perf_counter), at build"}
+        say(f"speed: {speed['median_ms']:.1f} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.1f} ms "
+            f"({speed['speedup']:.2f}x)")
+        files = {"model": f"engines/{key}/{out.name}"}
+    record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
+                           batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed, notes=notes,
+                           build_s=round(time.perf_counter() - start, 1))
+    manifest = dict(Bundle(bundle.path, verify=False).manifest)
+    manifest["engines"] = {**(manifest.get("engines") or {}), key: record}
+    write_manifest(bundle.path, manifest)
+    return record

@@ -46,7 +46,13 @@ def _open(args: argparse.Namespace, task: str, use: str) -> Synthesizer:
     """The bundle's Synthesizer; a bundle of another task is an error naming the right command."""
     from .synthesizer import Synthesizer
 
-    s = Synthesizer.from_pretrained(args.bundle, backend=args.backend)
+    options = {}
+    if getattr(args, "precision", None):
+        if args.backend == "auto":
+            raise SDKError(f"--precision {args.precision} needs a --backend (openvino, onnxruntime-int8, torch, "
+                           f"aoti, tensorrt): auto picks the engine, and so the precision, by measurement")
+        options["precision"] = args.precision
+    s = Synthesizer.from_pretrained(args.bundle, backend=args.backend, **options)
     if s.bundle.task != task:
         raise SDKError(f"{s.bundle.name} is a model of task {s.bundle.task}; use `python -m sdk "
                        f"{_COMMAND[s.bundle.task]}` (`{args.command}` is for {use})")
@@ -146,6 +152,9 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--backend", default="auto",
                         help=f"auto (fastest available) | {' | '.join(available_backends())}")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16", "int8"),
+                        help="with --backend: openvino fp32|bf16|int8, onnxruntime-int8 int8, torch/aoti/tensorrt "
+                             "fp32|tf32|fp16|bf16 (an engine built at that precision); default: the backend's")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from export.quantize import attention_matmuls, float_nodes, last_convs
 from sdk import Bundle, Synthesizer
 from sdk.backends import make_runner, resolve_backend
 from sdk.bundle import write_manifest
-from sdk.engines import (QUALITY_BARS_DB, cpu_device, current_key, engine_key, fastest_cpu_engine, read_cpuinfo,
+from sdk.engines import (AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key, engine_key, fastest_cpu_engine, read_cpuinfo,
                          select_engine)
 from sdk.errors import BackendError
 from tests.conftest import ROOT
@@ -148,14 +148,15 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
         again = compare_runs(lambda f: runner.run(f), fp32, inputs, ["image_u8"], ["image"])
         assert again["psnr_db"] == pytest.approx(q["psnr_db"], abs=0.05)  # the figure is what the engine does
         assert again["max_abs_levels"] == q["max_abs_levels"]
-        assert rec["speed"]["median_ms"] > 0 and rec["speed"]["onnxruntime_fp32_ms"] > 0
-    # auto: the engine with the higher recorded speed-up over onnxruntime FP32, if above 1
+        assert rec["speed"]["median_ms"] > 0 and rec["speed"]["onnxruntime_fp32_ms"] > 0 and rec["speed"]["load_ms"] > 0
+    # auto: the engine with the higher recorded speed-up over onnxruntime FP32, if enough
     recorded = {r["backend"]: r["speed"]["speedup"] for r in (ort_rec, ov_rec)}
     best = max(recorded, key=recorded.get)
-    assert resolve_backend(b, "auto") == (best if recorded[best] > 1 else "onnxruntime")
+    assert resolve_backend(b, "auto") == (best if recorded[best] >= AUTO_MIN_SPEEDUP else "onnxruntime")
     manifest = json.loads((path / "manifest.json").read_text())
     for speeds, expected in (({"openvino": 2.5, "onnxruntime-int8": 1.5}, "openvino"),
                              ({"openvino": 1.2, "onnxruntime-int8": 3.0}, "onnxruntime-int8"),
+                             ({"openvino": 1.1, "onnxruntime-int8": 1.2}, "onnxruntime"),  # within noise
                              ({"openvino": 0.9, "onnxruntime-int8": 0.8}, "onnxruntime")):
         for rec in manifest["engines"].values():
             rec["speed"]["speedup"] = speeds[rec["backend"]]

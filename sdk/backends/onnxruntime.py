@@ -69,7 +69,8 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
 
     def _graph_path(self) -> Path:
         rel = self.record["files"].get(self.graph_name)
+        self.precision = "fp32" if rel is None else "int8"
         return super()._graph_path() if rel is None else self.bundle.file(rel)
 
     def describe(self) -> str:
-        return "onnxruntime int8 (CPU)"
+        return f"onnxruntime {self.precision} (CPU)"

@@ -195,6 +195,21 @@ def test_openvino_fp32_bf16_and_modes(tmp_path, small_bundle):
     assert 1e-4 < np.linalg.norm(got - ref) / np.linalg.norm(ref) < 0.1
 
 
+def test_graphs_without_an_engine_file_run_fp32_in_the_same_runtime(tmp_path, small_bundle):
+    # GroupDNet: the synthesis graph gets the INT8 engine, the per-class encoder runs its FP32 ONNX
+    path = _engine(tmp_path, small_bundle, "groupdnet-deepfashion")
+    _build(path, "onnxruntime-int8", "int8", "--calibration-size", "4")
+    b = Bundle(path)
+    assert set(select_engine(b, "onnxruntime-int8", "int8")["files"]) == {"model"}
+    s = Synthesizer(b, backend="onnxruntime-int8")
+    ids = label_maps(b, "procedural", 1)[0]
+    img = np.asarray(s(ids, seed=0))
+    codes = s.encode(img, ids)
+    ref = Synthesizer(b, backend="onnxruntime").encode(img, ids)
+    assert s.runner().describe() == "onnxruntime int8 (CPU)" and s.runner("encoder").describe() == "onnxruntime fp32 (CPU)"
+    np.testing.assert_allclose(codes, ref, rtol=1e-5, atol=1e-6)  # the same FP32 encoder graph
+
+
 def test_openvino_reads_the_onnx_graph_without_an_engine(small_bundle):
     b = Bundle(small_bundle("progan-64"))  # unconditional: latent in, no label
     z = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)

@@ -242,7 +242,8 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
     def call(feeds: dict) -> Any:
         return runner.run(feeds, outputs=wanted)
     record = getattr(runner, "record", None)
-    call.extra = cpu_engine_facts(record) if record and name in CPU_ENGINE_BACKENDS else {}  # type: ignore[attr-defined]
+    facts = cpu_engine_facts(record) if record and name in CPU_ENGINE_BACKENDS else {}
+    call.extra = facts  # type: ignore[attr-defined]
     return call
 
 

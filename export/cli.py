@@ -84,7 +84,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     if cpu:
         q, s = record["quality"]["model"], record["speed"]
         print(f"[engine] model: PSNR {q['psnr_db']} dB vs the FP32 graph (bar {record['quality']['bar_psnr_db']:g}), "
-              f"{s['median_ms']:.1f} ms vs onnxruntime FP32 {s['onnxruntime_fp32_ms']:.1f} ms ({s['speedup']:.2f}x)")
+              f"{s['median_ms']:.3g} ms vs onnxruntime FP32 {s['onnxruntime_fp32_ms']:.3g} ms ({s['speedup']:.2f}x)")
     for graph, figures in (record.get("parity") or {}).items():
         if isinstance(figures, dict):
             print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()

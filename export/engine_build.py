@@ -2,8 +2,9 @@
 
 CPU engines (OpenVINO, onnxruntime INT8) are built from the ONNX graph by
 ``export.engine_cpu`` (no torch needed), gated by their quality against the FP32 graph;
-:func:`build_engine` dispatches there. For TensorRT and AOTInductor, for each graph of the bundle: compile (TensorRT plan from the ONNX file, AOTInductor
-package from the network rebuilt from the bundle's weights), check parity against
+:func:`build_engine` dispatches there. For TensorRT and AOTInductor, for each graph of
+the bundle: compile (TensorRT plan from the ONNX file, AOTInductor package from the
+network rebuilt from the bundle's weights), check parity against
 PyTorch FP32 on seeded inputs (``export.fold.relative_l2``; limits in
 ``sdk.engines.PARITY_LIMITS``), then swap ``engines/<key>/`` in atomically and rewrite
 the manifest (``engines`` section and sha256 list) with ``sdk.bundle.write_manifest``.

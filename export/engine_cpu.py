@@ -42,8 +42,8 @@ OPENVINO_INT8_INFERENCE = "f32"
 """``INFERENCE_PRECISION_HINT`` of OpenVINO INT8 engines: the precision of the layers left
 unquantized (normalisation, modulation, the kept-float nodes). Measured on spade-cityscapes
 at full size (2 cores, under load, 3 interleaved calls): f32 2351 ms, 43.18 dB against FP32;
-bf16 2678 ms, 42.97 dB. BF16 for the rest is no faster: the float work left is
-memory-bound elementwise arithmetic, not dot products."""
+bf16 2678 ms, 42.97 dB: BF16 for the rest was no faster (likely because the float work
+left is elementwise arithmetic bound by memory, not dot products) and cost 0.2 dB."""
 DYNAMIC_BATCH = BatchProfile(1, 1, 4096)
 """The graphs keep the exported dynamic batch axis; speed is measured at batch 1."""
 
@@ -127,8 +127,10 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
         graph_file = src
         if precision == "int8":
             qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
-            say(f"quantizing {info['file']}: calibrating on {calibration_size} {calibration} label maps, "
-                f"keeping {', '.join(keep) or 'nothing extra'} in float")
+            takes_label = any(spec["kind"] == "label" for spec in info["inputs"])
+            what = f"{calibration} label maps" if takes_label else "seeded inputs"
+            say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
+                f"{', '.join(keep) or 'nothing extra'} in float")
             calib = input_set(bundle, "model", calibration, calibration_size, seed=0)
             notes["quantization"] = quantize_graph(src, qdq, calib, keep_float=keep)
             notes["quantization"]["calibration"] = str(calibration)
@@ -191,7 +193,7 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
                  "method": f"median of {time_runs} calls after 1 warm-up, engine and onnxruntime FP32 interleaved "
                            f"(time.perf_counter), at build; load: reading and compiling the graph (session "
                            f"creation), once"}
-        say(f"speed: {speed['median_ms']:.1f} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.1f} ms "
+        say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
             f"({speed['speedup']:.2f}x)")
         files = {"model": f"engines/{key}/{out.name}"}
     record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,

@@ -25,6 +25,7 @@ ranges over the calibration set. Everything else stays float, by construction:
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -161,10 +162,18 @@ def quantize_graph(src: str | Path, dst: str | Path, feeds: Iterable[dict[str, n
     excluded = sorted({n for names in groups.values() for n in names})
     act = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[activation]
     items = list(feeds)
-    quantize_static(model, str(dst), _Reader(iter(items)), quant_format=QuantFormat.QDQ,
-                    op_types_to_quantize=None if ops is None else list(ops), per_channel=True, activation_type=act,
-                    weight_type=QuantType.QInt8, nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.MinMax,
-                    extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    # onnxruntime logs a warning to run its pre-processing (shape inference, graph
+    # optimisation); our graphs were optimised and shape-inferred at export.
+    root = logging.getLogger()
+    level, root.level = root.level, max(root.level, logging.ERROR)
+    try:
+        quantize_static(model, str(dst), _Reader(iter(items)), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=None if ops is None else list(ops), per_channel=True, activation_type=act,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+    finally:
+        root.setLevel(level)
     quantized = onnx.load(str(dst), load_external_data=False)
     counted = tuple(ops or QUANTIZED_OPS)
     total = sum(1 for n in model.graph.node if n.op_type in counted)
@@ -172,6 +181,7 @@ def quantize_graph(src: str | Path, dst: str | Path, feeds: Iterable[dict[str, n
     done = sum(1 for n in quantized.graph.node if n.op_type in counted and n.input and n.input[0] in dq_inputs)
     return {"method": "onnxruntime quantize_static, QDQ, MinMax calibration",
             "weights": "int8, symmetric, per output channel", "activations": f"{activation}, per tensor, asymmetric",
-            "quantized_ops": "all onnxruntime quantizes" if ops is None else list(ops), "quantized_nodes": done, "candidate_nodes": total,
+            "quantized_ops": "all onnxruntime quantizes" if ops is None else list(ops),
+            "quantized_nodes": done, "candidate_nodes": total,
             "kept_float": {g: len(v) for g, v in groups.items()}, "kept_float_nodes": excluded,
             "calibration_maps": len(items), "quantize_s": round(time.perf_counter() - start, 1)}

@@ -92,7 +92,8 @@ def _slug(text: str) -> str:
 
 
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-             "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "bf16", "i8mm")
+             "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+             "asimd", "sve", "bf16", "i8mm")
 """CPU feature flags (``/proc/cpuinfo`` names, x86 and Arm) that change which kernels a
 runtime picks: an engine tuned with them must not run on a CPU without them."""
 

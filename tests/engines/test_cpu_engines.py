@@ -20,8 +20,8 @@ from export.quantize import attention_matmuls, float_nodes, last_convs
 from sdk import Bundle, Synthesizer
 from sdk.backends import make_runner, resolve_backend
 from sdk.bundle import write_manifest
-from sdk.engines import (AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key, engine_key, fastest_cpu_engine, read_cpuinfo,
-                         select_engine)
+from sdk.engines import (AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key, engine_key, fastest_cpu_engine,
+                         read_cpuinfo, select_engine)
 from sdk.errors import BackendError
 from tests.conftest import ROOT
 
@@ -84,7 +84,8 @@ def test_calibration_maps_are_regions_in_the_bundle_classes(small_bundle):
     samples = label_maps(b, "samples", 3)  # samples/street_*_label.png, resized to the CI size
     assert all(m.shape == b.resolution for m in samples) and np.array_equal(samples[2], samples[0][:, ::-1])
     feeds = next(input_set(b, "model", "procedural", 1))
-    assert {k: v.dtype for k, v in feeds.items()} == {s["name"]: np.dtype(s["dtype"]) for s in b.graph("model")["inputs"]}
+    inputs = b.graph("model")["inputs"]
+    assert {k: v.dtype for k, v in feeds.items()} == {s["name"]: np.dtype(s["dtype"]) for s in inputs}
     with pytest.raises(CalibrationError, match="does not exist"):
         label_maps(b, "/no/such/folder", 2)
 
@@ -206,7 +207,8 @@ def test_graphs_without_an_engine_file_run_fp32_in_the_same_runtime(tmp_path, sm
     img = np.asarray(s(ids, seed=0))
     codes = s.encode(img, ids)
     ref = Synthesizer(b, backend="onnxruntime").encode(img, ids)
-    assert s.runner().describe() == "onnxruntime int8 (CPU)" and s.runner("encoder").describe() == "onnxruntime fp32 (CPU)"
+    assert s.runner().describe() == "onnxruntime int8 (CPU)"
+    assert s.runner("encoder").describe() == "onnxruntime fp32 (CPU)"
     np.testing.assert_allclose(codes, ref, rtol=1e-5, atol=1e-6)  # the same FP32 encoder graph
 
 
@@ -262,7 +264,8 @@ def test_engine_below_its_bar_is_not_written(tmp_path, small_bundle, monkeypatch
 
 @pytest.mark.parametrize("args, message", [
     (["--backend", "onnxruntime-int8", "--precision", "bf16"], "not one onnxruntime-int8 builds"),
-    (["--backend", "openvino", "--calibration", "/no/such/folder"], "calibration folder /no/such/folder does not exist"),
+    (["--backend", "openvino", "--calibration", "/no/such/folder"],
+     "calibration folder /no/such/folder does not exist"),
     (["--backend", "aoti", "--precision", "fp32", "--threads", "2"], "options of the CPU engines"),
 ])
 def test_engine_cli_bad_input_is_one_line(tmp_path, small_bundle, capsys, args, message):

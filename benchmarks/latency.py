@@ -578,8 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.models = args.models or list(QUICK_MODELS if args.quick else CPU_MODELS if cpu_full else DEFAULT_MODELS)
     if args.models == ["all"]:
         args.models = list_models()
+    # CPU: onnxruntime-int8 before openvino, whose INT8 build then reuses its calibrated graph
     args.backends = args.backends or (["torch-eager", "onnxruntime"] if args.quick else
-                                      ["onnxruntime", *CPU_ENGINE_BACKENDS] if cpu_full else list(BACKENDS))
+                                      ["onnxruntime", "onnxruntime-int8", "openvino"] if cpu_full else list(BACKENDS))
     args.precision = args.precision or (["fp32"] if args.quick else ["fp32", "bf16", "int8"] if cpu_full
                                         else ["fp32", "fp16"])
     args.batch = args.batch or ([1, 2] if args.quick else [1] if cpu_full else [1, 4, 8])

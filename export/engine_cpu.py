@@ -4,7 +4,8 @@
 dispatches here; no torch needed). Stages, each with a progress line:
 
 1. INT8 only: calibrate and quantize the synthesis graph (``export.quantize``: QDQ,
-   calibration maps from ``export.calibration``);
+   calibration maps from ``export.calibration``), or reuse the QDQ graph of an
+   onnxruntime-int8 engine already in the bundle with the same settings;
 2. OpenVINO only: convert the graph (FP32 or QDQ) once to an IR, ``engines/<key>/model.xml``
    + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
 3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
@@ -18,6 +19,7 @@ run the bundle's FP32 ONNX in the same runtime.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -27,7 +29,8 @@ import numpy as np
 from sdk.atomic import atomic_dir
 from sdk.bundle import Bundle, write_manifest
 from sdk.engines import (BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS, QUALITY_BARS_DB, BatchProfile, cpu_engine_target,
-                         engine_key, engine_record)
+                         engine_key, engine_record, engines_of, runtime_version)
+from sdk.errors import BackendError
 
 from .calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
 from .engine_quality import compare_runs, interleaved_medians, renderer_psnr
@@ -87,6 +90,26 @@ def _openvino_run(xml: Path, precision: str, threads: int | None,
     return run
 
 
+def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
+                        keep: tuple[str, ...]) -> tuple[dict[str, Any], Path] | None:
+    """An INT8 QDQ graph already in the bundle (an onnxruntime-int8 engine) quantized by this
+    onnxruntime with the same calibration and kept-float groups: the same file a new
+    quantization would write (calibration is deterministic), so OpenVINO INT8 reuses it."""
+    try:
+        version = runtime_version("onnxruntime")
+    except BackendError:
+        return None
+    for record in engines_of(bundle, "onnxruntime-int8", "int8"):
+        q = (record.get("notes") or {}).get("quantization") or {}
+        if (record.get("versions") == {"onnxruntime": version} and q.get("calibration") == str(calibration)
+                and q.get("calibration_maps") == size and sorted(q.get("kept_float", {})) == sorted(keep)
+                and "reused_from" not in q):
+            path = bundle.file(record["files"]["model"])
+            if path.is_file():
+                return record, path
+    return None
+
+
 def is_trained_demo(bundle: Bundle) -> bool:
     """The demo bundle with learned weights (its images can be scored against the renderer)."""
     return bundle.name == "spade-demo-street" and (bundle.manifest.get("weights") or {}).get("norm_stats") == "learned"
@@ -125,7 +148,15 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
     folder = bundle.path / "engines" / key
     with atomic_dir(folder) as tmp:
         graph_file = src
-        if precision == "int8":
+        reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep) if precision == "int8" else None
+        if reuse is not None:
+            record, path = reuse
+            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+            say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
+            shutil.copyfile(path, qdq)
+            notes["quantization"] = {**record["notes"]["quantization"], "reused_from": record["key"]}
+            graph_file = qdq
+        elif precision == "int8":
             qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
             takes_label = any(spec["kind"] == "label" for spec in info["inputs"])
             what = f"{calibration} label maps" if takes_label else "seeded inputs"

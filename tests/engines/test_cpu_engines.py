@@ -125,13 +125,15 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
     _build(path, "onnxruntime-int8", "int8")
     _build(path, "openvino", "int8")
     out = capsys.readouterr().out
-    assert "[engine] quantizing model.onnx: calibrating on 16 procedural label maps" in out
+    assert out.count("[engine] quantizing model.onnx: calibrating on 16 procedural label maps") == 1
+    assert "[engine] quantizing: reusing the INT8 graph of onnxruntime-int8-int8-" in out  # one calibration for both
     assert "[engine] checking quality" in out and "[engine] timing" in out
     b = Bundle(path)  # every engine file is in the manifest's sha256 list
     ort_rec = select_engine(b, "onnxruntime-int8", "int8")
     ov_rec = select_engine(b, "openvino", "int8")
     assert ov_rec["key"] == current_key("openvino", "int8") and ov_rec["files"]["model"] in b.manifest["files"]
     quant = ort_rec["notes"]["quantization"]
+    assert ov_rec["notes"]["quantization"] == {**quant, "reused_from": ort_rec["key"]}
     assert quant["quantized_nodes"] == quant["candidate_nodes"] - len(quant["kept_float_nodes"]) > 0
     qdq = onnx.load(str(b.file(ort_rec["files"]["model"])))
     dequantized = {o for n in qdq.graph.node if n.op_type == "DequantizeLinear" for o in n.output}

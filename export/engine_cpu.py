@@ -10,7 +10,7 @@ dispatches here; no torch needed). Stages, each with a progress line:
    + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
 3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
    below its bar (``sdk.engines.QUALITY_BARS_DB``) the engine is not written;
-4. speed against onnxruntime FP32 at batch 1, interleaved, same thread count;
+4. speed against onnxruntime FP32 at batch 1, ABBA blocks, same thread count;
 5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
 
 Only the synthesis graph (``model``) gets an engine file; other graphs (a style encoder)
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -33,14 +35,25 @@ from sdk.engines import (BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS, QUALITY_BARS_D
 from sdk.errors import BackendError
 
 from .calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
-from .engine_quality import compare_runs, interleaved_medians, renderer_psnr
+from .engine_quality import block_medians, compare_runs, interleaved_medians, renderer_psnr
 from .quantize import KEEP_FLOAT, quantize_graph
 
 Progress = Callable[[str], None]
 QUALITY_INPUTS = 4
 """Seeded inputs of the quality check (batch 1 each)."""
 TIME_RUNS = 5
-"""Interleaved timed calls of the engine and of onnxruntime FP32 at build."""
+"""Fewest interleaved timed calls of the engine and of onnxruntime FP32 at build (more for
+fast graphs: :func:`timed_runs`)."""
+TIME_WARMUP = 3
+"""Untimed calls first: OpenVINO's first inferences after compiling run several times slower
+(the demo: 150 ms on the first call, 12 ms from the fourth), which one warm-up call missed."""
+TIME_BUDGET_S = 3.0
+
+
+def timed_runs(call_s: float, least: int = TIME_RUNS, most: int = 50) -> int:
+    """Timed calls for a graph whose call takes ``call_s``: about :data:`TIME_BUDGET_S`
+    seconds of it, between ``least`` and ``most``."""
+    return max(least, min(most, int(TIME_BUDGET_S / max(call_s, 1e-4))))
 OPENVINO_INT8_INFERENCE = "f32"
 """``INFERENCE_PRECISION_HINT`` of OpenVINO INT8 engines: the precision of the layers left
 unquantized (normalisation, modulation, the kept-float nodes). Measured on spade-cityscapes
@@ -108,6 +121,35 @@ def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
             if path.is_file():
                 return record, path
     return None
+
+
+def _time_ms(run: Callable[[dict[str, np.ndarray]], Any], feeds: dict[str, np.ndarray]) -> float:
+    t0 = time.perf_counter()
+    run(feeds)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def import_ms(backend: str) -> float:
+    """Milliseconds a fresh process spends importing ``backend``'s runtime on top of
+    onnxruntime (0 for onnxruntime-int8: every CPU command imports onnxruntime anyway)."""
+    if backend != "openvino":
+        return 0.0
+    code = ("import time, onnxruntime; t = time.perf_counter(); import openvino; "
+            "print((time.perf_counter() - t) * 1e3)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return float(out.stdout.strip() or 0.0) if out.returncode == 0 else 0.0
+
+
+def break_even_calls(speed: dict[str, Any]) -> float | None:
+    """Calls after which an engine has repaid its one-time cost over onnxruntime FP32 (import,
+    load and a slower first call: what a one-shot command pays), from a ``speed`` record;
+    None when it saves nothing per call."""
+    saving = speed["onnxruntime_fp32_ms"] - speed["median_ms"]
+    if saving <= 0:
+        return None
+    extra = (speed.get("import_ms", 0.0) + speed.get("load_ms", 0.0) + speed.get("first_call_ms", 0.0)
+             - speed.get("onnxruntime_fp32_load_ms", 0.0) - speed.get("onnxruntime_fp32_first_call_ms", 0.0))
+    return round(max(extra, 0.0) / saving, 1)
 
 
 def is_trained_demo(bundle: Bundle) -> bool:
@@ -188,13 +230,14 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
         t0 = time.perf_counter()
         fp32 = _ort_run(_ort_session(src, threads))
         fp32_load_ms = (time.perf_counter() - t0) * 1e3
+        inputs = list(input_set(bundle, "model", "procedural", quality_inputs, seed=QUALITY_SEED))
+        first_ms = {name: _time_ms(run, inputs[0]) for name, run in (("engine", engine), ("fp32", fp32))}
         outputs = info["outputs"]
         u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
         floats = [o["name"] for o in outputs if o["kind"] == "image"]
         bar = QUALITY_BARS_DB[precision]
         say(f"checking quality: {backend} {precision} vs the FP32 graph (onnxruntime) on {quality_inputs} seeded "
             f"inputs")
-        inputs = list(input_set(bundle, "model", "procedural", quality_inputs, seed=QUALITY_SEED))
         figures = compare_runs(engine, fp32, inputs, u8, floats)
         quality: dict[str, Any] = {
             "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU",
@@ -211,21 +254,33 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
         if is_trained_demo(bundle) and label and u8 and len(info["inputs"]) == 1:
             say("scoring against the procedural renderer on held-out scenes")
             quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0], bundle.resolution)
-        say(f"timing: {backend} {precision} vs onnxruntime FP32, batch 1, {time_runs} interleaved calls each, "
-            f"{threads_used} threads")
         feeds = inputs[0]
         wanted = u8[:1] or None
-        times = interleaved_medians({"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}, time_runs)
+        calls = {"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}
+        warm = interleaved_medians(calls, 1, warmup=TIME_WARMUP - 1)  # the last warm-up call, timed
+        runs = timed_runs(max(v["median_ms"] for v in warm.values()) / 1e3, least=time_runs)
+        say(f"timing: {backend} {precision} vs onnxruntime FP32, batch 1, {runs} calls each in ABBA blocks, "
+            f"{threads_used} threads")
+        times = block_medians(calls, runs, warmup=1)
         speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
                  "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
                  "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
                  "batch": 1, "threads": threads_used, "outputs": wanted,
                  "load_ms": round(load_ms, 1), "onnxruntime_fp32_load_ms": round(fp32_load_ms, 1),
-                 "method": f"median of {time_runs} calls after 1 warm-up, engine and onnxruntime FP32 interleaved "
-                           f"(time.perf_counter), at build; load: reading and compiling the graph (session "
-                           f"creation), once"}
+                 "first_call_ms": round(first_ms["engine"], 1),
+                 "onnxruntime_fp32_first_call_ms": round(first_ms["fp32"], 1),
+                 "import_ms": round(import_ms(backend), 1), "runs": runs, "warmup": TIME_WARMUP,
+                 "method": f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
+                           f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
+                           f"load: reading and compiling the graph (session creation), once; first call: the call "
+                           f"right after loading; import: importing the runtime in a fresh process, beyond "
+                           f"onnxruntime (which every CPU command imports)"}
+        speed["break_even_calls"] = break_even_calls(speed)
+        even = speed["break_even_calls"]
+        repaid = ("no saving per call" if even is None else
+                  f"its one-time cost (import, load, first call) repaid after {even:g} calls")
         say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
-            f"({speed['speedup']:.2f}x)")
+            f"({speed['speedup']:.2f}x); {repaid}")
         files = {"model": f"engines/{key}/{out.name}"}
     record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
                            batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed, notes=notes,

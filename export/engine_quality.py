@@ -10,9 +10,9 @@ FP32 graph's images against the procedural renderer on held-out scenes (seeds fr
 1000000, as ``scripts/train_demo.py`` evaluates the model).
 
 Speed: median milliseconds of one batch-1 call (feeds in, the 8-bit image out) of the
-engine and of onnxruntime FP32 with the same thread count, calls interleaved so a busy
-machine slows both alike; ``speedup`` = FP32 median / engine median. ``backend="auto"``
-ranks CPU engines by it.
+engine and of onnxruntime FP32 with the same thread count, in ABBA blocks so a drifting
+load weighs on both alike (:func:`block_medians`); ``speedup`` = FP32 median / engine
+median. ``backend="auto"`` ranks CPU engines by it.
 """
 from __future__ import annotations
 
@@ -85,6 +85,28 @@ def renderer_psnr(runs: dict[str, Run], label_input: str, u8_name: str, size: tu
             scores[name].append(psnr(run({label_input: lab[None].astype(np.int32)})[u8_name][0], target))
     return {**{f"{name}_psnr_db": round(float(np.mean(v)), 2) for name, v in scores.items()},
             "scenes": scenes, "seeds": f"{HELD_OUT}..{HELD_OUT + scenes - 1}"}
+
+
+def block_medians(calls: dict[str, Callable[[], Any]], runs: int, warmup: int = 1) -> dict[str, Any]:
+    """Median / p90 ms of each zero-argument call over ``runs`` calls taken in two blocks per
+    call, in the order A B B A (a load that drifts during the measurement weighs on both
+    alike), each block after ``warmup`` untimed calls.
+
+    Not call by call: two runtimes in one process alternating call by call slow each other
+    (onnxruntime's threads spin-wait after a call while OpenVINO's start): OpenVINO INT8 on
+    the demo measured 32.8 ms interleaved against 11.9 ms on its own."""
+    names = list(calls)
+    order = names + names[::-1]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i, name in enumerate(order):
+        for _ in range(warmup):
+            calls[name]()
+        for _ in range(runs // 2 + (runs % 2 if i >= len(names) else 0)):
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: {"median_ms": round(statistics.median(t), 3), "p90_ms": round(float(np.percentile(t, 90)), 3)}
+            for name, t in times.items()}
 
 
 def interleaved_medians(calls: dict[str, Callable[[], Any]], runs: int, warmup: int = 1) -> dict[str, Any]:

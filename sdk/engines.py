@@ -48,9 +48,15 @@ FP32 (50 dB: a level off on well under 1% of pixels) only catches a broken conve
 ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
 AUTO_MIN_SPEEDUP = 1.25
 """The speed-up over onnxruntime FP32 (measured at build) a CPU engine needs for ``auto`` to
-run it: a margin over the build's timing noise (5 interleaved calls) and over the longer
+run it: a margin over the build's timing noise (a few seconds of interleaved calls) and over the longer
 setup of a quantized graph, which a one-shot command pays (the demo's ``python -m sdk
 synthesize``: 0.9 s with onnxruntime FP32, 1.1-1.4 s with an INT8 engine timed 1.17x)."""
+AUTO_BREAK_EVEN_CALLS = 10.0
+"""The most calls an engine may need to repay its one-time cost over onnxruntime FP32
+(importing OpenVINO, compiling, a slow first call; ``speed.break_even_calls`` recorded at
+build) for ``auto`` to run it. Keeps auto off engines that only pay over hundreds of calls:
+an OpenVINO INT8 engine of the 5 ms demo saves ~4 ms a call and costs ~1 s once (its
+one-shot ``synthesize`` took 1.7 s against 0.6 s with onnxruntime FP32)."""
 RUNTIME_PACKAGES = {"openvino": "openvino", "onnxruntime-int8": "onnxruntime"}
 """The Python distribution whose version a CPU engine's key carries."""
 
@@ -305,7 +311,8 @@ def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
     """The CPU engine ``backend="auto"`` runs: of the records built for this CPU and runtime
     (every one present passed its quality bar, or it would not have been written), the
     one with the highest speed-up over onnxruntime FP32 measured at its build, if at least
-    :data:`AUTO_MIN_SPEEDUP`."""
+    :data:`AUTO_MIN_SPEEDUP` and its one-time cost is repaid within
+    :data:`AUTO_BREAK_EVEN_CALLS` calls."""
     best = None
     for backend in CPU_ENGINE_BACKENDS:
         for record in engines_of(bundle, backend):
@@ -313,7 +320,9 @@ def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
                 here = current_key(backend, record["precision"])
             except BackendError:  # its runtime is not installed here
                 break
-            if record["key"] == here and speedup(record) >= AUTO_MIN_SPEEDUP and \
+            even = (record.get("speed") or {}).get("break_even_calls", 0.0)
+            pays = even is not None and even <= AUTO_BREAK_EVEN_CALLS
+            if record["key"] == here and speedup(record) >= AUTO_MIN_SPEEDUP and pays and \
                     (best is None or speedup(record) > speedup(best)):
                 best = record
     return best

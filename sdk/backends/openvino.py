@@ -84,9 +84,8 @@ class OpenVINORunner(Runner):
         except RuntimeError as exc:  # OpenVINO raises RuntimeError for unreadable or unsupported models
             hint = (rebuild_hint(bundle, "openvino", self.precision) if self.record else "re-export the bundle")
             raise BackendError(f"OpenVINO cannot compile {path}: {exc}; {hint}") from exc
-        self._ov = ov
         self._request = self.compiled.create_infer_request()
-        self._queue: Any = None
+        self._streams: list[Any] = []
         self.streams = int(self.compiled.get_property("NUM_STREAMS")) if mode == "throughput" else 1
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -97,23 +96,23 @@ class OpenVINORunner(Runner):
         return {name: np.array(result[self.compiled.output(name)], copy=True) for name in outputs}
 
     def _run_streams(self, feeds: dict[str, np.ndarray], outputs: list[str], batch: int) -> dict[str, np.ndarray]:
-        """Throughput mode: the batch split into one request per stream, run concurrently."""
-        if self._queue is None:
-            self._queue = self._ov.AsyncInferQueue(self.compiled, self.streams)
+        """Throughput mode: the batch split into one request per stream, run concurrently.
+
+        Plain requests with ``start_async`` / ``wait``, not an ``AsyncInferQueue`` with a
+        Python callback: destroying such a queue deadlocked (its threads wait for the GIL)."""
+        if not self._streams:
+            self._streams = [self.compiled.create_infer_request() for _ in range(self.streams)]
         bounds = np.linspace(0, batch, min(self.streams, batch) + 1).astype(int)
-        parts: dict[int, dict[str, np.ndarray]] = {}
-
-        def done(request: Any, index: int) -> None:
-            parts[index] = {name: np.array(request.get_tensor(name).data, copy=True) for name in outputs}
-
-        self._queue.set_callback(done)
-        for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
-            self._queue.start_async({k: np.ascontiguousarray(v[lo:hi]) for k, v in feeds.items()}, i)
-        self._queue.wait_all()
-        return {name: np.concatenate([parts[i][name] for i in range(len(bounds) - 1)]) for name in outputs}
+        used = self._streams[:len(bounds) - 1]
+        for request, lo, hi in zip(used, bounds[:-1], bounds[1:]):
+            request.start_async({k: np.ascontiguousarray(v[lo:hi]) for k, v in feeds.items()})
+        for request in used:
+            request.wait()
+        return {name: np.concatenate([np.array(r.get_tensor(name).data, copy=True) for r in used])
+                for name in outputs}
 
     def describe(self) -> str:
         return f"openvino {self.precision} ({self.mode})"
 
     def close(self) -> None:
-        self._queue = self._request = self.compiled = None
+        self._streams, self._request, self.compiled = [], None, None

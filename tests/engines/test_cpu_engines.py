@@ -20,8 +20,8 @@ from export.quantize import attention_matmuls, float_nodes, last_convs
 from sdk import Bundle, Synthesizer
 from sdk.backends import make_runner, resolve_backend
 from sdk.bundle import write_manifest
-from sdk.engines import (AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key, engine_key, fastest_cpu_engine,
-                         read_cpuinfo, select_engine)
+from sdk.engines import (AUTO_BREAK_EVEN_CALLS, AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key,
+                         engine_key, fastest_cpu_engine, read_cpuinfo, select_engine)
 from sdk.errors import BackendError
 from tests.conftest import ROOT
 
@@ -152,17 +152,24 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
         assert again["psnr_db"] == pytest.approx(q["psnr_db"], abs=0.05)  # the figure is what the engine does
         assert again["max_abs_levels"] == q["max_abs_levels"]
         assert rec["speed"]["median_ms"] > 0 and rec["speed"]["onnxruntime_fp32_ms"] > 0 and rec["speed"]["load_ms"] > 0
-    # auto: the engine with the higher recorded speed-up over onnxruntime FP32, if enough
-    recorded = {r["backend"]: r["speed"]["speedup"] for r in (ort_rec, ov_rec)}
-    best = max(recorded, key=recorded.get)
-    assert resolve_backend(b, "auto") == (best if recorded[best] >= AUTO_MIN_SPEEDUP else "onnxruntime")
+    # auto: the engine with the higher recorded speed-up over onnxruntime FP32, if enough and
+    # repaid within AUTO_BREAK_EVEN_CALLS calls
+    for rec in (ort_rec, ov_rec):
+        s = rec["speed"]
+        assert s["load_ms"] > 0 and s["first_call_ms"] > 0 and s["import_ms"] >= 0
+        assert (s["break_even_calls"] is None) == (s["median_ms"] >= s["onnxruntime_fp32_ms"])
+    eligible = {r["backend"]: r["speed"]["speedup"] for r in (ort_rec, ov_rec)
+                if r["speed"]["speedup"] >= AUTO_MIN_SPEEDUP and r["speed"]["break_even_calls"] is not None
+                and r["speed"]["break_even_calls"] <= AUTO_BREAK_EVEN_CALLS}
+    assert resolve_backend(b, "auto") == (max(eligible, key=eligible.get) if eligible else "onnxruntime")
     manifest = json.loads((path / "manifest.json").read_text())
-    for speeds, expected in (({"openvino": 2.5, "onnxruntime-int8": 1.5}, "openvino"),
-                             ({"openvino": 1.2, "onnxruntime-int8": 3.0}, "onnxruntime-int8"),
-                             ({"openvino": 1.1, "onnxruntime-int8": 1.2}, "onnxruntime"),  # within noise
-                             ({"openvino": 0.9, "onnxruntime-int8": 0.8}, "onnxruntime")):
+    for speeds, expected in (({"openvino": (2.5, 2), "onnxruntime-int8": (1.5, 1)}, "openvino"),
+                             ({"openvino": (1.2, 1), "onnxruntime-int8": (3.0, 4)}, "onnxruntime-int8"),
+                             ({"openvino": (3.0, 500), "onnxruntime-int8": (1.5, 3)}, "onnxruntime-int8"),
+                             ({"openvino": (1.1, 1), "onnxruntime-int8": (1.2, 1)}, "onnxruntime"),  # within noise
+                             ({"openvino": (0.9, None), "onnxruntime-int8": (0.8, None)}, "onnxruntime")):
         for rec in manifest["engines"].values():
-            rec["speed"]["speedup"] = speeds[rec["backend"]]
+            rec["speed"]["speedup"], rec["speed"]["break_even_calls"] = speeds[rec["backend"]]
         write_manifest(path, manifest)
         b = Bundle(path)
         assert resolve_backend(b, "auto") == expected
@@ -235,7 +242,7 @@ def test_engine_of_another_cpu_is_refused_with_the_rebuild_command(tmp_path, sma
     assert other != key
     (path / "engines" / key).rename(path / "engines" / other)
     rec = json.loads(json.dumps(rec).replace(key, other))
-    rec["speed"]["speedup"] = 10.0
+    rec["speed"]["speedup"], rec["speed"]["break_even_calls"] = 10.0, 1.0  # only its key stands in the way
     manifest["engines"] = {other: rec}
     write_manifest(path, manifest)
     b = Bundle(path)

@@ -125,15 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--bundle", required=True, help="bundle folder")
     e.add_argument("--backend", required=True, choices=("tensorrt", "aoti", "openvino", "onnxruntime-int8"))
     e.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16", "int8"),
-                   help="default fp16 on GPU, fp32 for aoti on CPU (CPU: fp32 or bf16); openvino: fp32, bf16 or "
-                        "int8 (default), onnxruntime-int8: int8")
+                   help="tensorrt/aoti: default fp16 on GPU, fp32 for aoti on CPU (CPU: fp32 or bf16); "
+                        "openvino: fp32, bf16 or int8 (default); onnxruntime-int8: int8")
     e.add_argument("--calibration", default="procedural",
                    help="INT8 calibration label maps: procedural (default), samples, or a folder of label PNGs")
     e.add_argument("--calibration-size", type=int, default=16, help="INT8: label maps to calibrate on (default 16)")
     e.add_argument("--threads", type=int, default=None,
                    help="CPU engines: threads for the quality and speed checks (default: all cores)")
     e.add_argument("--batch", default="1:4:8", type=parse_batch_profile,
-                   help="dynamic batch profile MIN:OPT:MAX (default 1:4:8)")
+                   help="tensorrt/aoti: dynamic batch profile MIN:OPT:MAX (default 1:4:8); CPU engines keep the "
+                        "graph's dynamic batch")
     e.add_argument("--shapes", nargs="*", help="non-batch dims per input, NAME=DxDx... (checks; graphs are static)")
     e.set_defaults(func=cmd_engine)
     return p

@@ -149,6 +149,19 @@ def engine_record(*, key: str, backend: str, precision: str, device: str, versio
     }
 
 
+def default_precision(backend: str) -> str:
+    """The precision to build ``backend`` at on this machine: fp16 on a GPU, fp32 for a CPU
+    AOTInductor package (fp16 needs a GPU)."""
+    if backend == "aoti":
+        try:
+            import torch
+
+            return "fp16" if torch.cuda.is_available() else "fp32"
+        except ImportError:
+            return "fp32"
+    return "fp16"
+
+
 def rebuild_hint(bundle: Bundle, backend: str, precision: str) -> str:
     return f"rebuild with python -m export engine --bundle {bundle.path} --backend {backend} --precision {precision}"
 
@@ -167,7 +180,7 @@ def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
     precision, the first matching record wins in the order fp16, bf16, tf32, fp32.
     """
     records = engines_of(bundle, backend, precision)
-    wanted = precision or "fp16"
+    wanted = precision or default_precision(backend)
     if not records:
         raise BackendError(f"bundle {bundle.path} has no {backend} engine"
                            f"{'' if precision is None else ' at ' + precision}; {rebuild_hint(bundle, backend, wanted)}")

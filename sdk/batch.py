@@ -431,9 +431,11 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
         ctx.enable_progress_bars = False  # ours below counts images, not blocks
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-run INFO lines and the notice above
         size = _size_pool(workers, cpus_per_worker, gpus_per_worker)
+        blocks = max(1, -(-len(todo) // batch_size))  # one block per batch
+        size = _Sizing(min(size.workers, blocks), size.cpus, size.gpus)  # no idle actors for a short re-run
         report.workers = size.workers
         by_key = {it.key: it for it in todo}
-        ds = ray.data.from_items([asdict(it) for it in todo], override_num_blocks=max(1, -(-len(todo) // batch_size)))
+        ds = ray.data.from_items([asdict(it) for it in todo], override_num_blocks=blocks)
         ds = ds.map_batches(
             SynthesisWorker, batch_size=batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=size.workers),

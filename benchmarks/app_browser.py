@@ -88,8 +88,9 @@ def running_app(bundle: str | Path, label: str | Path | None = None, port: int |
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
-    """A Playwright page in headless system chromium with a fresh profile."""
+def browser_context(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """A Playwright browser context in headless system chromium with a fresh profile
+    (one per process at a time: Playwright's sync API runs one event loop)."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -101,11 +102,18 @@ def browser_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
             ctx = pw.chromium.launch_persistent_context(profile, executable_path=exe, args=CHROMIUM_FLAGS,
                                                         headless=True, viewport={"width": width, "height": height})
             try:
-                yield ctx.new_page()
+                yield ctx
             finally:
                 ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000) -> Iterator[Any]:
+    """One page in its own :func:`browser_context`."""
+    with browser_context(width, height) as ctx:
+        yield ctx.new_page()
 
 
 def open_app(page: Any, url: str, timeout_ms: int = 120_000) -> None:

@@ -67,8 +67,7 @@ function send() {
   for (let i = 0; i < W * H; i++) { const v = ids[i]; img.data[4*i] = v; img.data[4*i+1] = v; img.data[4*i+2] = v; img.data[4*i+3] = 255; }
   octx.putImageData(img, 0, 0);
   window.sdkStrokeSentAt = performance.now();
-  props.value = off.toDataURL('image/png');
-  trigger('change');
+  props.value = off.toDataURL('image/png');  // Gradio sends a change event for a new value
 }
 const start = new Image();
 start.onload = () => {

@@ -164,11 +164,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import ServeOptions, serve_forever
 
     require("ray", "serve")
-    serve_forever(args.bundle, ServeOptions(
-        host=args.host, port=args.port, replicas=args.replicas, max_batch=args.max_batch,
-        batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing, max_queued=args.max_queued,
-        cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica, backend=args.backend,
-        png_level=args.png_level, request_timeout_s=args.request_timeout_s), address=args.address)
+    try:
+        serve_forever(args.bundle, ServeOptions(
+            host=args.host, port=args.port, replicas=args.replicas, max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing, max_queued=args.max_queued,
+            cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica, backend=args.backend,
+            png_level=args.png_level, request_timeout_s=args.request_timeout_s), address=args.address)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+        print("stopped", file=sys.stderr)
     return 0
 
 

@@ -192,3 +192,42 @@ def test_load_script_refuses_other_hosts():
     for url in ("http://10.0.0.1:8000", "http://example.com", "http://192.168.1.2"):
         with pytest.raises(ValueError, match="loopback"):
             check_loopback(url)
+
+
+def test_cli_serves_until_interrupted(tmp_path):
+    """`python -m sdk serve` on its own local Ray: answers, then stops cleanly on Ctrl-C."""
+    import os
+    import signal
+    import time
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sdk", "serve", "--bundle", str(DEMO), "--port", str(port),
+                             "--max-batch", "4", "--cpus-per-replica", "0.5"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_DISABLE_USAGE_STATS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "sdk serve did not come up"
+            time.sleep(0.5)
+        status, body, _ = post(url, LABEL.read_bytes())
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (512, 256)
+        lines = []
+        while not any("Ctrl-C stops" in line for line in lines):  # the banner follows serve.run()
+            line = proc.stdout.readline()
+            assert line, "sdk serve closed its output before printing its routes"
+            lines.append(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    banner = "".join(lines)
+    assert f"serving {DEMO}" in banner and "/synthesize" in banner and "Traceback" not in err

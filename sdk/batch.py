@@ -193,6 +193,9 @@ def read_records(path: Path) -> dict[str, dict[str, Any]]:
                 continue
             raise SDKError(f"{path} line {i + 1} is not JSON; it is not an sdk batch record file "
                            f"(move it away or choose another --out)") from None
+        if not isinstance(rec, dict) or "label" not in rec:
+            raise SDKError(f"{path} line {i + 1} is not an sdk batch record (move the file away or choose "
+                           f"another --out)")
         records[rec["label"]] = rec
     if torn or len(records) != sum(1 for ln in lines if ln.strip()):
         _rewrite_records(path, records)

@@ -22,8 +22,10 @@ Writes ``results.json`` and ``results.md`` into ``--out`` (default
    mouse; latency from pointer-up to the new image on the page against the server's
    synthesis time. Target: latency <= synthesis + 150 ms.
 
-Throughputs count images written over the synthesis phase: Ray start-up is reported
-apart (``start_s``); "steady" counts from the first recorded batch to the last.
+Throughputs count images written over the synthesis phase (from the first batch submitted
+to the last image recorded; Ray start-up excluded, actor start-up included); "steady"
+counts from the moment the first worker began its first batch to the end of the last one
+(worker clocks: actor start-up excluded too). Both are reported against the target.
 """
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ class BatchReport:
     wall_s: float = 0.0
     records: str = ""
     steady_throughput: float = 0.0
-    """Images/s from the first batch recorded to the last (workers loaded and warm)."""
+    """Images/s from the moment the first worker started its first batch to the end of
+    the last batch (worker clocks): start-up of Ray and of the actors excluded."""
 
     @property
     def throughput(self) -> float:
@@ -258,6 +259,7 @@ class SynthesisWorker:
 
         from . import labels as L
 
+        t0 = time.time()
         keys = [str(k) for k in batch["key"]]
         n = len(keys)
         error = [""] * n
@@ -285,7 +287,8 @@ class SynthesisWorker:
                 self._maybe_crash(keys[i])
         return {"key": np.array(keys, dtype=object), "ms": np.array(ms), "error": np.array(error, dtype=object),
                 "backend": np.array([self.s.runner().describe()] * n, dtype=object),
-                "worker": np.array([self.where] * n, dtype=object)}
+                "worker": np.array([self.where] * n, dtype=object),
+                "t0": np.full(n, t0), "t1": np.full(n, time.time())}
 
     def _maybe_crash(self, key: str) -> None:
         if self.crash_once and key == self.crash_once[0]:
@@ -426,6 +429,7 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
          png_level: int, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
     import logging
 
+    import numpy as np
     import ray
 
     started = _start_ray(address, None)
@@ -449,7 +453,7 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
         log = _RecordLog(records_path)
         bar = _progress(len(todo), progress)
         start = time.perf_counter()
-        first: tuple[float, int] | None = None
+        span = [float("inf"), float("-inf")]  # first batch started, last batch ended (worker clocks)
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 new = []
@@ -471,14 +475,15 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
                     report.backend = str(be)
                 log.append(new)
                 report.written += len(new)
-                if first is None:
-                    first = (time.perf_counter(), report.written)
+                if len(batch["key"]):
+                    span[0] = min(span[0], float(np.min(batch["t0"])))
+                    span[1] = max(span[1], float(np.max(batch["t1"])))
                 bar.update(len(batch["key"]))
         finally:
             end = time.perf_counter()
             report.synthesis_s = end - start
-            if first is not None and report.written > first[1]:
-                report.steady_throughput = (report.written - first[1]) / (end - first[0])
+            if report.written and span[1] > span[0]:
+                report.steady_throughput = report.written / (span[1] - span[0])
             log.close()
             bar.close()
     finally:

@@ -20,14 +20,6 @@ N = 48
 
 
 @pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
-             log_to_driver=False, logging_level="WARNING")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def labels(tmp_path_factory) -> Path:
     """N procedural street label maps in two sub-folders (outputs mirror the layout)."""
     from train.data.procedural import scene_label
@@ -114,7 +106,7 @@ def test_rerun_skips_finished_and_redoes_the_rest(local_ray, labels, tmp_path):
         synthesize_dataset(DEMO, labels, out, seed=2, workers=2)
 
 
-def test_seeds_follow_the_relative_path_not_the_folder(local_ray, labels, tmp_path):
+def test_seeds_follow_the_relative_path_not_the_folder(labels, tmp_path):
     """Models without a latent ignore seeds, so check the rule itself and that a copy of
     the data set elsewhere gives the same records."""
     from sdk.batch import item_seed, list_labels, plan

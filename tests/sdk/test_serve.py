@@ -32,22 +32,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def urls():
-    """One Serve instance, two apps: batching at /, and a tight one (no batching, one
-    request at a time, one queued) at /tight to overload."""
+def urls(local_ray):
+    """One Serve instance on the session's Ray, two apps: batching at /, and a tight one
+    (no batching, one request at a time, one queued) at /tight to overload."""
     from ray import serve
 
     from sdk.serve import ServeOptions, start
 
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
-             log_to_driver=False, logging_level="WARNING")
     port = _free_port()
     base = start(DEMO, ServeOptions(port=port, max_batch=8, batch_wait_ms=20, max_queued=256))
     tight = start(DEMO, ServeOptions(port=port, max_batch=1, max_ongoing=1, max_queued=1, cpus_per_replica=0.5),
                   name="tight", route_prefix="/tight")
     yield base, tight
     serve.shutdown()
-    ray.shutdown()
 
 
 def post(url: str, body: bytes, query: str = "", ctype: str = "image/png", timeout: float = 60

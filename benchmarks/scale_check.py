@@ -142,8 +142,10 @@ def serve_runs(requests: int, duration: float, clients: list[int]) -> dict[str, 
     from benchmarks.serve_load import run_load
     from sdk.serve import ServeOptions, start
 
+    from benchmarks.app_browser import free_port
+
     body = (ROOT / "samples" / "street_1_label.png").read_bytes()
-    port = 8790
+    port = free_port()
     out = {}
     for max_batch in (1, 8):
         name = f"mb{max_batch}"

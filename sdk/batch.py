@@ -21,6 +21,7 @@ What makes a run restartable:
   images it had written are rewritten with the same bytes, and the driver records each
   image once (records are keyed by label), so nothing is lost and nothing duplicated.
   Temp files a killed worker left are removed at the end of the run.
+* One run at a time per output folder: the driver holds a lock on ``OUT/.sdk-batch.lock``.
 """
 from __future__ import annotations
 
@@ -517,7 +518,8 @@ def format_report(report: BatchReport, out: str | Path) -> str:
     lines = [f"wrote {report.written} images to {out} ({report.skipped} already done, {report.total} labels)"]
     if report.written:
         lines.append(f"throughput {report.throughput:.1f} images/s with {report.workers} workers "
-                     f"({report.backend}); {report.synthesis_s:.1f} s synthesizing, {report.wall_s:.1f} s in all")
+                     f"({report.backend}; {report.steady_throughput:.1f} images/s once the workers were up); "
+                     f"{report.synthesis_s:.1f} s synthesizing, {report.wall_s:.1f} s in all")
     lines.append(f"records: {report.records}")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ per-class resample button. Every stroke re-synthesizes the image.
 
 The page holds the label map as class ids and paints hard-edged discs (no anti-aliased
 colours to guess at); at the end of each stroke it sends the ids as a small PNG. The
-painted label map can be downloaded as an index PNG, ready for ``python -m sdk
+painted label map can be downloaded as a PNG of class ids, ready for ``python -m sdk
 synthesize`` or ``sdk batch``.
 """
 from __future__ import annotations
@@ -274,7 +274,7 @@ def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: st
                                          elem_id="sdk-resample-class")
             resample_btn = gr.Button("resample this class", elem_id="sdk-resample")
         status = gr.Markdown(elem_id="sdk-status")
-        label_file = gr.File(label="painted label map (index PNG, for sdk synthesize / batch)",
+        label_file = gr.File(label="painted label map (PNG of class ids, for sdk synthesize / batch)",
                              elem_id="sdk-label-file")
         gr.HTML(p.legend_html())
 

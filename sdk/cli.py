@@ -1,5 +1,6 @@
 """``python -m sdk``: synthesize (label maps), sample (unconditional), translate (image to
-image) and inspect bundles.
+image), inspect bundles, and beyond one process: batch (a data set on Ray), serve (an
+HTTP endpoint on Ray Serve) and app (a painting page in the browser).
 
 Bad input exits with status 2 and one line naming the problem and the fix.
 """
@@ -212,6 +213,48 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .batch import format_report, synthesize_dataset
+    from .extras import require
+
+    require("ray", "batch")
+    report = synthesize_dataset(
+        args.bundle, args.labels, args.out, seed=args.seed, address=args.address, workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
+        backend=args.backend, png_level=args.png_level)
+    print(format_report(report, args.out))
+    if report.failed:
+        label, why = report.failed[0]
+        raise SDKError(f"{len(report.failed)} label map(s) could not be synthesized, e.g. {label}: {why} "
+                       f"(the others are done; fix these and re-run)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .extras import require
+    from .serve import ServeOptions, serve_forever
+
+    require("ray", "serve")
+    try:
+        serve_forever(args.bundle, ServeOptions(
+            host=args.host, port=args.port, replicas=args.replicas, max_batch=args.max_batch,
+            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing, max_queued=args.max_queued,
+            cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica, backend=args.backend,
+            png_level=args.png_level, request_timeout_s=args.request_timeout_s), address=args.address)
+    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
+        print("stopped", file=sys.stderr)
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from .app import launch
+    from .extras import require
+
+    require("gradio", "app")
+    launch(args.bundle, host=args.host, port=args.port, backend=args.backend, seed=args.seed, label=args.label)
+    return 0
+
+
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default in --help."""
 
@@ -232,12 +275,16 @@ def _parser(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help)
 
 
-def _runtime_args(parser: argparse.ArgumentParser, batch: bool = True) -> None:
-    """--backend and the runner options every synthesis command takes."""
+def _backend_arg(parser: argparse.ArgumentParser) -> None:
     from .backends import available_backends
 
     parser.add_argument("--backend", default="auto",
                         help=f"auto (fastest available here) | {' | '.join(available_backends())}")
+
+
+def _runtime_args(parser: argparse.ArgumentParser, batch: bool = True) -> None:
+    """--backend and the runner options every synthesis command takes."""
+    _backend_arg(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (torch, onnxruntime); default: the backend's")
     parser.add_argument("--threads", type=int, help="CPU threads (onnxruntime, torch); default: one per core")
     parser.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"),
@@ -311,6 +358,60 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(m, batch=False)
     m.add_argument("--out", required=True, help="output animated GIF (.gif)")
     m.set_defaults(func=cmd_morph)
+
+    b = _parser(sub, "batch", "a folder / glob / list of label maps -> one PNG each, on Ray")
+    b.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
+    b.add_argument("--labels", required=True, help="folder (every *.png under it), glob ('maps/*.png') or "
+                   "text file listing label PNGs (relative to its folder)")
+    b.add_argument("--out", required=True, help="output folder: one PNG per label (same relative path) "
+                   "and records.jsonl; a re-run skips finished images")
+    b.add_argument("--seed", type=int, default=0, help="global seed; each image's seed is a hash of "
+                   "(seed, label path relative to the labels root)")
+    b.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
+    b.add_argument("--workers", type=int, default=None, help="Synthesizer actors (default: one per GPU, "
+                   "else one per --cpus-per-worker CPUs)")
+    b.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs per actor (default 1; "
+                   "onnxruntime threads)")
+    b.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per actor (default 1 where "
+                   "the cluster has GPUs)")
+    b.add_argument("--batch-size", type=int, default=8, help="label maps per runner call")
+    b.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
+                   help="PNG compression level (1: fast; 6: PIL's default, ~5x slower to write)")
+    _backend_arg(b)
+    b.set_defaults(func=cmd_batch)
+
+    v = _parser(sub, "serve", "HTTP endpoint over a bundle on Ray Serve, with dynamic batching")
+    v.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--replicas", type=int, default=1, help="model replicas (one Synthesizer each)")
+    v.add_argument("--max-batch", type=int, default=8, help="most requests run as one batch (1: no batching)")
+    v.add_argument("--batch-wait-ms", type=float, default=10.0, help="longest a request waits for a batch "
+                   "to fill")
+    v.add_argument("--max-ongoing", type=int, default=None, help="requests a replica holds at once "
+                   "(default 2 x --max-batch)")
+    v.add_argument("--max-queued", type=int, default=64, help="requests waiting for a replica before the "
+                   "server answers 503")
+    v.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs per replica (onnxruntime threads)")
+    v.add_argument("--gpus-per-replica", type=float, default=None, help="GPUs per replica (default 1 "
+                   "where the cluster has GPUs)")
+    v.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
+                   help="PNG compression level of responses")
+    v.add_argument("--request-timeout-s", type=float, default=30.0, help="a request not answered by then gets 408")
+    v.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
+    _backend_arg(v)
+    v.set_defaults(func=cmd_serve)
+
+    a = _parser(sub, "app", "paint a label map in the browser and watch the image change (Gradio)")
+    a.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
+    a.add_argument("--label", default=None, help="label map to start from (default: a blank map of the "
+                   "first class)")
+    a.add_argument("--seed", type=int, default=0, help="initial seed")
+    a.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    a.add_argument("--port", type=int, default=7860)
+    _backend_arg(a)
+    a.set_defaults(func=cmd_app)
+
 
     i = _parser(sub, "info", "describe a bundle and verify its files")
     i.add_argument("bundle_path", nargs="?", metavar="BUNDLE", help="bundle folder (or --bundle)")

@@ -178,6 +178,30 @@ class Synthesizer(PerClassMixin):
         request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
         return self._run(request, check_output(output), check_batch_size(batch_size), progress)
 
+    def synthesize_many(self, labels: Sequence[L.LabelLike], seeds: Sequence[int | None],
+                        styles: Sequence[Any] | None = None) -> list[Image.Image]:
+        """One image per label map, each with its own seed (and style), in one runner call.
+
+        ``synthesize_many(labels, seeds)[i]`` is ``s(labels[i], seed=seeds[i], style=styles[i])``
+        (the same latent or per-class codes); batch jobs and servers use it to batch
+        requests that differ in seed. Models without a latent ignore the seeds.
+        """
+        labels = list(labels)
+        if len(seeds) != len(labels) or (styles is not None and len(styles) != len(labels)):
+            raise SDKError(f"synthesize_many takes one seed (and style) per label map: got {len(labels)} "
+                           f"label maps, {len(seeds)} seeds" + ("" if styles is None else f", {len(styles)} styles"))
+        if not labels:
+            return []
+        styles = list(styles) if styles is not None else [None] * len(labels)
+        # Each image's latent exactly as a single call would draw it, then stacked.
+        parts = [self.latents.stream(1, seed=k, style=st, encode_style=self.encode_style).take(1)
+                 for k, st in zip(seeds, styles)]
+        if not parts[0]:  # no latent input: the seeds change nothing
+            return self(labels, batch_size=len(labels))
+        name = next(iter(parts[0]))
+        stacked = np.concatenate([p[name] for p in parts])
+        return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
+
     def variations(self, label: L.LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
         """``n`` diverse images for one label map (different latents from one seed).
 

@@ -66,9 +66,12 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from benchmarks.flops import count_params, graph_flops  # noqa: E402
+try:
+    import torch
+except ImportError:  # the runtime-only install: main() says what to install; --help still works
+    torch = None
+
 from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms  # noqa: E402
 from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS  # noqa: E402
 
@@ -168,9 +171,6 @@ class Skip(Exception):
     """This backend / precision cannot run here; the message says why."""
 
 
-_TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 def _reference_callable(bundle: Any, precision: str, device: str) -> Callable[[dict], Any]:
     """How people run the official code: the same network in torch, the float one-hot
     label (and float edge map) already on the device, output left there; on GPU FP16 (or
@@ -183,8 +183,9 @@ def _reference_callable(bundle: Any, precision: str, device: str) -> Callable[[d
         raise Skip(f"torch {precision} is a GPU precision")
     spec = build_model(bundle).graphs()["model"]
     module = spec.module.to(device).eval()
-    if precision in _TORCH_DTYPES:
-        module = ReducedPrecision(module, _TORCH_DTYPES[precision], channels_last=device == "cuda").eval()
+    if precision in ("fp16", "bf16"):
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        module = ReducedPrecision(module, dtype, channels_last=device == "cuda").eval()
     elif device == "cuda":
         module = module.to(memory_format=torch.channels_last)
     if device == "cuda":
@@ -338,6 +339,7 @@ def configurations(args: argparse.Namespace, device: str) -> list[tuple[str, str
 
 def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
                 workdir: Path) -> list[Record]:
+    from benchmarks.flops import count_params, graph_flops
     from export.bundle import build_bundle
     from sdk import Bundle
     from train.models import get_preset
@@ -546,7 +548,10 @@ def _csv(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sdk import __version__
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"sdk {__version__} (benchmarks/latency.py)")
     p.add_argument("--models", type=_csv,
                    help=f"registry names or 'all' (default {','.join(DEFAULT_MODELS)}; --quick: {','.join(QUICK_MODELS)})")
     p.add_argument("--backends", type=_csv, help=f"subset of {','.join(BACKENDS)} (default all)")
@@ -567,6 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if torch is None:
+        print('[latency] error: the benchmark needs torch (not installed here): pip install -e ".[torch]"',
+              file=sys.stderr)
+        return 2
     if args.runs < 50:
         print("[latency] --runs must be >= 50", file=sys.stderr)
         return 2

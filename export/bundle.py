@@ -3,24 +3,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import platform
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
-from sdk.atomic import atomic_dir, default_umask
+from sdk.atomic import atomic_dir
 from sdk.bundle import SCHEMA_VERSION, write_manifest
+from sdk.classes import class_names
+from sdk.conventions import ADE20K_MINUS_ONE, CONVENTIONS, Convention, official_convention
 from sdk.palettes import get_palette
 from train.models import SynthesisModel, get_preset
 from train.models.official import CheckpointMismatch, check_and_load, load_official, read_state_dict
 
 from .fold import calibrate_norm_stats, export_ready
 from .label_lookup import MIN_CLASSES, OneHotLookupConv, use_label_lookup
-from .onnx_export import DEFAULT_OPSET, PARITY_LIMIT, export_onnx, onnx_parity
+from .onnx_export import DEFAULT_OPSET, PARITY_LIMIT, ParityError, export_onnx, onnx_parity
+from .stable_norm import use_two_stage_instance_norm
+from .weights import deploy_state, is_deploy_weights, write_shared_weights
 
 Progress = Callable[[str], None]
 
@@ -67,6 +71,8 @@ def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None
 
     parts = _parts(model)
     for path in paths:
+        if not Path(path).exists():
+            raise CheckpointMismatch(f"checkpoint {path} does not exist")
         train_ckpt = _training_checkpoint(path)
         if train_ckpt is not None:
             weights, meta = train_ckpt
@@ -92,9 +98,50 @@ def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None
         elif len(parts) >= 1 and len(paths) == 1:
             first = next(iter(parts))  # a lone file is the generator
             load_official(model, {first: path})
+        elif not parts:
+            raise CheckpointMismatch(f"{path}: this model has no official checkpoint layout; give a "
+                                     f"weights.safetensors of it or a `python -m train` checkpoint folder")
         else:
             raise CheckpointMismatch(f"cannot tell which part of the model {path} holds; name it like the "
                                      f"official files ({', '.join('latest_' + p + '.pth' for p in parts)})")
+
+
+def _onnx_outputs(path: Path, spec: Any, seed: int) -> list[np.ndarray]:
+    """The outputs of an ONNX file on one seeded batch (onnxruntime CPU)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feeds = {s.name: x.numpy() for s, x in zip(spec.inputs, spec.examples(1, seed=seed))}
+    return sess.run(None, feeds)
+
+
+def label_convention(family: str, dataset: str | None, checkpoints: Sequence[str | Path]
+                     ) -> tuple[Convention | None, str]:
+    """(The label convention the bundle's weights were trained with, where that comes from).
+
+    A ``python -m train`` checkpoint records it (older ones trained ADE20K with ``v - 1``);
+    official checkpoints and random weights take the convention of the family's official code.
+    """
+    for path in checkpoints:
+        found = _training_checkpoint(path)
+        if found is None:
+            continue
+        meta = found[1]
+        name = meta.get("label_convention")
+        if name in CONVENTIONS:
+            return CONVENTIONS[name], f"trained with python -m train ({Path(path).name})"
+        kind = ((meta.get("train_config") or {}).get("data") or {}).get("kind")
+        if name is None and kind == "ade20k":  # recorded before conventions were: the old trainer's shift
+            return ADE20K_MINUS_ONE, "trained with python -m train before 0.2 (ADE20K ids v - 1)"
+        if name is None and kind == "procedural":
+            return official_convention(dataset, family), "trained on procedural scenes (Cityscapes label ids)"
+        return official_convention(dataset, family), f"trained with python -m train on {kind} data"
+    convention = official_convention(dataset, family)
+    if checkpoints:
+        return convention, "official checkpoint: the official code's convention"
+    return convention, "random weights: the official code's convention for this preset"
 
 
 def _parts(model: SynthesisModel) -> dict[str, Any]:
@@ -144,17 +191,25 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
         overrides = next((o for o in recorded if o), None)
     torch.manual_seed(seed)
     model = preset.build(**(overrides or {}))
-    if checkpoints:
-        say(f"loading {', '.join(str(p) for p in checkpoints)}")
-        load_checkpoints(model, checkpoints)
+    deploy = [p for p in checkpoints if Path(p).suffix == ".safetensors" and is_deploy_weights(p)]
+    if deploy:  # a bundle's own weights (export-ready layout): load them into the export-ready network
+        if len(checkpoints) > 1:
+            raise CheckpointMismatch(f"{deploy[0]} is a bundle's complete weights; give it alone")
+        say(f"loading {deploy[0]} (a bundle's weights)")
+        ready = export_ready(model.eval())
+        check_and_load(ready, deploy_state(deploy[0]), f"bundle weights {deploy[0]}")
     else:
-        for spec in model.graphs().values():
-            calibrate_norm_stats(spec.module, lambda step, spec=spec: spec.examples(4, seed=10_000 + step))
-    model.eval()
-    ready = export_ready(model)  # the parity reference: the network as trained
+        if checkpoints:
+            say(f"loading {', '.join(str(p) for p in checkpoints)}")
+            load_checkpoints(model, checkpoints)
+        else:
+            for spec in model.graphs().values():
+                calibrate_norm_stats(spec.module, lambda step, spec=spec: spec.examples(4, seed=10_000 + step))
+        ready = export_ready(model.eval())  # the parity reference: the network as trained
     deployed = copy.deepcopy(ready)  # what is exported: label convolutions as lookups
     if label_lookup:
         use_label_lookup(deployed)
+    use_two_stage_instance_norm(deployed)
     graphs_meta: dict[str, Any] = {}
     timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
@@ -177,17 +232,23 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
                 "outputs": [s.to_json() for s in dspec.outputs],
                 "dynamic_axes": {s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
                 "parity": {"reference": "torch fp32 cpu, one-hot label input", "metric": "relative_l2",
+                           "labels": "batch_N: per-pixel random class ids; blocks_batch_N: block label maps "
+                                     "(uniform regions, edges on their boundaries) like real ones",
                            "onnxruntime_cpu": parity, "u8_max_levels": levels},
                 "label_lookups": lookups,
                 "label_path": label_path(dspec, lookups),
             }
-        say("writing weights.safetensors")
-        from safetensors.torch import save_file
-
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "weights.safetensors"))
-        os.chmod(tmp / "weights.safetensors", 0o666 & ~default_umask())  # safetensors writes 0600
+        say("writing weights.safetensors, shared by the torch backend and the ONNX graphs")
+        onnx_files = {g: m["file"] for g, m in graphs_meta.items() if m["file"]}
+        before = {g: _onnx_outputs(tmp / f, ready.graphs()[g], seed) for g, f in onnx_files.items()}
+        weights_meta = write_shared_weights(tmp, ready.state_dict(), onnx_files)
+        for g, f in onnx_files.items():  # the graphs read the same bytes from the shared file
+            after = _onnx_outputs(tmp / f, ready.graphs()[g], seed)
+            if any(not np.array_equal(a, b) for a, b in zip(before[g], after)):
+                raise ParityError(f"{f} computes other numbers after moving its weights to weights.safetensors")
         info = model.deploy_info()
         num_classes = info.get("num_classes")
+        convention, convention_source = label_convention(preset.family, info.get("dataset"), checkpoints)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "name": name,
@@ -199,12 +260,15 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
                 "num_classes": num_classes,
                 "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
                 "palette": get_palette(info.get("palette"), num_classes),
+                "classes": class_names(convention.name if convention else None, num_classes),
+                "convention": None if convention is None else {**convention.to_json(), "source": convention_source},
             },
             "resolution": info["resolution"],
             "dtype": "float32",
             "value_range": [-1.0, 1.0],
             "graphs": graphs_meta,
-            "weights": {"file": "weights.safetensors", "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
+            "weights": {**weights_meta,
+                        "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
                         "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
             "parameters": sum(p.numel() for p in model.parameters()),
             "export": {"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,

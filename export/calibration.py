@@ -9,9 +9,11 @@ Three sources, all in the bundle's class ids:
   procedural street scenes of ``train.data.procedural`` (numpy only); for every other
   bundle, region maps: a Voronoi partition of 6-24 cells over 3-12 classes drawn from
   the bundle's classes, at a quarter of the resolution and upsampled (nearest);
-* ``samples``: the label PNGs in the repository's ``samples/`` folder;
-* a folder of label PNGs (index, grayscale or RGB in the bundle's palette; resized to the
-  bundle's resolution, nearest).
+* ``samples``: the repository's ``samples/`` label PNGs of the bundle's dataset
+  (``street_*`` for Cityscapes, ``ade_*``, ``coco_*``, ``fashion_*``);
+* a folder of label PNGs: dataset files as the dataset ships them, mapped to model ids by
+  the bundle's convention (``sdk.conventions``), or RGB in the bundle's palette; resized to
+  the bundle's resolution (nearest).
 
 The other inputs are made as the Synthesizer makes them: instance edges from the label
 map's own class boundaries, latents / per-class codes from a seeded normal (unit-sphere
@@ -62,27 +64,49 @@ def procedural_ids(bundle: Bundle, seed: int) -> np.ndarray:
     return region_ids(h, w, classes, seed)
 
 
-def folder_ids(bundle: Bundle, folder: str | Path) -> list[np.ndarray]:
-    """Every label PNG of ``folder`` (``*label*.png`` if any, else ``*.png``) as class ids at
-    the bundle's resolution."""
-    from sdk.labels import check_ids, read_ids, resize_ids
+SAMPLE_PREFIXES = {"Cityscapes": "street", "ADE20K": "ade", "COCO-Stuff": "coco", "DeepFashion": "fashion"}
+"""Dataset (``manifest.label.convention.dataset``) -> file prefix of its maps in ``samples/``."""
 
+
+def file_ids(bundle: Bundle, path: Path) -> np.ndarray:
+    """One label PNG as model class ids at the bundle's resolution: a dataset file through the
+    bundle's convention, an RGB map through its palette (as the Synthesizer reads files)."""
+    from sdk.conventions import Convention
+    from sdk.labels import check_ids, read_values, resize_ids
+
+    values, coloured = read_values(path, palette=bundle.label.get("palette"), what=str(path))
+    spec = dict(bundle.label.get("convention") or {})
+    spec.pop("source", None)  # where the convention was chosen from, not a field of it
+    ids = values if coloured or not spec else Convention.from_json(spec).to_ids(values, str(path))
+    if ids.shape != bundle.resolution:
+        ids = resize_ids(ids, bundle.resolution)
+    check_ids(ids, int(bundle.num_classes), what=str(path))
+    return ids.astype(np.int32)
+
+
+def folder_ids(bundle: Bundle, folder: str | Path, pattern: str = "*label*.png") -> list[np.ndarray]:
+    """Every label PNG of ``folder`` (``pattern`` if any match, else ``*.png``) as model class
+    ids at the bundle's resolution (:func:`file_ids`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CalibrationError(f"calibration folder {folder} does not exist; give a folder of label PNGs, "
                                f"'samples' or 'procedural'")
-    files = sorted(folder.glob("*label*.png")) or sorted(folder.glob("*.png"))
+    files = sorted(folder.glob(pattern)) or sorted(folder.glob("*.png"))
     if not files:
         raise CalibrationError(f"calibration folder {folder} has no PNG label maps; give a folder of label "
                                f"PNGs (index, grayscale or RGB in the model's palette)")
-    out = []
-    for f in files:
-        ids = read_ids(f, palette=bundle.label.get("palette"), what=str(f))
-        if ids.shape != bundle.resolution:
-            ids = resize_ids(ids, bundle.resolution)
-        check_ids(ids, int(bundle.num_classes), what=str(f))
-        out.append(ids.astype(np.int32))
-    return out
+    return [file_ids(bundle, f) for f in files]
+
+
+def sample_ids(bundle: Bundle) -> list[np.ndarray]:
+    """The ``samples/`` label maps of the bundle's dataset."""
+    dataset = (bundle.label.get("convention") or {}).get("dataset")
+    prefix = SAMPLE_PREFIXES.get(dataset or "")
+    if prefix is None or not sorted(SAMPLES.glob(f"{prefix}_*label*.png")):
+        raise CalibrationError(f"samples/ has no label maps of {bundle.name}'s dataset "
+                               f"({dataset or 'none recorded'}); calibrate on 'procedural' maps or give a folder "
+                               f"of its label PNGs")
+    return folder_ids(bundle, SAMPLES, f"{prefix}_*label*.png")
 
 
 def label_maps(bundle: Bundle, source: str | Path, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -90,7 +114,7 @@ def label_maps(bundle: Bundle, source: str | Path, count: int, seed: int = 0) ->
     with fewer maps is cycled, each repeat flipped left-right, which real scenes allow)."""
     if source == "procedural":
         return [procedural_ids(bundle, seed + i) for i in range(count)]
-    maps = folder_ids(bundle, SAMPLES if source == "samples" else source)
+    maps = sample_ids(bundle) if source == "samples" else folder_ids(bundle, source)
     return [maps[i % len(maps)] if (i // len(maps)) % 2 == 0 else maps[i % len(maps)][:, ::-1].copy()
             for i in range(count)]
 

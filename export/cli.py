@@ -6,7 +6,8 @@ import sys
 import time
 from typing import Sequence
 
-from sdk.cli import run_cli
+from sdk import __version__
+from sdk.cli import Parser, run_cli
 from sdk.engines import parse_batch_profile
 
 
@@ -39,9 +40,12 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
     out = args.out or f"bundles/{args.model}"
     start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"[export {time.perf_counter() - start:6.1f} s] {msg}", flush=True)
+
     manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
-                            label_lookup=not args.no_label_lookup, onnx=args.onnx,
-                            progress=lambda msg: print(f"[export] {msg}", flush=True))
+                            label_lookup=not args.no_label_lookup, onnx=args.onnx, progress=progress)
     for name, g in manifest["graphs"].items():
         if g["file"] is None:
             print(f"[export] {name}: no ONNX graph (--no-onnx): torch backend only")
@@ -50,7 +54,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         lookups = f", {g['label_lookups']} label convolutions as lookups" if g.get("label_lookups") else ""
         print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items())
               + f", 8-bit image within {g['parity']['u8_max_levels']} level" + lookups)
-    print(f"[export] wrote {out} in {time.perf_counter() - start:.0f} s")
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    print(f"[export] wrote {out} ({size / 1e6:.0f} MB) in {time.perf_counter() - start:.0f} s")
+    if not args.checkpoint:
+        print(f"WARNING: no --checkpoint: {args.model} has random weights (seed {args.seed}), so its images are "
+              f"noise-like; give a trained or official checkpoint for real images", flush=True)
     return 0
 
 
@@ -97,8 +105,16 @@ def cmd_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_profile(text: str) -> object:
+    try:
+        return parse_batch_profile(text)
+    except ValueError as exc:  # argparse shows this message instead of "invalid value"
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m export", description="Export networks to deployable bundles.")
+    p = Parser(prog="python -m export", description="Export networks to deployable bundles.")
+    p.add_argument("--version", action="version", version=f"sdk {__version__} (python -m export)")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="presets with resolution, classes, parameters and GFLOPs")
     ls.add_argument("--family", help="only this family")
@@ -132,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration-size", type=int, default=16, help="INT8: label maps to calibrate on (default 16)")
     e.add_argument("--threads", type=int, default=None,
                    help="CPU engines: threads for the quality and speed checks (default: all cores)")
-    e.add_argument("--batch", default="1:4:8", type=parse_batch_profile,
+    e.add_argument("--batch", default="1:4:8", type=_batch_profile,
                    help="tensorrt/aoti: dynamic batch profile MIN:OPT:MAX (default 1:4:8); CPU engines keep the "
                         "graph's dynamic batch")
     e.add_argument("--shapes", nargs="*", help="non-batch dims per input, NAME=DxDx... (checks; graphs are static)")
@@ -140,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix (imported after parsing: --help needs no torch)."""
     from train.models.official import CheckpointMismatch
     from train.models.registry import UnknownModelError
 
@@ -148,8 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .engine_cpu import QualityError
     from .onnx_export import ParityError
 
-    return run_cli(argv, build_parser(), (CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError,
-                                          QualityError))
+    return CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError, QualityError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(argv, build_parser(), _user_errors)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook, SpectralNormStateDictHook
 
 
 def fold_spectral_norm(model: nn.Module) -> int:
@@ -27,6 +27,13 @@ def fold_spectral_norm(model: nn.Module) -> int:
             if isinstance(hook, SpectralNorm):
                 nn.utils.remove_spectral_norm(module, hook.name)
                 count += 1
+        # remove_spectral_norm leaves its state-dict hooks, whose load hook then asks a
+        # folded state for weight_orig: drop them with the norm
+        for hooks in (module._load_state_dict_pre_hooks, module._state_dict_hooks):
+            for key, hook in list(hooks.items()):
+                target = getattr(hook, "hook", hook)
+                if isinstance(target, (SpectralNormLoadStateDictPreHook, SpectralNormStateDictHook)):
+                    del hooks[key]
     return count
 
 

@@ -114,11 +114,16 @@ def compare_outputs(reference: dict[str, np.ndarray], got: dict[str, np.ndarray]
     return err, levels
 
 
+PARITY_LAYOUTS = {"random": "batch_{b}", "blocks": "blocks_batch_{b}"}
+"""Label layouts every parity check runs (``TensorSpec.example``) and their report keys:
+per-pixel random labels, and block label maps like real ones."""
+
+
 def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] = (1, 2),
                 seed: int = 0, limit: float | None = PARITY_LIMIT) -> tuple[dict[str, float], int]:
     """Relative L2 error of onnxruntime (CPU) vs the one-hot network in PyTorch FP32, per
-    batch size (``{"batch_1": e, ...}``, worst output), and the worst 8-bit output
-    difference in levels (0 or 1).
+    batch size and label layout (``{"batch_1": e, "blocks_batch_1": e, ...}``, worst
+    output; see :data:`PARITY_LAYOUTS`), and the worst 8-bit output difference in levels.
 
     ``graph`` is the reference (unmodified network); the ONNX file may hold lookups and
     8-bit outputs. Raises :class:`ParityError` when a figure exceeds ``limit``.
@@ -131,12 +136,13 @@ def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] 
     names = [o.name for o in sess.get_outputs()]
     report: dict[str, float] = {}
     levels = 0
-    for b in batches:
-        examples = graph.examples(b, seed=seed + b)
-        feeds = {s.name: x.numpy() for s, x in zip(graph.inputs, examples)}
-        got = dict(zip(names, sess.run(names, feeds)))
-        err, lv = compare_outputs(reference_outputs(graph, examples), got,
-                                  f"{Path(path).name} at batch {b} (onnxruntime)", limit)
-        report[f"batch_{b}"] = err
-        levels = max(levels, lv)
+    for layout, key in PARITY_LAYOUTS.items():
+        for b in batches:
+            examples = graph.examples(b, seed=seed + b, layout=layout)
+            feeds = {s.name: x.numpy() for s, x in zip(graph.inputs, examples)}
+            got = dict(zip(names, sess.run(names, feeds)))
+            err, lv = compare_outputs(reference_outputs(graph, examples), got,
+                                      f"{Path(path).name} at batch {b}, {layout} labels (onnxruntime)", limit)
+            report[key.format(b=b)] = err
+            levels = max(levels, lv)
     return report, levels

@@ -95,10 +95,20 @@ class Bundle:
                 continue
             p = self.path / rel
             if not p.is_file():
-                raise BundleError(f"bundle file {p} is missing; re-export the bundle or copy it whole")
+                raise BundleError(f"bundle file {p} is missing; {self._restore_hint(rel)}")
             if p.stat().st_size != meta["bytes"] or sha256_file(p) != meta["sha256"]:
                 raise BundleError(f"bundle file {p} does not match its sha256 in the manifest: it was "
-                                  f"modified or truncated. Re-export the bundle (or copy it again)")
+                                  f"modified or truncated; {self._restore_hint(rel)}")
+
+    def _restore_hint(self, rel: str) -> str:
+        """How to get a bundle file back: export makes the graphs and weights, engine builds
+        make engines; anything else (a training record) only the original copy has."""
+        exported = {g["file"] for g in self.manifest["graphs"].values()} | {"weights.safetensors"}
+        if rel.startswith("engines/"):
+            return f"rebuild the engine (python -m export engine --bundle {self.path} ...) or copy the bundle again"
+        if rel in exported:
+            return "copy the bundle again whole, or re-export it (python -m export bundle ...)"
+        return "copy the bundle again whole from where it came from (export does not make this file)"
 
     # -- what the SDK reads ---------------------------------------------------------
     @property
@@ -125,6 +135,12 @@ class Bundle:
     @property
     def num_classes(self) -> int | None:
         return self.label.get("num_classes")
+
+    @property
+    def random_weights(self) -> bool:
+        """True when the bundle was exported without a checkpoint (seeded random weights)."""
+        source = (self.manifest.get("weights") or {}).get("source")
+        return isinstance(source, str) and source.startswith("random")
 
     def graph(self, name: str) -> dict[str, Any]:
         try:

@@ -48,9 +48,8 @@ FP32 (50 dB: a level off on well under 1% of pixels) only catches a broken conve
 ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
 AUTO_MIN_SPEEDUP = 1.25
 """The speed-up over onnxruntime FP32 (measured at build) a CPU engine needs for ``auto`` to
-run it: a margin over the build's timing noise (a few seconds of interleaved calls) and over the longer
-setup of a quantized graph, which a one-shot command pays (the demo's ``python -m sdk
-synthesize``: 0.9 s with onnxruntime FP32, 1.1-1.4 s with an INT8 engine timed 1.17x)."""
+run it: a margin over the build's timing noise (a few seconds of calls in ABBA blocks on a
+shared machine; the same engine measured 1.17x and 0.74x on two builds under load)."""
 AUTO_BREAK_EVEN_CALLS = 10.0
 """The most calls an engine may need to repay its one-time cost over onnxruntime FP32
 (importing OpenVINO, compiling, a slow first call; ``speed.break_even_calls`` recorded at
@@ -266,6 +265,21 @@ def engine_record(*, key: str, backend: str, precision: str, device: str, versio
     return record
 
 
+def default_precision(backend: str) -> str:
+    """The precision to build ``backend`` at on this machine: fp16 on a GPU, fp32 for a CPU
+    AOTInductor package (fp16 needs a GPU), int8 for the CPU engine backends."""
+    if backend in CPU_ENGINE_BACKENDS:
+        return "int8"
+    if backend == "aoti":
+        try:
+            import torch
+
+            return "fp16" if torch.cuda.is_available() else "fp32"
+        except ImportError:
+            return "fp32"
+    return "fp16"
+
+
 def rebuild_hint(bundle: Bundle, backend: str, precision: str) -> str:
     return f"rebuild with python -m export engine --bundle {bundle.path} --backend {backend} --precision {precision}"
 
@@ -290,7 +304,7 @@ def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
     speed-up over onnxruntime FP32); the others the first in the order fp16, bf16, tf32, fp32.
     """
     records = engines_of(bundle, backend, precision)
-    wanted = precision or ("int8" if backend in CPU_ENGINE_BACKENDS else "fp16")
+    wanted = precision or default_precision(backend)
     if not records:
         raise BackendError(f"bundle {bundle.path} has no {backend} engine"
                            f"{'' if precision is None else ' at ' + precision}; {rebuild_hint(bundle, backend, wanted)}")

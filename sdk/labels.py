@@ -36,13 +36,21 @@ def _open(x: LabelLike, what: str) -> Image.Image | np.ndarray:
 def read_ids(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, what: str = "label") -> np.ndarray:
     """Decode a label map to an (H, W) int64 array of ids.
 
-    Index ('P') PNGs give their indices, grayscale PNGs their values, RGB PNGs are
-    looked up in ``palette``; numpy arrays must hold integers (or integral floats).
+    Index ('P') PNGs give their indices, grayscale PNGs their values (16-bit ones
+    too), RGB PNGs are looked up in ``palette``; numpy arrays must hold integers (or
+    integral floats).
     """
+    return read_values(x, palette=palette, what=what)[0]
+
+
+def read_values(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, what: str = "label"
+                ) -> tuple[np.ndarray, bool]:
+    """:func:`read_ids` and whether the map was colour-coded (an RGB image decoded through
+    ``palette``, whose colours stand for model ids, not dataset file values)."""
     obj = _open(x, what)
     if isinstance(obj, Image.Image):
         if obj.mode in ("RGB", "RGBA"):
-            return _rgb_to_ids(np.asarray(obj.convert("RGB")), palette, what)
+            return _rgb_to_ids(np.asarray(obj.convert("RGB")), palette, what), True
         if obj.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L", "1"):
             raise LabelError(f"{what} image has mode {obj.mode}; give an index (P), grayscale (L) or RGB PNG")
         arr = np.asarray(obj)
@@ -61,7 +69,7 @@ def read_ids(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, wh
             where = f" (e.g. {arr[tuple(bad[0])]!r} at {tuple(int(i) for i in bad[0])})" if bad is not None and len(bad) else ""
             raise LabelError(f"{what} holds non-integer values of dtype {arr.dtype}{where}; "
                              f"class ids must be integers")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64), False
 
 
 def _rgb_to_ids(rgb: np.ndarray, palette: Sequence[Sequence[int]] | None, what: str) -> np.ndarray:

@@ -29,6 +29,7 @@ from PIL import Image
 from . import labels as L
 from .atomic import atomic_path
 from .errors import LabelError, SDKError
+from .latents import NO_CODES, ClassCodes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backends import Runner
@@ -41,8 +42,6 @@ StyleRef = Union[Tuple[ImageLike, L.LabelLike], np.ndarray]
 DEFAULT_BASE_SEED = 0
 """Seed of the base codes when ``resample`` / ``mix`` get no ``base``."""
 
-NO_CODES = ("{name} has no per-class codes; resample/mix/morph need a GroupDNet bundle "
-            "(e.g. python -m export bundle --model groupdnet-deepfashion)")
 
 
 def save_codes(path: str | Path, codes: np.ndarray) -> Path:
@@ -108,36 +107,33 @@ def interpolate_codes(a: np.ndarray, b: np.ndarray, t: float,
 class PerClassMixin:
     """Per-class latent control; :class:`~sdk.Synthesizer` inherits it.
 
-    Relies on the Synthesizer's ``bundle``, ``runner``, ``__call__``, ``_input``,
-    ``_check_labels`` and ``_sample``.
+    Uses only the Synthesizer's public surface: ``bundle``, ``latents`` (a
+    :class:`~sdk.latents.ClassCodes` on GroupDNet bundles), ``read_label``, ``runner`` and
+    calling it with ``codes=``.
     """
 
     if TYPE_CHECKING:  # pragma: no cover
         bundle: Bundle
+        latents: Any
 
         def runner(self, graph: str = "model") -> Runner: ...
+        def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray: ...
         def __call__(self, label: Any = None, **kw: Any) -> Any: ...
-        def _input(self, kind: str) -> dict[str, Any] | None: ...
-        def _check_labels(self, label: Any, instance: Any) -> tuple[Any, Any, bool]: ...
-        @staticmethod
-        def _sample(spec: dict[str, Any], count: int, rng: np.random.Generator) -> np.ndarray: ...
 
     # -- public API ---------------------------------------------------------------------
     @property
     def has_codes(self) -> bool:
         """Whether the model takes per-class codes (GroupDNet)."""
-        return self._input("codes") is not None
+        return isinstance(self.latents, ClassCodes)
 
     @property
     def codes_shape(self) -> tuple[int, int]:
         """(C, D): classes and code length of one image's codes."""
-        c, d = self._codes_spec()["shape"][1:]
-        return int(c), int(d)
+        return self._codes().shape
 
     def sample_codes(self, seed: int | None = None) -> np.ndarray:
         """Random codes (C, D) from ``seed``: exactly those ``s(label, seed=seed)`` uses."""
-        spec = self._codes_spec()
-        return self._sample(spec, 1, np.random.default_rng(seed))[0]
+        return self._codes().sample(seed)[0]
 
     def encode(self, image: ImageLike, label: L.LabelLike) -> np.ndarray:
         """Per-class codes (C, D) of a real image: the encoder mean ``mu`` of each class.
@@ -200,7 +196,7 @@ class PerClassMixin:
                 raise SDKError(f"styles[{cls}] must be (reference image, reference label) or a ({d},) code")
         if refs:
             for cls, (_, ref_label) in refs:
-                ids = self._check_labels(ref_label, None)[0]
+                ids = self.read_label(ref_label, f"the reference label of class {cls}")
                 if not (ids == cls).any():
                     raise LabelError(f"the reference label for class {cls} has no pixel of class {cls}; "
                                      f"give a reference whose label map contains it")
@@ -237,45 +233,18 @@ class PerClassMixin:
             frames.extend(out)
         return frames
 
-    # -- steps (used by Synthesizer._latents) ---------------------------------------------
-    def _codes_feed(self, count: int, *, seed: int | None, codes: np.ndarray | None,
-                    z: np.ndarray | None, style: Any) -> dict[str, np.ndarray]:
-        """The ``codes`` feed of one call: given codes broadcast to ``count``, else seeded."""
-        spec = self._codes_spec()
-        if z is not None or style is not None:
-            raise SDKError(f"{self.bundle.name} takes per-class codes, not z= or style=: give codes= "
-                           f"((C, D) or (N, C, D)), or use s.mix(...) / s.encode(image, label)")
-        if codes is None:
-            return {spec["name"]: self._sample(spec, count, np.random.default_rng(seed))}
-        arr = self._check_codes(codes)
-        arr = arr[None] if arr.ndim == 2 else arr
-        if len(arr) == 1:
-            arr = np.repeat(arr, count, axis=0)
-        if len(arr) != count:
-            raise SDKError(f"codes hold {len(arr)} code sets for {count} images")
-        return {spec["name"]: arr}
-
-    def _codes_spec(self) -> dict[str, Any]:
-        spec = self._input("codes")
-        if spec is None:
+    # -- steps ------------------------------------------------------------------------
+    def _codes(self) -> ClassCodes:
+        if not isinstance(self.latents, ClassCodes):
             raise SDKError(NO_CODES.format(name=self.bundle.name))
-        return spec
-
-    def _check_codes(self, codes: Any) -> np.ndarray:
-        c, d = self.codes_shape
-        arr = np.asarray(codes, dtype=np.float32)
-        if arr.ndim not in (2, 3) or arr.shape[-2:] != (c, d):
-            raise SDKError(f"codes must have shape ({c}, {d}) or (N, {c}, {d}); got {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise SDKError("codes contain NaN or infinity")
-        return arr
+        return self.latents
 
     def _base_codes(self, base: Base) -> np.ndarray:
         if base is None:
             return self.sample_codes(DEFAULT_BASE_SEED)
         if isinstance(base, (int, np.integer)) and not isinstance(base, bool):
             return self.sample_codes(int(base))
-        arr = self._check_codes(base)
+        arr = self._codes().check(base)
         if arr.ndim != 2:
             raise SDKError(f"base must be one image's codes {self.codes_shape} or a seed; got shape {arr.shape}")
         return arr.copy()
@@ -292,16 +261,16 @@ class PerClassMixin:
 
     def _encode_batch(self, pairs: Sequence[tuple[ImageLike, L.LabelLike]], what: str) -> np.ndarray:
         """Encoder means (N, C, D) of (image, label) pairs, in one encoder run."""
-        self._codes_spec()
+        self._codes()
         if not self.bundle.has_graph("encoder"):
             raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
         enc = self.bundle.graph("encoder")
         names = {s["kind"]: s["name"] for s in enc["inputs"]}
         mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
-        ids = self._check_labels([p[1] for p in pairs], None)[0]
+        ids = np.stack([self.read_label(lab, f"{what} label[{i}]") for i, (_, lab) in enumerate(pairs)])
         imgs = np.stack([L.read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
         feeds = {names["image"]: imgs, names["label"]: ids}
-        return self.runner("encoder").run(feeds)[mu]
+        return self.runner("encoder").run(feeds, outputs=[mu])[mu]
 
     def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
                 return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:

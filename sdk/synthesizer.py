@@ -11,17 +11,24 @@ run, post-process) and never branches on the backend: every backend is a
 from __future__ import annotations
 
 import shutil
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 from . import labels as L
+from . import memory
 from .atomic import atomic_dir
-from .backends import Runner, make_runner, resolve_backend
+from .backends import Runner, check_options, make_runner, resolve_backend
 from .bundle import Bundle
-from .errors import LabelError, SDKError
+from .conventions import Convention, check_mode
+from .errors import BackendError, LabelError, SDKError
+from .inputs import check_batch_size, check_count, check_output, check_seed
+from .latents import LatentStream, NoLatent, VectorLatent, latent_kind
+from .notices import notice
 from .per_class import PerClassMixin
 
 LabelInput = L.LabelLike | Sequence[L.LabelLike]
@@ -29,23 +36,63 @@ ImageLike = str | Path | Image.Image | np.ndarray
 ImageInput = ImageLike | Sequence[ImageLike]
 ASPECT_TOLERANCE = 0.01
 """Relative aspect-ratio difference up to which ``translate`` resizes its input."""
+MAX_AUTO_BATCH = 8
+"""Largest batch the default ``batch_size`` picks (more buys little on a CPU)."""
+MIN_PER_IMAGE_BYTES = 16 << 20
+"""Floor of the measured memory per image (a warm process may show no growth at all)."""
+
+
+@dataclass
+class _Request:
+    """One synthesis call, checked: label inputs (read per batch), samples per label map,
+    the image count and the latent stream."""
+
+    items: list[Any]
+    instances: list[Any] | None
+    n: int
+    count: int
+    batched: bool
+    latents: LatentStream
 
 
 class Synthesizer(PerClassMixin):
-    """Runs a bundle: label map (and optional style, instance map, seed) -> PIL images."""
+    """Runs a bundle: label map (and optional style, instance map, seed) -> images."""
 
-    def __init__(self, bundle: Bundle, backend: str = "auto", **backend_options: Any) -> None:
+    def __init__(self, bundle: Bundle, backend: str = "auto", *, labels: str = "dataset",
+                 **backend_options: Any) -> None:
         self.bundle = bundle
+        self.labels = check_mode(labels)
+        """``"dataset"``: label files (and arrays) are the dataset's, mapped through
+        ``self.convention``; ``"model"``: they hold model class ids already."""
+        spec = dict((bundle.label.get("convention") or {}))
+        spec.pop("source", None)
+        self.convention = Convention.from_json(spec) if spec else None
         self.backend = resolve_backend(bundle, backend)
+        check_options(self.backend, backend_options)  # a misspelt option fails here, not at the first call
         self._options = backend_options
         self._runners: dict[str, Runner] = {}
+        self.latents = latent_kind(bundle.name, bundle.graph("model")["inputs"])
+        """Where latents come from (:mod:`sdk.latents`): none, a vector, or per-class codes."""
+        self._batch_size: int | None = None  # the default batch size, chosen on the first large request
+        self.runner("model")  # load now: a bad option or a missing provider fails here, not at the first call
 
     # -- loading and saving -----------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path, backend: str = "auto", *, verify: bool = True,
-                        **backend_options: Any) -> "Synthesizer":
-        """Open a bundle folder. ``verify`` checks every file's sha256 against the manifest."""
-        return cls(Bundle(path, verify=verify), backend, **backend_options)
+                        labels: str = "dataset", **backend_options: Any) -> "Synthesizer":
+        """Open a bundle folder. ``verify`` checks every file's sha256 against the manifest.
+
+        ``labels``: ``"dataset"`` (default) reads label maps as the dataset's annotation
+        files, mapped to model ids by the bundle's convention (COCO-Stuff 255 -> 182 for
+        SPADE, +1 for OASIS...; ``python -m sdk info`` shows it); ``"model"`` takes them as
+        model class ids already (arrays from your own code).
+
+        ``backend``: ``auto`` (fastest available here) or one of
+        :func:`sdk.backends.available_backends`; ``backend_options`` go to its runner and
+        are checked now (e.g. onnxruntime: ``threads``, ``providers``; torch: ``device``,
+        ``precision``, ``compile``).
+        """
+        return cls(Bundle(path, verify=verify), backend, labels=labels, **backend_options)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Copy the bundle to ``path`` (atomically) and verify the copy."""
@@ -62,6 +109,18 @@ class Synthesizer(PerClassMixin):
             self._runners[graph] = make_runner(self.bundle, self.backend, graph, **self._options)
         return self._runners[graph]
 
+    def close(self) -> None:
+        """Free the runners (sessions, device memory)."""
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()
+
+    def __enter__(self) -> "Synthesizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def info(self) -> dict[str, Any]:
         m = self.bundle.manifest
@@ -73,13 +132,14 @@ class Synthesizer(PerClassMixin):
     # -- synthesis --------------------------------------------------------------------
     def __call__(self, label: LabelInput | None = None, *, seed: int | None = None,
                  z: np.ndarray | None = None, style: Any = None, instance: LabelInput | None = None,
-                 n: int = 1, codes: np.ndarray | None = None) -> Image.Image | list[Image.Image]:
+                 n: int = 1, codes: np.ndarray | None = None, output: str = "pil",
+                 batch_size: int | None = None, progress: bool | None = None) -> Any:
         """Synthesize images.
 
         Args:
             label: label map (index/grayscale/RGB-palette PNG path, PIL image, or (H, W)
                 integer array), or a list of them for a batch. Unconditional models take none.
-            seed: seeds the latent; the same seed gives the same image.
+            seed: seeds the latent (an integer >= 0); the same seed gives the same image.
             z: explicit latent, (D,) or (N, D); overrides ``seed``.
             codes: per-class codes (C, D) or (N, C, D) of models with per-class codes
                 (GroupDNet; see :mod:`sdk.per_class`); overrides ``seed``, which otherwise
@@ -87,34 +147,70 @@ class Synthesizer(PerClassMixin):
             style: reference image whose style (encoder mean) is used (models with an encoder).
             instance: instance-id map(s) for models that take instance edges; when omitted,
                 edges of the label map itself are used.
-            n: samples per label map.
+            n: samples per label map (models with a latent; a deterministic model refuses n > 1).
+            output: ``"pil"`` (default), ``"uint8"`` ((H, W, 3) arrays, stacked to (N, H, W, 3)
+                for a batch) or ``"float"`` ((3, H, W) in [-1, 1], stacked to (N, 3, H, W)).
+            batch_size: images per graph run; default chosen from the memory one image
+                takes and what the machine has free (see :meth:`stream` for large requests).
+            progress: show a progress bar (default: when stderr is a terminal and the
+                request takes more than one run).
 
         Returns:
-            One PIL image, or a list when a batch of labels or ``n > 1`` was given.
+            One image, or a list (an array for ``uint8`` / ``float``) when a batch of labels
+            or ``n > 1`` was given.
         """
-        # 1. check inputs
-        ids, inst, batched = self._check_labels(label, instance)
-        if n < 1:
-            raise SDKError(f"n must be >= 1, got {n}")
-        count = (len(ids) if ids is not None else 1) * n
-        # 2. feed the label map as class ids (the graph one-hot encodes on its device) and
-        #    the instance edges as uint8
-        feeds = self._encode_labels(ids, inst, n)
-        # 3. prepare latents
-        feeds.update(self._latents(count, seed=seed, z=z, style=style, codes=codes))
-        # 4. run, fetching only the 8-bit image
-        name = self._image_outputs()[0]
-        out = self.runner("model").run(feeds, outputs=[name])[name]
-        # 5. post-process
-        images = [L.to_image(x) for x in out]
-        return images if batched or n > 1 else images[0]
+        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
+        images = list(self._run(request, check_output(output), check_batch_size(batch_size), progress))
+        single = not request.batched and request.n == 1
+        if output == "pil":
+            return images[0] if single else images
+        return images[0] if single else np.stack(images)
+
+    def stream(self, label: LabelInput | None = None, *, seed: int | None = None, z: np.ndarray | None = None,
+               style: Any = None, instance: LabelInput | None = None, n: int = 1,
+               codes: np.ndarray | None = None, output: str = "pil", batch_size: int | None = None,
+               progress: bool | None = None) -> Iterator[Any]:
+        """Like calling the synthesizer, but yields the images one by one as their batch
+        finishes, reading label files as it goes: memory stays bounded whatever ``n`` and
+        the number of label maps (the CLI writes each image as it comes). The images are
+        the same as those of one call with the same arguments.
+        """
+        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
+        return self._run(request, check_output(output), check_batch_size(batch_size), progress)
+
+    def synthesize_many(self, labels: Sequence[L.LabelLike], seeds: Sequence[int | None],
+                        styles: Sequence[Any] | None = None) -> list[Image.Image]:
+        """One image per label map, each with its own seed (and style), in one runner call.
+
+        ``synthesize_many(labels, seeds)[i]`` is ``s(labels[i], seed=seeds[i], style=styles[i])``
+        (the same latent or per-class codes); batch jobs and servers use it to batch
+        requests that differ in seed. Models without a latent ignore the seeds.
+        """
+        labels = list(labels)
+        if len(seeds) != len(labels) or (styles is not None and len(styles) != len(labels)):
+            raise SDKError(f"synthesize_many takes one seed (and style) per label map: got {len(labels)} "
+                           f"label maps, {len(seeds)} seeds" + ("" if styles is None else f", {len(styles)} styles"))
+        if not labels:
+            return []
+        styles = list(styles) if styles is not None else [None] * len(labels)
+        # Each image's latent exactly as a single call would draw it, then stacked.
+        parts = [self.latents.stream(1, seed=k, style=st, encode_style=self.encode_style).take(1)
+                 for k, st in zip(seeds, styles)]
+        if not parts[0]:  # no latent input: the seeds change nothing
+            return self(labels, batch_size=len(labels))
+        name = next(iter(parts[0]))
+        stacked = np.concatenate([p[name] for p in parts])
+        return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
 
     def variations(self, label: L.LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
         """``n`` diverse images for one label map (different latents from one seed).
 
         Unconditional models take no label: ``s.variations(n=4, seed=0)``.
         """
-        self._require_input("latent", "variations")
+        if isinstance(self.latents, NoLatent):
+            raise SDKError(f"{self.bundle.name} takes no latent, so variations has nothing to vary; "
+                           f"use a model with a latent (e.g. a -vae SPADE preset)")
+        n = check_count(n)
         return self(label, seed=seed, n=n) if n > 1 else [self(label, seed=seed)]
 
     def interpolate(self, label: L.LabelLike | None = None, *, seed_a: int, seed_b: int,
@@ -125,11 +221,14 @@ class Synthesizer(PerClassMixin):
         (for "sphere" latents too: slerp keeps unit vectors on the sphere). Unconditional
         models take no label: ``s.interpolate(seed_a=0, seed_b=1, steps=8)``.
         """
-        if steps < 2:
-            raise SDKError(f"steps must be >= 2 (the two end points), got {steps}")
-        spec = self._require_input("latent", "interpolate")
-        za = self._sample(spec, 1, np.random.default_rng(seed_a))[0]
-        zb = self._sample(spec, 1, np.random.default_rng(seed_b))[0]
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
+        if not isinstance(self.latents, VectorLatent):
+            raise SDKError(f"{self.bundle.name} takes no latent vector, so interpolate has nothing to vary; "
+                           f"use a model with a latent (e.g. a -vae SPADE preset)"
+                           + (" (GroupDNet: s.morph interpolates per-class codes)" if self.has_codes else ""))
+        za = self.latents.sample(check_seed(seed_a, "seed_a"))[0]
+        zb = self.latents.sample(check_seed(seed_b, "seed_b"))[0]
         zs = np.stack([slerp(za, zb, t) for t in np.linspace(0.0, 1.0, steps)])
         if label is None:
             out = self(z=zs, n=steps)
@@ -169,6 +268,7 @@ class Synthesizer(PerClassMixin):
         # 3. run, fetching only the 8-bit images
         names = self._image_outputs() if all_scales else self._image_outputs()[:1]
         out = self.runner("model").run(feeds, outputs=names)
+        self._warn_random_weights()
         # 4. post-process
         float_name = {o["name"]: o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"]
                       if o["kind"] == "image_u8"}
@@ -210,99 +310,185 @@ class Synthesizer(PerClassMixin):
                            f"W/H = {w / h:.3g} first")
         return L.read_image(obj, (h, w), what)
 
-    def _require_input(self, kind: str, what: str) -> dict[str, Any]:
-        spec = self._input(kind)
-        if spec is None:
-            raise SDKError(f"{self.bundle.name} takes no {kind} input, so {what} has nothing to vary; "
-                           f"use a model with a latent (e.g. a -vae SPADE preset)")
-        return spec
-
-    def _check_labels(self, label: LabelInput | None, instance: LabelInput | None
-                      ) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+    def _request(self, label: LabelInput | None, instance: LabelInput | None, n: Any, **latent: Any) -> "_Request":
+        """Step 1: check the request's arguments (label maps are read per batch, later)."""
         b = self.bundle
+        n = check_count(n)
         if b.task == "unconditional":
             if label is not None or instance is not None:
                 raise LabelError(f"{b.name} is an unconditional model: it takes no label map. "
                                  f"Call it with a seed only, e.g. s(seed=0, n=4)")
-            return None, None, False
-        if b.task != "semantic":
+            items: list[Any] = []
+            batched = False
+        elif b.task != "semantic":
             raise SDKError(f"{b.name} is an {b.task} model; use translate(image) instead")
-        if label is None:
+        elif label is None:
             raise LabelError(f"{b.name} needs a label map: s(label, seed=...)")
-        batched = isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3)
-        items = list(label) if batched else [label]
-        if not items:
-            raise LabelError("empty list of label maps; give at least one")
-        palette = b.label.get("palette")
-        ids = [L.read_ids(x, palette=palette) for x in items]
-        for i, x in enumerate(ids):
-            what = f"label[{i}]" if batched else "label"
-            L.check_size(x, b.resolution, what)
-            L.check_ids(x, b.num_classes, what)
-        inst = None
+        else:
+            batched = isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3)
+            items = list(label) if batched else [label]
+            if not items:
+                raise LabelError("empty list of label maps; give at least one")
+        inst_items = None
         if instance is not None:
             if not b.label.get("instance_edge"):
                 raise LabelError(f"{b.name} takes no instance map; call it without instance=")
             inst_items = list(instance) if isinstance(instance, (list, tuple)) else [instance]
-            if len(inst_items) != len(ids):
-                raise LabelError(f"got {len(inst_items)} instance maps for {len(ids)} label maps")
-            inst_arr = [L.read_ids(x, what="instance map") for x in inst_items]
-            for x, y in zip(inst_arr, ids):
-                if x.shape != y.shape:
-                    raise LabelError(f"instance map is {x.shape[0]}x{x.shape[1]} but the label map is "
-                                     f"{y.shape[0]}x{y.shape[1]}; give maps of the same size")
-            inst = np.stack(inst_arr)
-        return np.stack(ids), inst, batched
+            if len(inst_items) != len(items):
+                raise LabelError(f"got {len(inst_items)} instance maps for {len(items)} label maps")
+        if n > 1 and isinstance(self.latents, NoLatent):
+            raise SDKError(f"{b.name} is deterministic given its label map: n={n} would give {n} identical "
+                           f"images; use a model with a latent (e.g. a -vae SPADE preset) for variations")
+        count = max(len(items), 1) * n
+        latents = self.latents.stream(count, encode_style=self.encode_style, **latent)
+        return _Request(items, inst_items, n, count, batched, latents)
 
-    def _encode_labels(self, ids: np.ndarray | None, inst: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
-        if ids is None:
+    def _run(self, request: "_Request", output: str, batch_size: int | None,
+             progress: bool | None) -> Iterator[Any]:
+        """Steps 2-5 per batch: read the label maps, feed ids and edges, take the latents,
+        run (fetching the 8-bit image, or the float one), post-process."""
+        name = self._image_outputs()[0]
+        fetch = name if output != "float" else self._float_name(name)
+        bar = progress_bar(request.count, progress, self.bundle.name)
+        done = 0
+        try:
+            while done < request.count:
+                size = min(batch_size or self._default_batch_size(request, fetch), request.count - done)
+                feeds = self._label_feeds(request, done, size)
+                feeds.update(request.latents.take(size))
+                out = self._run_graph(feeds, fetch, size)
+                self._warn_random_weights()
+                done += size
+                bar.update(size)  # before yielding: a consumer may stop after the last image
+                for x in out:
+                    yield to_output(x, output)
+        finally:
+            bar.close()
+
+    def _default_batch_size(self, request: "_Request", fetch: str) -> int:
+        """Chosen once per Synthesizer, so the same call gives the same images (batches of
+        other sizes may round a level apart): a probe run of the request's first image at
+        batch 1 measures the memory one image takes; the batch is as many images as fit in
+        half the free memory, at most ``MAX_AUTO_BATCH``. One image needs no probe."""
+        if self._batch_size is None:
+            if request.count == 1:
+                return 1
+            probe = self._label_feeds(request, 0, 1)
+            probe.update(self.latents.stream(1).take(1))
+            before = memory.process_bytes()
+            self._run_graph(probe, fetch, 1)
+            after = memory.process_bytes()
+            grown = 0 if before is None or after is None else after - before
+            self._batch_size = memory.fitting_batch(max(grown, MIN_PER_IMAGE_BYTES), MAX_AUTO_BATCH)
+        return self._batch_size
+
+    def _label_feeds(self, request: "_Request", start: int, size: int) -> dict[str, np.ndarray]:
+        """Class ids (int32) and instance edges (uint8) of images ``start .. start+size-1``."""
+        if not request.items:
             return {}
+        index = [i // request.n for i in range(start, start + size)]
+        ids, edges = {}, {}
+        for i in sorted(set(index)):
+            what = f"label[{i}]" if request.batched else "label"
+            inst = None if request.instances is None else request.instances[i]
+            ids[i], edge = self._read_pair(request.items[i], inst, what)
+            if edge is not None:
+                edges[i] = edge
         feeds: dict[str, np.ndarray] = {}
         spec = self._input("label")
         if spec is not None:
-            feeds[spec["name"]] = np.repeat(ids.astype(spec["dtype"], copy=False), n, axis=0)
+            feeds[spec["name"]] = np.stack([ids[i] for i in index]).astype(spec["dtype"], copy=False)
         edge = self._input("instance_edge")
         if edge is not None:
             # Without an instance map, class boundaries stand in for instance boundaries.
-            feeds[edge["name"]] = np.repeat(L.instance_edges(inst if inst is not None else ids), n, axis=0)
+            feeds[edge["name"]] = np.stack([edges[i] if i in edges else L.instance_edges(ids[i][None])[0]
+                                            for i in index])
         return feeds
 
-    def _latents(self, count: int, *, seed: int | None, z: np.ndarray | None, style: Any,
-                 codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        if self._input("codes") is not None:  # per-class codes (GroupDNet): sdk.per_class
-            return self._codes_feed(count, seed=seed, codes=codes, z=z, style=style)
-        if codes is not None:
-            self._codes_spec()  # raises: this model has no per-class codes
-        spec = self._input("latent")
-        if spec is None:
-            if z is not None or style is not None:
-                raise SDKError(f"{self.bundle.name} takes no latent: it is deterministic given the label map "
-                               f"(z= and style= need a -vae preset or a model with noise input)")
-            return {}
-        dim = spec["shape"][1]
-        if style is not None and z is not None:
-            raise SDKError("give either style= or z=, not both")
-        if style is not None:
-            z = np.repeat(self.encode_style(style)[None], count, axis=0)
-        if z is not None:
-            z = np.asarray(z, dtype=np.float32)
-            z = z[None] if z.ndim == 1 else z
-            if z.ndim != 2 or z.shape[1] != dim:
-                raise SDKError(f"z must have shape ({dim},) or (N, {dim}); got {z.shape}")
-            if len(z) == 1:
-                z = np.repeat(z, count, axis=0)
-            if len(z) != count:
-                raise SDKError(f"z holds {len(z)} latents for {count} images")
-        else:
-            z = self._sample(spec, count, np.random.default_rng(seed))
-        return {spec["name"]: z}
+    def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray:
+        """One label map as this model's (H, W) class ids: decoded, resized to the model's
+        resolution where the official test code would resize it, mapped through the
+        bundle's convention (``labels="dataset"``) and range-checked."""
+        return self._read_pair(x, None, what)[0]
 
-    @staticmethod
-    def _sample(spec: dict[str, Any], count: int, rng: np.random.Generator) -> np.ndarray:
-        z = rng.standard_normal((count, *spec["shape"][1:]), dtype=np.float32)
-        if spec.get("attrs", {}).get("distribution") == "sphere":
-            z /= np.linalg.norm(z, axis=-1, keepdims=True)
-        return z
+    def _read_pair(self, x: L.LabelLike, instance: L.LabelLike | None, what: str
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A label map's ids and, given its instance map, the instance edges (computed after
+        resizing, as the official code does)."""
+        b = self.bundle
+        values, coloured = L.read_values(x, palette=b.label.get("palette"), what=what)
+        edges = None
+        if instance is not None:
+            inst = L.read_ids(instance, what="instance map")
+            if inst.shape != values.shape:
+                raise LabelError(f"instance map is {inst.shape[0]}x{inst.shape[1]} but the label map is "
+                                 f"{values.shape[0]}x{values.shape[1]}; give maps of the same size")
+            edges = L.instance_edges(self._fit(inst, "instance map")[None])[0]
+        values = self._fit(values, what)
+        if self.labels == "dataset" and self.convention is not None and not coloured:
+            return self.convention.to_ids(values, what), edges
+        L.check_ids(values, b.num_classes, what)
+        return values, edges
+
+    def _fit(self, ids: np.ndarray, what: str) -> np.ndarray:
+        """A map at the model's size as it is; one of the model's aspect ratio (or any size,
+        where the dataset's official code squashes: ADE20K, COCO-Stuff) resized with
+        nearest sampling as the official test code (PIL NEAREST), with one notice; else
+        the size error."""
+        h, w = self.bundle.resolution
+        h_in, w_in = ids.shape
+        if (h_in, w_in) == (h, w):
+            return ids
+        same_aspect = abs((w_in / h_in) / (w / h) - 1) <= ASPECT_TOLERANCE
+        squash = self.labels == "dataset" and self.convention is not None and self.convention.resize == "any"
+        if not (same_aspect or squash):
+            L.check_size(ids, (h, w), what)  # raises, naming the sizes and the fix
+        notice(f"{what} is {h_in}x{w_in}: resized (nearest, as the official test code) to the model's "
+               f"{h}x{w}" + ("" if same_aspect else ", squashing its aspect ratio as the official code does"))
+        return L.resize_ids(ids, (h, w))
+
+    def _run_graph(self, feeds: dict[str, np.ndarray], fetch: str, size: int) -> np.ndarray:
+        try:
+            return self.runner("model").run(feeds, outputs=[fetch])[fetch]
+        except MemoryError as exc:
+            raise BackendError(f"out of memory at batch {size}: pass a smaller batch_size "
+                               f"(e.g. {max(size // 2, 1)})") from exc
+
+    def _warn_random_weights(self) -> None:
+        """Once per process and bundle, with the first images: they come from random weights."""
+        if self.bundle.random_weights:
+            notice(f"{self.bundle.name} has random weights ({self.bundle.manifest['weights']['source']}): its "
+                   f"images are noise-like; export a trained or official checkpoint for real images")
+
+    def _float_name(self, u8_name: str) -> str:
+        return next(o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"] if o["name"] == u8_name)
+
+
+def to_output(x: np.ndarray, output: str) -> Any:
+    """One image of a graph output as the caller asked: PIL, (H, W, 3) uint8 or (3, H, W) float."""
+    if output == "pil":
+        return L.to_image(x)
+    return np.array(x)  # a copy: the batch array is not kept alive by one image
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, enabled: bool | None, what: str) -> Any:
+    """A tqdm bar over ``total`` images when asked, or by default when stderr is a terminal
+    and there is more than one image; a no-op otherwise (or without tqdm)."""
+    if enabled is False or (enabled is None and (total <= 1 or not sys.stderr.isatty())):
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc=what, unit="img")
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

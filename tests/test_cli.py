@@ -24,7 +24,7 @@ def test_synthesize_and_info(bundle, tmp_path):
     from sdk import Bundle
 
     h, w = Bundle(bundle).resolution
-    Image.fromarray(random_ids((h, w), 35).astype(np.uint8), "L").save(tmp_path / "label.png")
+    Image.fromarray(random_ids((h, w), 34).astype(np.uint8), "L").save(tmp_path / "label.png")  # labelIds 0..33
     r = run("-m", "sdk", "synthesize", "--bundle", str(bundle), "--label", str(tmp_path / "label.png"),
             "--seed", "3", "--n", "2", "--out", str(tmp_path / "out.png"))
     assert r.returncode == 0, r.stderr
@@ -35,7 +35,7 @@ def test_synthesize_and_info(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("make_bad, message", [
-    (lambda p, h, w: Image.fromarray(np.full((h, w), 99, np.uint8), "L").save(p), "label contains id 99 at (0, 0)"),
+    (lambda p, h, w: Image.fromarray(np.full((h, w), 99, np.uint8), "L").save(p), "label holds 99 at (0, 0), which is not a Cityscapes file value"),
     (lambda p, h, w: Image.fromarray(np.zeros((h // 2, w), np.uint8), "L").save(p), "this model takes"),
     (lambda p, h, w: p.write_bytes(b"not a png"), "cannot read label"),
 ])

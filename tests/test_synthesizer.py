@@ -11,12 +11,12 @@ from tests.conftest import random_ids
 
 @pytest.fixture(scope="module")
 def vae(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"))
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"), labels="model")
 
 
 @pytest.fixture(scope="module")
 def plain(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"))
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), labels="model")
 
 
 def _label(s, seed=0):
@@ -75,8 +75,8 @@ def test_label_errors(plain):
     bad[3, 5] = 35
     with pytest.raises(LabelError, match=r"label contains id 35 at \(3, 5\); this model takes ids 0..34"):
         plain(bad)
-    with pytest.raises(LabelError, match=f"this model takes {h}x{w}"):
-        plain(np.zeros((h + 1, w), np.int64))
+    with pytest.raises(LabelError, match=f"this model takes {h}x{w}"):  # another aspect ratio
+        plain(np.zeros((2 * h, w), np.int64))
     with pytest.raises(LabelError, match="needs a label map"):
         plain()
     with pytest.raises(SDKError, match="takes no latent"):

@@ -12,7 +12,11 @@ from typing import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train", description="Train a registered model from a YAML config.")
+    from sdk import __version__
+    from sdk.cli import Parser
+
+    p = Parser(prog="python -m train", description="Train a registered model from a YAML config.")
+    p.add_argument("--version", action="version", version=f"sdk {__version__} (python -m train)")
     p.add_argument("--config", required=True, help="YAML config (see train/configs/)")
     p.add_argument("--out", help="run folder for checkpoints and logs (default runs/CONFIG_NAME)")
     p.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
@@ -21,22 +25,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.datasets import DatasetError
     from .models.registry import UnknownModelError
-    from .trainer.config import ConfigError, load_config
-    from .trainer.loop import ResumeError, Trainer
+    from .trainer.config import ConfigError
+    from .trainer.loop import ResumeError
 
-    try:
-        cfg = load_config(args.config)
-        out = Path(args.out or Path("runs") / Path(args.config).stem)
-        trainer = Trainer(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
-        trainer.run()
-    except (ConfigError, DatasetError, ResumeError, UnknownModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return ConfigError, DatasetError, ResumeError, UnknownModelError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .trainer.config import check_weight_files, load_config
+    from .trainer.loop import Trainer
+
+    cfg = load_config(args.config)
+    check_weight_files(cfg)
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    trainer = Trainer(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
+    trainer.run()
     return 130 if trainer.stopped else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sdk.cli import run_cli
+
+    parser = build_parser()
+    parser.set_defaults(func=_train)
+    return run_cli(argv, parser, _user_errors)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 from typing import Any
@@ -68,6 +69,33 @@ def resolve_backend(bundle: Bundle, backend: str) -> str:
     return backend
 
 
+def runner_class(backend: str) -> type[Runner]:
+    """The runner class of a backend name (its module imported now)."""
+    if backend not in _BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")
+    module, cls = _BACKENDS[backend]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendError(f"backend {backend!r} is not installed here ({exc})") from exc
+    return getattr(mod, cls)
+
+
+def runner_options(backend: str) -> list[str]:
+    """The keyword options a backend's runner takes (its ``__init__`` keyword-only parameters)."""
+    params = inspect.signature(runner_class(backend).__init__).parameters.values()
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY and not p.name.startswith("_") and p.name != "model"]
+
+
+def check_options(backend: str, options: dict[str, Any]) -> None:
+    """Refuse options ``backend``'s runner does not take, naming those it does."""
+    known = runner_options(backend)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise BackendError(f"backend {backend!r} takes no option {', '.join(map(repr, unknown))}; "
+                           f"it takes: {', '.join(known) or 'none'}")
+
+
 def make_runner(bundle: Bundle, backend: str, graph: str = "model", **options: Any) -> Runner:
     backend = resolve_backend(bundle, backend)
     if backend == "aoti":
@@ -79,12 +107,9 @@ def make_runner(bundle: Bundle, backend: str, graph: str = "model", **options: A
             notice(f"the AOTInductor package of {bundle.name} crashed when loaded in a fresh process "
                    f"({why}); running the torch backend instead")
             backend = "torch"
-    module, cls = _BACKENDS[backend]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise BackendError(f"backend {backend!r} is not installed here ({exc})") from exc
-    return getattr(mod, cls)(bundle, graph, **options)
+    check_options(backend, options)
+    return runner_class(backend)(bundle, graph, **options)
 
 
-__all__ = ["Runner", "TensorMeta", "available_backends", "make_runner", "resolve_backend"]
+__all__ = ["Runner", "TensorMeta", "available_backends", "check_options", "make_runner", "resolve_backend",
+           "runner_options"]

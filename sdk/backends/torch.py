@@ -42,6 +42,7 @@ def build_model(bundle: Bundle) -> Any:
         from safetensors.torch import load_file
 
         from export.fold import export_ready
+        from export.weights import deploy_state, is_deploy_weights
         from train.models import get_preset
         from train.models.official import CheckpointMismatch, check_and_load
     except ImportError as exc:
@@ -53,6 +54,10 @@ def build_model(bundle: Bundle) -> Any:
     if not weights.is_file():
         raise BundleError(f"{weights} is missing; the torch backend needs the bundle's weights")
     try:
+        if is_deploy_weights(weights):  # the export-ready network's state (spectral norm folded)
+            ready = export_ready(model)
+            check_and_load(ready, deploy_state(weights), f"bundle weights {weights}")
+            return ready
         check_and_load(model, load_file(str(weights)), f"bundle weights {weights}")
     except CheckpointMismatch as exc:
         raise BundleError(str(exc)) from exc
@@ -128,6 +133,7 @@ class TorchRunner(Runner):
         compile_mode: passed to ``torch.compile`` (default ``"default"``; CUDA graphs are ours).
         cuda_graphs: capture and replay each batch size as a CUDA graph (default: on CUDA).
         output: ``"numpy"`` (host arrays) or ``"tensor"`` (device tensors).
+        threads: CPU threads of torch (process-wide: torch has one pool).
         check_inputs: check the range of class ids given as tensors (one reduction, and on a
             GPU a sync, per call; the Synthesizer checks the arrays it builds itself).
     """
@@ -137,7 +143,7 @@ class TorchRunner(Runner):
     def __init__(self, bundle: Bundle, graph: str = "model", *, device: str | None = None,
                  precision: str | None = None, compile: bool | None = None, compile_mode: str = "default",
                  cuda_graphs: bool | None = None, output: str = "numpy", check_inputs: bool = True,
-                 model: Any = None) -> None:
+                 threads: int | None = None, model: Any = None) -> None:
         super().__init__(bundle, graph)
         try:
             import torch
@@ -159,6 +165,10 @@ class TorchRunner(Runner):
             raise BackendError(f"precision {self.precision} needs a CUDA GPU; on CPU use fp32 or bf16")
         if output not in ("numpy", "tensor"):
             raise BackendError(f"output must be 'numpy' or 'tensor', got {output!r}")
+        if threads is not None:
+            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+                raise BackendError(f"threads must be a whole number >= 1, got {threads!r}")
+            torch.set_num_threads(threads)  # process-wide: torch has one CPU thread pool
         self.output = output
         self.check_inputs = check_inputs
         if cuda:  # TF32 only when asked for; fixed shapes let cuDNN pick the fastest kernels

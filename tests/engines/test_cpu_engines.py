@@ -81,8 +81,12 @@ def test_calibration_maps_are_regions_in_the_bundle_classes(small_bundle):
     b = Bundle(small_bundle("spade-cityscapes"))
     street = label_maps(b, "procedural", 2)  # 35 classes: the procedural street scenes
     assert street[0].shape == b.resolution and not np.array_equal(street[0], street[1])
-    samples = label_maps(b, "samples", 3)  # samples/street_*_label.png, resized to the CI size
+    samples = label_maps(b, "samples", 3)  # samples/street_*_label.png only, resized to the CI size
     assert all(m.shape == b.resolution for m in samples) and np.array_equal(samples[2], samples[0][:, ::-1])
+    from export.calibration import SAMPLES, file_ids
+
+    assert np.array_equal(samples[0], file_ids(b, SAMPLES / "street_1_label.png"))
+    assert len(np.unique(samples[0])) > 3
     feeds = next(input_set(b, "model", "procedural", 1))
     inputs = b.graph("model")["inputs"]
     assert {k: v.dtype for k, v in feeds.items()} == {s["name"]: np.dtype(s["dtype"]) for s in inputs}
@@ -308,9 +312,9 @@ def test_demo_engines_score_against_the_renderer(tmp_path):
 
     assert psnr(np.asarray(Image.open(out)), fp32) >= QUALITY_BARS_DB["int8"]
     r = subprocess.run([sys.executable, "-m", "sdk", "synthesize", "--bundle", str(demo), "--label",
-                        str(ROOT / "samples" / "street_1_label.png"), "--precision", "int8", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.startswith("error: --precision int8 needs a --backend")
+                        str(ROOT / "samples" / "street_1_label.png"), "--backend", "onnxruntime", "--precision",
+                        "int8", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'precision'" in r.stderr  # the FP32 graph only
 
 
 def test_auto_selection_does_not_import_openvino(tmp_path, small_bundle):

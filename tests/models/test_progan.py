@@ -47,7 +47,7 @@ def test_presets_are_unconditional_and_deployable() -> None:
         assert model.task == "unconditional" and preset.config.num_classes is None
         g = model.graphs()["model"]
         (z,), (img,) = g.inputs, g.outputs
-        assert (z.name, z.kind, z.shape, z.attrs) == ("z", "latent", (None, 512), {"distribution": "normal"})
+        assert (z.name, z.kind, z.shape, z.attrs) == ("z", "latent", (None, 512), {"distribution": "normal", "normalized": True})
         assert (img.name, img.kind, img.shape) == ("image", "image", (None, 3, res, res))
         assert model.deploy_info()["resolution"] == [res, res]
 

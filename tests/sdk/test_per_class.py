@@ -21,7 +21,7 @@ NAME = "groupdnet-deepfashion"
 
 @pytest.fixture(scope="module")
 def s(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle(NAME), backend="onnxruntime")
+    return Synthesizer.from_pretrained(small_bundle(NAME), backend="onnxruntime", labels="model")
 
 
 def _label(s, seed=0):
@@ -150,7 +150,7 @@ def test_cli_morph_writes_a_gif(s, tmp_path, capsys):
 
 
 def test_bundles_without_codes_raise(small_bundle):
-    plain = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"))
+    plain = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), labels="model")
     label = np.zeros(plain.bundle.resolution, np.int64)
     msg = "has no per-class codes; resample/mix/morph need a GroupDNet bundle"
     for call in (lambda: plain.resample(label, [1], seed=0),

@@ -33,7 +33,7 @@ BATCH_NOISE = 1e-3  # largest share of uint8 values allowed to differ (by 1) acr
 def s(request, small_bundle):
     # the CI-size dpsims preset opens its cross-attention gates (gate_init=1.0), standing
     # in for a trained checkpoint: a fresh DP-SIMS ignores z by design
-    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime")
+    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime", labels="model")
 
 
 def _label(s):
@@ -63,9 +63,8 @@ def test_variations_are_diverse_and_seeded(s):
 
 def test_interpolation_end_points_are_the_seeded_images(s):
     label = _label(s)
-    spec = s._input("latent")
-    za = s._sample(spec, 1, np.random.default_rng(3))[0]
-    zb = s._sample(spec, 1, np.random.default_rng(4))[0]
+    za = s.latents.sample(3)[0]  # the latents s(label, seed=3) and seed=4 use
+    zb = s.latents.sample(4)[0]
     zs = np.stack([slerp(za, zb, t) for t in np.linspace(0, 1, 4)])
     assert np.array_equal(zs[0], za) and np.array_equal(zs[-1], zb)  # bit-exact end latents
     frames = s.interpolate(label, seed_a=3, seed_b=4, steps=4)
@@ -78,11 +77,11 @@ def test_interpolation_end_points_are_the_seeded_images(s):
 
 
 def test_latent_distribution(s):
-    spec = s._input("latent")
+    spec = s.latents.spec
     sphere = spec["attrs"]["distribution"] == "sphere"
     assert sphere == (s.bundle.family == "dpsims")
-    za = s._sample(spec, 1, np.random.default_rng(3))[0]
-    zb = s._sample(spec, 1, np.random.default_rng(4))[0]
+    za = s.latents.sample(3)[0]
+    zb = s.latents.sample(4)[0]
     if sphere:  # sampled on the unit sphere, and slerp stays on it
         assert np.linalg.norm(za) == pytest.approx(1.0, abs=1e-6)
         assert np.linalg.norm(slerp(za, zb, 0.37)) == pytest.approx(1.0, abs=1e-5)

@@ -49,13 +49,17 @@ def test_cityscapes_missing_label_names_file(tmp_path: Path):
         D.cityscapes(tmp_path, "train", (8, 16))
 
 
-def test_ade20k_label_shift_and_dontcare(tmp_path: Path):
+def test_ade20k_label_files_keep_their_values(tmp_path: Path):
+    """As the released SPADE / OASIS / SMIS checkpoints saw them: 0 ("other") .. 150, unshifted."""
     base = tmp_path / "ADEChallengeData2016"
     _png(base / "images/training/ADE_train_00000001.jpg", np.zeros((8, 8, 3), np.uint8))
     ann = np.array([[0, 1, 150, 7]] * 8, np.uint8).repeat(2, axis=1)
     _png(base / "annotations/training/ADE_train_00000001.png", ann)
-    s = D.ade20k(tmp_path, "train", (8, 8))[0]
-    assert s["label"][0].tolist() == [150, 150, 0, 0, 149, 149, 6, 6]
+    ds = D.ade20k(tmp_path, "train", (8, 8))
+    assert ds[0]["label"][0].tolist() == [0, 0, 1, 1, 150, 150, 7, 7] and ds.convention == "ade20k/raw"
+    _png(base / "annotations/training/ADE_train_00000001.png", np.full((8, 8), 151, np.uint8))
+    with pytest.raises(D.DatasetError, match="holds 151 at .0, 0., which is not a ADE20K file value"):
+        ds[0]
 
 
 def test_malformed_file_is_named(tmp_path: Path):
@@ -75,6 +79,12 @@ def test_coco_deepfashion_imagefolder(tmp_path: Path):
     _png(tmp_path / "coco/train_label/1.png", lab)
     _png(tmp_path / "coco/train_inst/1.png", lab)
     assert int(D.coco_stuff(tmp_path / "coco", "train", (8, 8))[0]["label"].max()) == 182
+    from sdk.conventions import COCO_OASIS
+
+    lab[0, :4] = 3  # OASIS: 255 -> 0 and every class one up
+    _png(tmp_path / "coco/train_label/1.png", lab)
+    oasis = D.coco_stuff(tmp_path / "coco", "train", (8, 8), convention=COCO_OASIS)[0]["label"]
+    assert oasis[0, :5].tolist() == [4, 4, 4, 4, 0]
     _png(tmp_path / "df/train_img/p.jpg", np.zeros((8, 8, 3), np.uint8))
     _png(tmp_path / "df/train_label/p.png", np.full((8, 8), 3, np.uint8))
     assert int(D.deepfashion(tmp_path / "df", "train", (8, 8))[0]["label"][0, 0]) == 3
@@ -91,13 +101,13 @@ def test_class_balanced_order_is_seeded(tmp_path: Path):
     from train.trainer.loop import EpochData
 
     base = tmp_path / "ADEChallengeData2016"
-    for i, cls in enumerate([1, 1, 1, 2]):  # class 2 (id 1) is rare: its image is drawn more often
+    for i, cls in enumerate([1, 1, 1, 2]):  # class 2 is rare: its image is drawn more often
         _png(base / f"images/training/{i}.jpg", np.zeros((8, 8, 3), np.uint8))
         _png(base / f"annotations/training/{i}.png", np.full((8, 8), cls, np.uint8))
     ds = D.ade20k(tmp_path, "train", (8, 8))
     from train.losses_dpsims import class_balanced_weights
 
-    w = class_balanced_weights(ds.label_presence(), threshold=0.5, ignore=(150,))
+    w = class_balanced_weights(ds.label_presence(), threshold=0.5, ignore=(0,))
     assert w[3] > w[0]
     a = EpochData(ds, 2, 0, DistInfo(), 0, w).epoch_order()
     b = EpochData(ds, 2, 0, DistInfo(), 0, w).epoch_order()

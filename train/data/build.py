@@ -9,8 +9,9 @@ from torch.utils.data import Dataset
 from . import datasets as D
 
 
-def build_dataset(data: Any, model_config: Any, train_size: tuple[int, int]) -> Dataset:
-    """``data`` is the config's ``DataSection``; ``train_size`` the (H, W) to train at."""
+def build_dataset(data: Any, model_config: Any, train_size: tuple[int, int], family: str = "") -> Dataset:
+    """``data`` is the config's ``DataSection``; ``train_size`` the (H, W) to train at;
+    ``family`` picks the label convention where families differ (COCO-Stuff)."""
     kind, root = data.kind, Path(data.root)
     if kind != "procedural" and not data.root:
         raise D.DatasetError(f"data.root is required for data.kind {kind!r}")
@@ -25,7 +26,9 @@ def build_dataset(data: Any, model_config: Any, train_size: tuple[int, int]) -> 
     if kind == "ade20k":
         return D.ade20k(root, data.split, train_size, data.flip)
     if kind == "coco-stuff":
-        return D.coco_stuff(root, data.split, train_size, data.flip)
+        from sdk.conventions import official_convention
+
+        return D.coco_stuff(root, data.split, train_size, data.flip, official_convention("coco", family))
     if kind == "deepfashion":
         return D.deepfashion(root, data.split, train_size, num_classes or 8, data.flip)
     if kind == "image-folder":

@@ -6,8 +6,11 @@ Every dataset returns a dict per sample:
 * ``label``: int64 (H, W) class ids in ``[0, num_classes)`` (absent for unconditional data);
 * ``instance``: int64 (H, W) instance ids, where the layout has instance maps.
 
-Label preprocessing follows the official code: ADE20K ids are ``label - 1`` with
-0 ("other") moved to the dontcare id 150; COCO-Stuff's 255 becomes dontcare 182.
+Label files become ids through the convention the official code of the model's family
+reads them with (``sdk.conventions``): ADE20K values as they are (0..150), COCO-Stuff
+255 -> 182 (SPADE, GroupDNet) or value + 1 with 255 -> 0 (OASIS, DP-SIMS), Cityscapes
+labelIds and DeepFashion maps as they are. A dataset records its convention's name
+(``.convention``), which checkpoints carry into exported bundles.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from sdk.conventions import ADE20K, CITYSCAPES, COCO_SPADE, DEEPFASHION, Convention
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -73,10 +78,12 @@ class PairedFolder(Dataset):
     """Images with a label map each (and optionally an instance map), matched by name."""
 
     def __init__(self, images: list[Path], labels: list[Path], size: tuple[int, int], num_classes: int,
-                 instances: list[Path] | None = None, map_ids: Callable[[np.ndarray], np.ndarray] | None = None,
+                 instances: list[Path] | None = None, convention: Convention | None = None,
                  flip: bool = False) -> None:
         self.images, self.labels, self.instances = images, labels, instances
-        self.size, self.num_classes, self.map_ids, self.flip = size, num_classes, map_ids, flip
+        self.size, self.num_classes, self.flip = size, num_classes, flip
+        self.map_ids = convention
+        self.convention = None if convention is None else convention.name
 
     def __len__(self) -> int:
         return len(self.images)
@@ -86,14 +93,22 @@ class PairedFolder(Dataset):
         rows = []
         for path in self.labels:
             ids = load_ids(path, self.size)
-            ids = self.map_ids(ids) if self.map_ids is not None else ids
+            ids = self._map(ids, path) if self.map_ids is not None else ids
             rows.append(np.bincount(ids.ravel().clip(0, self.num_classes - 1), minlength=self.num_classes))
         return torch.from_numpy(np.stack(rows))
+
+    def _map(self, values: np.ndarray, path: Path) -> np.ndarray:
+        from sdk.errors import LabelError
+
+        try:
+            return self.map_ids.to_ids(values, f"label map {path}", fix="Is it the right dataset's file?")
+        except LabelError as exc:
+            raise DatasetError(str(exc)) from None
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         label = load_ids(self.labels[i], self.size)
         if self.map_ids is not None:
-            label = self.map_ids(label)
+            label = self._map(label, self.labels[i])
         if label.min() < 0 or label.max() >= self.num_classes:
             raise DatasetError(f"label map {self.labels[i]} has ids {label.min()}..{label.max()} outside "
                                f"0..{self.num_classes - 1}")
@@ -138,14 +153,7 @@ def cityscapes(root: Path, split: str, size: tuple[int, int], num_classes: int =
     for p in labels + (insts or []):
         if not p.is_file():
             raise DatasetError(f"Cityscapes: {p} is missing")
-    return PairedFolder(images, labels, size, num_classes, insts, flip=flip)
-
-
-def ade20k_ids(label: np.ndarray) -> np.ndarray:
-    """ADE20K annotation -> ids: ``label - 1``; 0 ("other") becomes the dontcare id 150."""
-    out = label - 1
-    out[label == 0] = 150
-    return out
+    return PairedFolder(images, labels, size, num_classes, insts, CITYSCAPES, flip=flip)
 
 
 def ade20k(root: Path, split: str, size: tuple[int, int], flip: bool = False) -> PairedFolder:
@@ -154,21 +162,17 @@ def ade20k(root: Path, split: str, size: tuple[int, int], flip: bool = False) ->
     sub = {"train": "training", "val": "validation"}.get(split, split)
     images, labels, _ = _paired(base / "images" / sub, base / "annotations" / sub, "*.jpg",
                                 lambda p: p.stem + ".png", "ADE20K")
-    return PairedFolder(images, labels, size, 151, map_ids=ade20k_ids, flip=flip)
+    return PairedFolder(images, labels, size, 151, convention=ADE20K, flip=flip)
 
 
-def coco_stuff_ids(label: np.ndarray) -> np.ndarray:
-    out = label.copy()
-    out[label == 255] = 182
-    return out
-
-
-def coco_stuff(root: Path, split: str, size: tuple[int, int], flip: bool = False) -> PairedFolder:
-    """SPADE's layout: ``root/{train,val}_img/*.jpg``, ``_label/*.png``, ``_inst/*.png``."""
+def coco_stuff(root: Path, split: str, size: tuple[int, int], flip: bool = False,
+               convention: Convention = COCO_SPADE) -> PairedFolder:
+    """SPADE's layout: ``root/{train,val}_img/*.jpg``, ``_label/*.png``, ``_inst/*.png``; ids by
+    ``convention`` (SPADE's by default; OASIS and DP-SIMS train with OASIS')."""
     images, labels, insts = _paired(root / f"{split}_img", root / f"{split}_label", "*.jpg",
                                     lambda p: p.stem + ".png", "COCO-Stuff", root / f"{split}_inst",
                                     lambda p: p.stem + ".png")
-    return PairedFolder(images, labels, size, 183, insts, map_ids=coco_stuff_ids, flip=flip)
+    return PairedFolder(images, labels, size, 183, insts, convention, flip=flip)
 
 
 def deepfashion(root: Path, split: str, size: tuple[int, int], num_classes: int = 8,
@@ -177,7 +181,7 @@ def deepfashion(root: Path, split: str, size: tuple[int, int], num_classes: int 
     img_dir = root / f"{split}_img"
     glob = "*.jpg" if img_dir.is_dir() and any(img_dir.glob("*.jpg")) else "*.png"
     images, labels, _ = _paired(img_dir, root / f"{split}_label", glob, lambda p: p.stem + ".png", "DeepFashion")
-    return PairedFolder(images, labels, size, num_classes, flip=flip)
+    return PairedFolder(images, labels, size, num_classes, convention=DEEPFASHION, flip=flip)
 
 
 class ImageFolder(Dataset):

@@ -210,7 +210,7 @@ class ProGANModel(SynthesisModel):
         cfg = self.config
         return {"model": GraphSpec(
             _FullyGrown(self.netG),
-            (TensorSpec("z", "latent", (None, cfg.latent_dim), {"distribution": "normal"}),),
+            (TensorSpec("z", "latent", (None, cfg.latent_dim), {"distribution": "normal", "normalized": True}),),
             (TensorSpec("image", "image", (None, 3, cfg.height, cfg.width)),))}
 
 

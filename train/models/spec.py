@@ -57,11 +57,25 @@ class TensorSpec:
         d["shape"] = list(self.shape)
         return d
 
-    def example(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """A seeded example tensor of this spec, used for export and parity."""
+    def example(self, batch: int, generator: torch.Generator, layout: str = "random") -> torch.Tensor:
+        """A seeded example tensor of this spec, used for export and parity.
+
+        ``layout`` shapes label maps: ``"random"`` draws every pixel's class independently,
+        ``"blocks"`` draws one class per block of about 1/8 of the map's side, as real label
+        maps are large uniform regions (where reductions over a plane drift most).
+        """
         shape = tuple(batch if s is None else s for s in self.shape)
         if self.kind == "label":
-            ids = torch.randint(0, self.attrs["num_classes"], shape, generator=generator)
+            classes = self.attrs["num_classes"]
+            if layout == "blocks":
+                n, h, w = shape
+                bh, bw = max(h // 8, 1), max(w // 8, 1)
+                coarse = torch.randint(0, classes, (n, -(-h // bh), -(-w // bw)), generator=generator)
+                ids = coarse.repeat_interleave(bh, 1).repeat_interleave(bw, 2)[:, :h, :w]
+            elif layout == "random":
+                ids = torch.randint(0, classes, shape, generator=generator)
+            else:
+                raise ValueError(f"unknown example layout {layout!r}; use 'random' or 'blocks'")
             return ids.to(_TORCH_DTYPES[self.dtype])
         if self.kind == "instance_edge":
             return (torch.rand(shape, generator=generator) > 0.9).to(_TORCH_DTYPES[self.dtype])
@@ -77,6 +91,19 @@ class TensorSpec:
         if self.kind == "instance_edge":
             return x.float().unsqueeze(1)
         return x
+
+
+def class_edges(ids: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) ids -> (N, H, W) uint8, 1 where a left/right or up/down neighbour differs
+    (SPADE's ``get_edges``; ``sdk.labels.instance_edges`` is the same rule in numpy)."""
+    edge = torch.zeros(ids.shape, dtype=torch.bool)
+    dx = ids[:, :, 1:] != ids[:, :, :-1]
+    dy = ids[:, 1:, :] != ids[:, :-1, :]
+    edge[:, :, 1:] |= dx
+    edge[:, :, :-1] |= dx
+    edge[:, 1:, :] |= dy
+    edge[:, :-1, :] |= dy
+    return edge.to(torch.uint8)
 
 
 def label_spec(num_classes: int, height: int, width: int, name: str = "label") -> TensorSpec:
@@ -116,9 +143,15 @@ class GraphSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
 
-    def examples(self, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    def examples(self, batch: int, seed: int = 0, layout: str = "random") -> tuple[torch.Tensor, ...]:
+        """Seeded inputs (:meth:`TensorSpec.example`). With ``layout="blocks"`` the instance
+        edges are the label map's class boundaries, as the SDK feeds them by default."""
         g = torch.Generator().manual_seed(seed)
-        return tuple(spec.example(batch, g) for spec in self.inputs)
+        out = [spec.example(batch, g, layout) for spec in self.inputs]
+        kinds = [s.kind for s in self.inputs]
+        if layout == "blocks" and "instance_edge" in kinds and "label" in kinds:
+            out[kinds.index("instance_edge")] = class_edges(out[kinds.index("label")])
+        return tuple(out)
 
     def as_one_hot(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """``inputs`` as the one-hot network takes them (:meth:`TensorSpec.as_one_hot`):
@@ -159,10 +192,13 @@ class SynthesisModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no official checkpoint layout")
 
     def deploy_info(self) -> dict[str, Any]:
-        """Facts the SDK needs beyond the graphs (classes, resolution, palette)."""
+        """Facts the SDK needs beyond the graphs (classes, resolution, palette, and the dataset
+        whose label files the preset reads: its palette's name, or GroupDNet's layout)."""
         cfg = self.config
+        palette = getattr(cfg, "palette", None)
         return {
             "num_classes": getattr(cfg, "num_classes", None),
             "resolution": [cfg.height, cfg.width],
-            "palette": getattr(cfg, "palette", None),
+            "palette": palette,
+            "dataset": palette or getattr(cfg, "layout", None),
         }

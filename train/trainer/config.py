@@ -161,6 +161,27 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+WEIGHT_FILES = {
+    "vgg_weights": ("lambda_vgg", "torchvision's VGG19 ImageNet state_dict (the file torchvision's "
+                    "vgg19(weights='IMAGENET1K_V1') downloads, vgg19-dcbb9e9d.pth) saved to that path",
+                    "set loss.lambda_vgg: 0 to train without the VGG perceptual loss"),
+    "backbone_weights": (None, "DP-SIMS's frozen ConvNeXt discriminator backbone as a timm state_dict "
+                         "(.pth or .safetensors, e.g. timm's convnext_large ImageNet weights) saved to that path",
+                         "set loss.backbone_weights: '' to train with a random frozen backbone (not the paper's)"),
+}
+"""Local weight files a config may name: (the loss weight that makes it needed, what the
+file is and where it comes from, how to train without it). Nothing is downloaded."""
+
+
+def check_weight_files(cfg: TrainConfig) -> None:
+    """Every weight file the config needs exists; the error says what it is and how to do without."""
+    for key, (weight, what, without) in WEIGHT_FILES.items():
+        path = getattr(cfg.loss, key)
+        needed = bool(path) and (weight is None or getattr(cfg.loss, weight))
+        if needed and not Path(path).is_file():
+            raise ConfigError(f"loss.{key}: {path} does not exist; it is {what}. Or {without}")
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Validate a parsed config mapping; raises :class:`ConfigError` naming the bad key."""
     cfg = _build(TrainConfig, data, "")

@@ -133,7 +133,7 @@ class Trainer:
             print(f"[train] train.amp={t.amp} needs a GPU; training in float32 on {self.device}")
             self.amp_dtype = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        dataset = build_dataset(config.data, self.model.config, r.train_size)
+        dataset = build_dataset(config.data, self.model.config, r.train_size, self.preset.family)
         weights = None
         if config.data.class_balanced:
             weights = self._balance_weights(dataset, config.data.kind)
@@ -153,14 +153,15 @@ class Trainer:
         if not hasattr(dataset, "label_presence"):
             raise ValueError(f"data.class_balanced needs a labelled folder dataset, not {kind!r}")
         presence = dataset.label_presence()
-        dontcare = (presence.shape[1] - 1,) if kind in ("ade20k", "coco-stuff") else ()
-        return class_balanced_weights(presence, ignore=dontcare)
+        # DP-SIMS reads labels as OASIS does: the dontcare class is id 0 (sdk.conventions)
+        return class_balanced_weights(presence, ignore=(0,))
 
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
         return {"format": FORMAT, "preset": self.preset.name, "family": self.preset.family,
                 "overrides": self.cfg.model.overrides, "model_config": model_config_json(self.model.config),
-                "train_config": self.cfg.to_dict(), "world_size": self.info.world_size}
+                "train_config": self.cfg.to_dict(), "world_size": self.info.world_size,
+                "label_convention": getattr(self.data.dataset, "convention", None)}
 
     def save(self) -> Path | None:
         path = None

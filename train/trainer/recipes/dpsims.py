@@ -35,7 +35,7 @@ class DPSIMSRecipe(OASISRecipe):
     def adv(self, logits: torch.Tensor, seg: torch.Tensor, for_real: bool, smoothing: float = 0.0
             ) -> torch.Tensor:
         return L.focal_loss(logits, seg[:, :self.num_classes], for_real, self.loss.focal_gamma, smoothing,
-                            dontcare=False)
+                            dontcare=True)  # channel 0, as OASIS (see OASISRecipe)
 
     def g_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         fake = self.G(batch.seg)

@@ -64,7 +64,9 @@ def labelmix(seg: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> tuple
 
 
 class OASISRecipe(Recipe):
-    """``dontcare`` is False: this SDK's datasets put dontcare last (ADE20K id 150)."""
+    """Channel 0 is the dontcare class, weighted 0 in the loss as in the official code: the
+    label conventions OASIS reads (``sdk.conventions``) put "unlabeled" / "other" there
+    (Cityscapes id 0, ADE20K value 0, COCO-Stuff 255 -> 0 after OASIS' +1 shift)."""
 
     def __init__(self, model: nn.Module, config: Any) -> None:
         super().__init__(model, config)
@@ -76,7 +78,7 @@ class OASISRecipe(Recipe):
         return OASISDiscriminator(self.num_classes, **opts)
 
     def adv(self, logits: torch.Tensor, seg: torch.Tensor, for_real: bool) -> torch.Tensor:
-        return focal_loss(logits, seg[:, :self.num_classes], for_real, gamma=0.0, dontcare=False)
+        return focal_loss(logits, seg[:, :self.num_classes], for_real, gamma=0.0, dontcare=True)
 
     def g_losses(self, batch: Batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         fake = self.G(batch.seg)

@@ -1,0 +1,249 @@
+"""An HTTP endpoint over a bundle on Ray Serve, with dynamic batching.
+
+``python -m sdk serve --bundle demo/spade-street`` (or :func:`serve_forever`) answers:
+
+* ``POST /synthesize`` -- the body is a label map PNG (``Content-Type: image/png``, seed in
+  the query: ``/synthesize?seed=3``), or a multipart form with a ``label`` file and the
+  optional ``seed`` field and ``style`` image (models with a style encoder). Returns the
+  image as a PNG (``X-Seed``, ``X-Batch-Size`` and ``X-Inference-Ms`` headers say how it was
+  made). Bad input gets HTTP 400 whose body is the SDK's one-line error; when more than
+  ``max_queued`` requests wait for a replica the server answers 503 at once.
+* ``GET /healthz`` -- 200 once the replica has loaded its model.
+* ``GET /metadata`` -- the model: name, family, resolution, classes, palette, inputs,
+  backend, batching settings.
+
+Requests that arrive within ``batch_wait_ms`` of each other run as one batch of up to
+``max_batch`` (``@serve.batch``), each with its own seed: the image a request gets is the
+one ``Synthesizer(label, seed=seed)`` gives, batched or not.
+"""
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from PIL import Image
+from ray import serve
+
+from . import labels as L
+from .errors import SDKError
+
+API_NAME = "sdk"
+
+
+@dataclass
+class ServeOptions:
+    """Deployment settings (the ``python -m sdk serve`` flags)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    replicas: int = 1
+    max_batch: int = 8
+    batch_wait_ms: float = 10.0
+    max_ongoing: int | None = None
+    """Requests one replica holds at once; default 2 x max_batch (one batch running, one filling)."""
+    max_queued: int = 64
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float | None = None
+    backend: str = "auto"
+    png_level: int = 1
+    request_timeout_s: float = 30.0
+
+
+app = FastAPI(title="sdk synthesis", docs_url=None, redoc_url=None)
+
+
+def _bad(msg: str) -> PlainTextResponse:
+    return PlainTextResponse(msg + "\n", status_code=400)
+
+
+def _decode(data: bytes, what: str) -> Image.Image:
+    if not data:
+        raise SDKError(f"the {what} is empty; POST a label map PNG (Content-Type: image/png) or a multipart "
+                       f"form with a 'label' file")
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as exc:
+        raise SDKError(f"cannot read the {what} as an image ({type(exc).__name__}); send a PNG") from None
+    return img
+
+
+def _seed(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise SDKError(f"seed must be an integer, got {text[:40]!r}") from None
+    if not 0 <= value < 2**63:
+        raise SDKError(f"seed must be in 0..2**63-1, got {value}")
+    return value
+
+
+@serve.deployment(name="Synthesis")
+@serve.ingress(app)
+class SynthesisService:
+    """One replica: one Synthesizer, requests batched by ``@serve.batch``."""
+
+    def __init__(self, bundle: str, options: dict[str, Any]) -> None:
+        from .backends import resolve_backend
+        from .batch import bundle_sha
+        from .bundle import Bundle
+        from .synthesizer import Synthesizer
+
+        opts = ServeOptions(**options)
+        b = Bundle(bundle, verify=True)
+        if b.task != "semantic":
+            raise SDKError(f"{b.name} is a {b.task} model; sdk serve serves label-to-image models")
+        backend = resolve_backend(b, opts.backend)
+        kwargs = {"threads": max(1, int(opts.cpus_per_replica))} if backend == "onnxruntime" else {}
+        self.s = Synthesizer(b, backend, **kwargs)
+        self.s(np.zeros(b.resolution, dtype=np.int64))  # load and warm the runner before taking traffic
+        self.opts = opts
+        self.sha = bundle_sha(bundle)
+        self.has_style = b.has_graph("encoder") and not self.s.has_codes
+        self.synthesize_batch.set_max_batch_size(opts.max_batch)
+        self.synthesize_batch.set_batch_wait_timeout_s(opts.batch_wait_ms / 1e3)
+
+    @app.get("/healthz")
+    def healthz(self) -> dict[str, str]:
+        return {"status": "ok", "model": self.s.bundle.name}
+
+    @app.get("/metadata")
+    def metadata(self) -> dict[str, Any]:
+        b = self.s.bundle
+        n = b.num_classes or 0
+        names = b.label.get("classes") or [f"class {i}" for i in range(n)]
+        return {"name": b.name, "family": b.family, "task": b.task, "resolution": list(b.resolution),
+                "num_classes": n, "classes": names, "palette": b.label.get("palette"),
+                "instance_edge": bool(b.label.get("instance_edge")),
+                "inputs": [{k: i[k] for k in ("name", "kind", "shape", "dtype")} for i in b.graph("model")["inputs"]],
+                "takes_style": self.has_style, "takes_seed": any(i["kind"] in ("latent", "codes")
+                                                                 for i in b.graph("model")["inputs"]),
+                "backend": self.s.runner().describe(), "bundle_sha": self.sha,
+                "max_batch": self.opts.max_batch, "batch_wait_ms": self.opts.batch_wait_ms}
+
+    @app.post("/synthesize")
+    async def synthesize(self, request: Request) -> Response:
+        try:
+            ids, seed, style = await self._parse(request)
+        except SDKError as exc:
+            return _bad(str(exc))
+        try:
+            png, batch, ms = await self.synthesize_batch((ids, seed, style))
+        except SDKError as exc:  # e.g. a style image the encoder cannot take
+            return _bad(str(exc))
+        headers = {"X-Batch-Size": str(batch), "X-Inference-Ms": f"{ms:.2f}"}
+        if seed is not None:
+            headers["X-Seed"] = str(seed)
+        return Response(png, media_type="image/png", headers=headers)
+
+    async def _parse(self, request: Request) -> tuple[np.ndarray, int | None, Image.Image | None]:
+        b = self.s.bundle
+        ctype = request.headers.get("content-type", "")
+        style = None
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form()
+            label = form.get("label")
+            if label is None or isinstance(label, str):
+                raise SDKError("the multipart form has no 'label' file; send the label map PNG as the field 'label'")
+            img = _decode(await label.read(), "label")
+            seed = _seed(form.get("seed") if isinstance(form.get("seed"), str) else None)
+            st = form.get("style")
+            if st is not None and not isinstance(st, str):
+                style = _decode(await st.read(), "style image")
+        else:
+            img = _decode(await request.body(), "request body")
+            seed = _seed(request.query_params.get("seed"))
+        if style is not None and not self.has_style:
+            raise SDKError(f"{b.name} takes no style image (it has no style encoder); send the label map only")
+        ids = L.read_ids(img, palette=b.label.get("palette"))
+        L.check_size(ids, b.resolution)
+        L.check_ids(ids, b.num_classes)
+        return ids, seed, style
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def synthesize_batch(self, items: list[tuple[np.ndarray, int | None, Any]]) -> list[Any]:
+        # Runs off the event loop, so the replica keeps parsing requests and answering
+        # health checks while a batch synthesizes. An SDKError (a style image the encoder
+        # cannot take) is raised to every request of the batch.
+        return await asyncio.to_thread(self._run_batch, items)
+
+    def _run_batch(self, items: list[tuple[np.ndarray, int | None, Any]]) -> list[tuple[bytes, int, float]]:
+        start = time.perf_counter()
+        images = self.s.synthesize_many([i[0] for i in items], [i[1] for i in items],
+                                        [i[2] for i in items] if any(i[2] is not None for i in items) else None)
+        ms = (time.perf_counter() - start) * 1e3
+        out = []
+        for img in images:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG", compress_level=self.opts.png_level)
+            out.append((buf.getvalue(), len(items), ms))
+        return out
+
+
+def build_app(bundle: str | Path, options: ServeOptions | None = None) -> Any:
+    """The Serve application (``serve.run(build_app(...))``), sized by ``options``."""
+    import ray
+
+    opts = options or ServeOptions()
+    if opts.max_batch < 1 or opts.replicas < 1:
+        raise SDKError(f"--max-batch and --replicas must be >= 1, got {opts.max_batch} and {opts.replicas}")
+    gpus = opts.gpus_per_replica
+    if gpus is None:
+        gpus = 1.0 if ray.is_initialized() and ray.cluster_resources().get("GPU", 0) else 0.0
+    ongoing = opts.max_ongoing or 2 * opts.max_batch
+    return SynthesisService.options(
+        num_replicas=opts.replicas, max_ongoing_requests=ongoing, max_queued_requests=opts.max_queued,
+        ray_actor_options={"num_cpus": opts.cpus_per_replica, "num_gpus": gpus},
+    ).bind(str(Path(bundle).resolve()), asdict(opts))
+
+
+def start(bundle: str | Path, options: ServeOptions | None = None, *, address: str | None = None,
+          name: str = API_NAME, route_prefix: str = "/") -> str:
+    """Start Ray (or join ``address``), Serve's HTTP proxy and the app; returns its base URL."""
+    import ray
+
+    from .bundle import Bundle
+
+    opts = options or ServeOptions()
+    Bundle(bundle, verify=False)  # a missing bundle is a one-line error here, not a replica crash loop
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(include_dashboard=False, **kwargs)
+    serve.start(http_options={"host": opts.host, "port": opts.port, "request_timeout_s": opts.request_timeout_s},
+                logging_config={"log_level": "WARNING", "enable_access_log": False})
+    serve.run(build_app(bundle, opts), name=name, route_prefix=route_prefix)
+    host = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
+    return f"http://{host}:{opts.port}{route_prefix.rstrip('/')}"
+
+
+def serve_forever(bundle: str | Path, options: ServeOptions | None = None, *, address: str | None = None) -> None:
+    """``python -m sdk serve``: start, print the routes, serve until Ctrl-C, shut down."""
+    import ray
+
+    opts = options or ServeOptions()
+    url = start(bundle, opts, address=address)
+    print(f"serving {Path(bundle)} at {url}  (replicas {opts.replicas}, max batch {opts.max_batch}, "
+          f"wait {opts.batch_wait_ms:g} ms, 503 beyond {opts.max_queued} queued)")
+    print(f"  curl --data-binary @label.png -H 'Content-Type: image/png' '{url}/synthesize?seed=0' -o out.png")
+    print(f"  {url}/healthz   {url}/metadata        Ctrl-C stops", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+__all__ = ["ServeOptions", "SynthesisService", "build_app", "serve_forever", "start"]

@@ -100,7 +100,9 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
     name = "onnxruntime-int8"
 
     def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, device: str | None = None) -> None:
+        if device not in (None, "cpu"):
+            raise BackendError(f"the {self.name} backend runs on the CPU, not {device!r}; leave device unset or 'cpu'")
         if precision not in (None, "int8"):
             raise BackendError(f"the onnxruntime-int8 backend runs int8 engines, not {precision!r}; for FP32 "
                                f"use backend='onnxruntime'")

@@ -42,6 +42,12 @@ def import_openvino() -> Any:
     return openvino
 
 
+def _cpu_only(backend: str, device: str | None) -> None:
+    """``device=`` is accepted (the SDK's CLI passes it to any runner) but must be the CPU."""
+    if device not in (None, "cpu"):
+        raise BackendError(f"the {backend} backend runs on the CPU, not {device!r}; leave device unset or 'cpu'")
+
+
 def compile_config(precision: str, *, mode: str = "latency", threads: int | None = None,
                    inference_precision: str | None = None) -> dict[str, Any]:
     """The ``compile_model`` properties for ``precision`` (see the module docstring)."""
@@ -58,8 +64,9 @@ class OpenVINORunner(Runner):
     name = "openvino"
 
     def __init__(self, bundle: Bundle, graph: str = "model", *, precision: str | None = None,
-                 threads: int | None = None, mode: str = "latency") -> None:
+                 threads: int | None = None, mode: str = "latency", device: str | None = None) -> None:
         super().__init__(bundle, graph)
+        _cpu_only(self.name, device)
         ov = import_openvino()
         self.record: dict[str, Any] | None = None
         self.precision = "fp32"

@@ -235,6 +235,10 @@ def test_openvino_reads_the_onnx_graph_without_an_engine(small_bundle):
     assert np.linalg.norm(got["image"] - ref["image"]) / np.linalg.norm(ref["image"]) < 1e-5
     with pytest.raises(BackendError, match="no openvino engine at int8.*python -m export engine"):
         make_runner(b, "openvino", precision="int8")
+    with make_runner(b, "openvino", device="cpu") as r:  # the CLI passes --device to any runner
+        assert r.run({"z": z})["image"].shape == ref["image"].shape
+    with pytest.raises(BackendError, match="runs on the CPU, not 'cuda'"):
+        make_runner(b, "openvino", device="cuda")
 
 
 def test_engine_of_another_cpu_is_refused_with_the_rebuild_command(tmp_path, small_bundle, capsys):

@@ -24,7 +24,16 @@ What is measured, per configuration (one record each in ``results.json``):
 Backends: ``torch-eager``, ``torch-compiled`` (``torch.compile``), ``aoti`` (a package built
 into the run's bundle with ``export.engine_build``), ``onnxruntime`` (the bundle's FP32
 ONNX graph; other precisions are skipped), ``tensorrt`` (skipped with the reason when
-TensorRT is not installed). Random weights with calibrated normalisation statistics:
+TensorRT is not installed), ``openvino`` (FP32 / BF16 / INT8) and ``onnxruntime-int8``
+(CPU engines built into the run's bundle by ``export.engine_build``, through the SDK's
+runners; an engine below its quality bar is skipped with its figure; each record's
+``extra`` carries the engine's quality against the FP32 graph).
+
+``--device cpu`` without ``--quick``: the CPU engines side by side at full size, batch 1,
+3 warm-up calls: onnxruntime FP32, OpenVINO FP32 / BF16 / INT8 and onnxruntime INT8 for
+the presets of the CPU targets (``CPU_MODELS``; the demo preset is the trained bundle
+``demo/spade-street`` itself), plus ``SUMMARY.md``: the CPU table and which targets are
+met (``benchmarks.report.cpu_summary``). Random weights with calibrated normalisation statistics:
 latency does not depend on the weights' values.
 
 ``--quick``: CPU, torch-eager + onnxruntime, FP32, batch 1 and 2, each preset at its CI
@@ -44,6 +53,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -63,13 +73,20 @@ except ImportError:  # the runtime-only install: main() says what to install; --
     torch = None
 
 from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms  # noqa: E402
+from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS  # noqa: E402
 
-BACKENDS = ("reference", "torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt")
+BACKENDS = ("reference", "torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt", "openvino",
+            "onnxruntime-int8")
 NOISY_P90_OVER_MEDIAN = 1.5
 """A measurement whose p90 exceeds its median by this factor is flagged noisy."""
 DEFAULT_MODELS = ("spade-ade20k", "oasis-ade20k", "dpsims-ade20k", "groupdnet-deepfashion",
                   "pix2pixhd-cityscapes-1024", "msgunet-512", "progan-256")
 QUICK_MODELS = ("progan-64",)
+CPU_MODELS = ("spade-cityscapes", "spade-ade20k", "oasis-ade20k", "groupdnet-deepfashion", "dpsims-ade20k",
+              "spade-demo-street")
+"""The presets of the CPU engine targets (issue 13), the trained demo bundle last."""
+DEMO_PRESET, DEMO_BUNDLE = "spade-demo-street", ROOT / "demo" / "spade-street"
+"""At full size the demo preset is measured on the trained bundle itself (same network)."""
 
 
 @dataclass
@@ -102,6 +119,7 @@ class Record:
     roofline_note: str = ""
     speedup_vs_eager_fp32: float | None = None  # torch-eager FP32 median / this median, same model, size, batch
     speedup_vs_reference: float | None = None  # reference median / this median, same model, size, batch
+    speedup_vs_onnxruntime_fp32: float | None = None  # onnxruntime FP32 median / this median (CPU engines)
     io: str = "host"  # "host": numpy in and out (end to end); "device": tensors on the device
     tf32: bool | None = None  # FP32 rows: whether TF32 tensor cores were allowed (None: n/a)
     noisy: bool = False  # p90 > NOISY_P90_OVER_MEDIAN x median: the machine was busy
@@ -209,16 +227,40 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
             raise Skip(f"{backend} takes host arrays here")
         _build_engine(bundle, backend, precision, batches, device)
         options, name = {"precision": precision}, backend
+    elif backend in CPU_ENGINE_BACKENDS:
+        if device != "cpu" or io == "device":
+            raise Skip(f"{backend} is a CPU engine (host arrays)")
+        if precision not in BACKEND_PRECISIONS[backend]:
+            raise Skip(f"{backend} builds {', '.join(BACKEND_PRECISIONS[backend])} engines")
+        _build_engine(bundle, backend, precision, batches, device)
+        options, name = {"precision": precision}, backend
+        bundle = type(bundle)(bundle.path)  # the manifest as the build rewrote it
     else:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     runner = make_runner(bundle, name, **options)
     wanted = [o["name"] for o in bundle.graph("model")["outputs"] if o["kind"] == "image_u8"][:1] or None
-    return lambda feeds: runner.run(feeds, outputs=wanted)
+
+    def call(feeds: dict) -> Any:
+        return runner.run(feeds, outputs=wanted)
+    record = getattr(runner, "record", None)
+    facts = cpu_engine_facts(record) if record and name in CPU_ENGINE_BACKENDS else {}
+    call.extra = facts  # type: ignore[attr-defined]
+    return call
+
+
+def cpu_engine_facts(record: dict[str, Any]) -> dict[str, Any]:
+    """What a CPU engine's record says about it, for the latency record's ``extra``."""
+    quality = record.get("quality") or {}
+    return {"engine_key": record["key"], "quality_vs_fp32": quality.get("model"),
+            "quality_bar_psnr_db": quality.get("bar_psnr_db"), "renderer": quality.get("renderer"),
+            "build_speed": record.get("speed"), "kept_float": (record.get("notes") or {}).get("quantization", {}).get(
+                "kept_float")}
 
 
 def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> None:
     from export.engine_build import build_engine
-    from sdk.engines import BatchProfile, engines_of
+    from export.engine_cpu import QualityError
+    from sdk.engines import BatchProfile, current_key, engines_of
 
     if backend == "tensorrt":
         try:
@@ -227,6 +269,14 @@ def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[i
             raise Skip("TensorRT is not installed here") from None
     if backend == "aoti" and device == "cpu" and precision in ("fp16", "tf32"):
         raise Skip(f"AOTInductor {precision} needs a GPU")
+    if backend in CPU_ENGINE_BACKENDS:
+        if not any(r["key"] == current_key(backend, precision) for r in engines_of(bundle, backend, precision)):
+            try:
+                build_engine(bundle.path, backend, precision=precision,
+                             progress=lambda m: print(f"  [engine] {m}", flush=True))
+            except QualityError as exc:
+                raise Skip(str(exc)) from None
+        return
     if not engines_of(bundle, backend, precision):
         build_engine(bundle.path, backend, precision=precision,
                      batch=BatchProfile(min(batches), max(batches), max(batches)),
@@ -298,8 +348,12 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
     size = "x".join(str(overrides.get(k, getattr(preset.config, k))) for k in ("height", "width"))
     path = workdir / "bundles" / f"{name}-{size}"
     if not (path / "manifest.json").is_file():
-        print(f"[latency] exporting {name} at {size} to {path}", flush=True)
-        build_bundle(name, path, overrides=overrides, onnx=args.onnx)
+        if name == DEMO_PRESET and not overrides and args.onnx and (DEMO_BUNDLE / "manifest.json").is_file():
+            print(f"[latency] copying the trained demo bundle {DEMO_BUNDLE} to {path}", flush=True)
+            shutil.copytree(DEMO_BUNDLE, path)  # the bundle the README's first command runs
+        else:
+            print(f"[latency] exporting {name} at {size} to {path}", flush=True)
+            build_bundle(name, path, overrides=overrides, onnx=args.onnx)
     bundle = Bundle(path)
     with torch.device("meta"):
         model = preset.build(**overrides)
@@ -326,6 +380,7 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
                         alloc0 = torch.cuda.memory_allocated()
                         free0 = torch.cuda.mem_get_info()[0]
                     fn = make_callable(backend, bundle, precision, args.batch, device, io)
+                rec.extra.update(getattr(fn, "extra", None) or {})
                 if device == "cuda":  # allocator peak per batch, the weights included
                     torch.cuda.reset_peak_memory_stats()
                 if backend == "reference":
@@ -388,14 +443,17 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
 def describe_device(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return f"cpu {platform.machine()} ({platform.processor() or 'unknown'}), {torch.get_num_threads()} threads"
+    from sdk.engines import cpu_device, read_cpuinfo
+
+    name = read_cpuinfo().get("model name") or platform.processor() or "unknown"
+    return f"cpu {platform.machine()} ({name}; {cpu_device()}), {torch.get_num_threads()} threads"
 
 
 # -- report -----------------------------------------------------------------------------
 def add_speedups(records: list[Record]) -> None:
-    """Fill ``speedup_vs_eager_fp32`` (torch-eager FP32, host I/O) and ``speedup_vs_reference``
-    (the reference row; FP16 where it ran at several precisions) of the same run, model,
-    size and batch."""
+    """Fill ``speedup_vs_eager_fp32`` (torch-eager FP32, host I/O), ``speedup_vs_reference``
+    (the reference row; FP16 where it ran at several precisions) and
+    ``speedup_vs_onnxruntime_fp32`` of the same run, model, size and batch."""
     def key(r: Record) -> tuple:
         return r.model, r.height, r.width, r.batch
 
@@ -405,7 +463,11 @@ def add_speedups(records: list[Record]) -> None:
     for r in sorted((r for r in records if r.backend == "reference" and r.median_ms),
                     key=lambda r: r.precision != "fp16"):
         reference.setdefault(key(r), r.median_ms)
+    ort = {key(r): r.median_ms for r in records
+           if r.backend == "onnxruntime" and r.precision == "fp32" and r.io == "host" and r.median_ms}
     for r in records:
+        if r.median_ms and key(r) in ort:
+            r.speedup_vs_onnxruntime_fp32 = ort[key(r)] / r.median_ms
         if r.median_ms and key(r) in eager:
             r.speedup_vs_eager_fp32 = eager[key(r)] / r.median_ms
         if r.median_ms and key(r) in reference:
@@ -497,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=lambda s: [int(x) for x in _csv(s)], help="batch sizes (default 1,4,8)")
     p.add_argument("--resolution", type=_csv, default=[], help="HxW overrides, e.g. 256x256,512x512 (default: preset's)")
     p.add_argument("--runs", type=int, default=50, help="timed calls per configuration (>= 50)")
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=None, help="calls before timing (default 10; 3 on CPU at full size)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default="runs/latency", help="output folder")
     p.add_argument("--quick", action="store_true",
@@ -521,12 +583,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = "cpu" if device == "auto" or args.quick else device
     from train.models import get_preset, list_models
 
-    args.models = args.models or list(QUICK_MODELS if args.quick else DEFAULT_MODELS)
+    cpu_full = device == "cpu" and not args.quick  # the CPU engines side by side (module docstring)
+    args.models = args.models or list(QUICK_MODELS if args.quick else CPU_MODELS if cpu_full else DEFAULT_MODELS)
     if args.models == ["all"]:
         args.models = list_models()
-    args.backends = args.backends or (["torch-eager", "onnxruntime"] if args.quick else list(BACKENDS))
-    args.precision = args.precision or (["fp32"] if args.quick or device == "cpu" else ["fp32", "fp16"])
-    args.batch = args.batch or ([1, 2] if args.quick else [1, 4, 8])
+    # CPU: onnxruntime-int8 before openvino, whose INT8 build then reuses its calibrated graph
+    args.backends = args.backends or (["torch-eager", "onnxruntime"] if args.quick else
+                                      ["onnxruntime", "onnxruntime-int8", "openvino"] if cpu_full else list(BACKENDS))
+    args.precision = args.precision or (["fp32"] if args.quick else ["fp32", "bf16", "int8"] if cpu_full
+                                        else ["fp32", "fp16"])
+    args.batch = args.batch or ([1, 2] if args.quick else [1] if cpu_full else [1, 4, 8])
+    args.warmup = args.warmup if args.warmup is not None else 3 if cpu_full else 10
     unknown = sorted(set(args.backends) - set(BACKENDS))
     if unknown:
         print(f"[latency] unknown backends {unknown}; choose from {', '.join(BACKENDS)}", file=sys.stderr)
@@ -557,6 +624,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "torch": torch.__version__, "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs",
         "records": [asdict(r) for r in records]}, indent=2) + "\n")
     write_markdown(records, out / "results.md", args.quick)
+    if any(r.backend in CPU_ENGINE_BACKENDS for r in records):
+        from benchmarks.report import cpu_summary
+
+        (out / "SUMMARY.md").write_text(cpu_summary([asdict(r) for r in records], describe_device(device), args.quick))
     plot(records, out / "latency.png")
     write_claims([asdict(r) for r in records], out)
     print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}, "

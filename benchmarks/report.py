@@ -142,16 +142,105 @@ def perf_table(results: dict[str, Any], source: str) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the text between the perf-table markers of ``readme`` (atomically)."""
+def update_readme(readme: Path, table: str, start: str = README_START, end: str = README_END) -> None:
+    """Replace the text between the ``start`` / ``end`` markers of ``readme`` (atomically)."""
     from sdk.atomic import write_bytes_atomic
 
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise SystemExit(f"{readme} has no {README_START} ... {README_END} block to fill")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    write_bytes_atomic(readme, f"{head}{README_START}\n{table}\n{README_END}{tail}".encode())
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_bytes_atomic(readme, f"{head}{start}\n{table}\n{end}{tail}".encode())
+
+
+CPU_README_START, CPU_README_END = "<!-- cpu-table:start -->", "<!-- cpu-table:end -->"
+CPU_TARGETS = {"models": ("spade-cityscapes", "spade-ade20k", "oasis-ade20k", "groupdnet-deepfashion", "dpsims-ade20k"),
+               "speedup": 2.0, "demo": "spade-demo-street"}
+"""Issue 13: at full size, batch 1, the fastest CPU engine within its quality bar at least
+this much faster than onnxruntime FP32 of the same run for these presets; no preset (the
+demo included) slower than onnxruntime FP32."""
+
+
+def _cpu_rows(records: list[dict[str, Any]]) -> dict[tuple, dict[str, dict[str, Any]]]:
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in records:
+        if r["status"] == "ok" and r.get("io", "host") == "host":
+            groups.setdefault((r["model"], r["height"], r["width"], r["batch"]), {})[
+                f"{r['backend']} {r['precision']}"] = r
+    return groups
+
+
+def _quality_cell(r: dict[str, Any]) -> str:
+    q = (r.get("extra") or {}).get("quality_vs_fp32")
+    return "" if not q else f", {q['psnr_db']:.1f} dB"
+
+
+def cpu_table(results: dict[str, Any], source: str) -> str:
+    """Markdown: per model, onnxruntime FP32 and every CPU engine as ``ms (speed-up over
+    onnxruntime FP32), PSNR vs the FP32 graph``; skipped engines (below their bar) as ``-``."""
+    records = results["records"]
+    groups = _cpu_rows(records)
+    columns = [c for c in dict.fromkeys(f"{r['backend']} {r['precision']}" for r in records
+                                        if r["status"] == "ok" and r["backend"] != "onnxruntime")]
+    runs = max((r["runs"] for r in records if r["status"] == "ok"), default=0)
+    lines = [f"Measured on {results['device']}{', reduced sizes' if results.get('quick') else ''}; median ms of "
+             f"{runs} calls after warm-up (class ids in, 8-bit image out, batch as listed), (speed-up over "
+             f"onnxruntime FP32 of the same run), PSNR of the 8-bit image against the FP32 graph recorded at the "
+             f"engine's build; generated from `{source}` by `benchmarks/report.py --cpu-readme`.", "",
+             "| model | HxW | batch | onnxruntime fp32 | " + " | ".join(columns) + " | fastest |",
+             "|---|---|---:|---:|" + "---:|" * len(columns) + "---|"]
+    for (model, h, w, batch), row in groups.items():
+        base = row.get("onnxruntime fp32")
+        cells, best = [], None
+        for col in columns:
+            r = row.get(col)
+            if r is None:
+                cells.append("-")
+                continue
+            sp = None if base is None else base["median_ms"] / r["median_ms"]
+            cells.append(f"{r['median_ms']:.1f}" + ("" if sp is None else f" ({sp:.2f}x)") + _quality_cell(r))
+            if best is None or r["median_ms"] < best["median_ms"]:
+                best = r
+        fastest = "-" if best is None else f"{best['backend']} {best['precision']}"
+        base_ms = "-" if base is None else f"{base['median_ms']:.1f}"
+        lines.append(f"| {model} | {h}x{w} | {batch} | {base_ms} | " + " | ".join(cells) + f" | {fastest} |")
+    return "\n".join(lines)
+
+
+def check_cpu_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per CPU target (:data:`CPU_TARGETS`): measured, met or not (None: not measured)."""
+    groups = _cpu_rows([r for r in records if not r["reduced_size"] and r["batch"] == 1])
+    rows = []
+    by_model = {k[0]: v for k, v in groups.items()}
+    for model in sorted(set(CPU_TARGETS["models"]) | set(by_model)):
+        row = by_model.get(model, {})
+        base = row.get("onnxruntime fp32")
+        engines = [r for c, r in row.items() if c != "onnxruntime fp32"]
+        best = min(engines, key=lambda r: r["median_ms"]) if engines else None
+        sp = None if base is None or best is None else base["median_ms"] / best["median_ms"]
+        what = None if sp is None else f"{sp:.2f}x ({best['backend']} {best['precision']}{_quality_cell(best)})"
+        if model in CPU_TARGETS["models"]:
+            rows.append({"target": f"{model}: fastest CPU engine >= {CPU_TARGETS['speedup']:g}x onnxruntime FP32",
+                         "measured": what, "met": None if sp is None else sp >= CPU_TARGETS["speedup"]})
+        rows.append({"target": f"{model}: not slower than onnxruntime FP32"
+                               + (" (the demo bundle)" if model == CPU_TARGETS["demo"] else ""),
+                     "measured": what, "met": None if sp is None else sp >= 1.0})
+    return rows
+
+
+def cpu_summary(records: list[dict[str, Any]], device: str, quick: bool = False) -> str:
+    """SUMMARY.md of a CPU latency run: the targets, met or not, and the table."""
+    mark = {True: "met", False: "NOT met", None: "not measured"}
+    size = ("reduced (CI) sizes: the targets, set at full size, are not measured by this run" if quick
+            else "targets of issue 13 at full size, batch 1")
+    lines = ["# CPU engines", "", f"Device: {device}; {size}.", "",
+             "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {r['target']} | {r['measured'] or '-'} | {mark[r['met']]} |" for r in check_cpu_targets(records)]
+    lines += ["", cpu_table({"records": records, "device": device, "quick": quick}, "results.json"), "",
+              "Skipped configurations (an engine below its quality bar says so):", ""]
+    lines += [f"- {r['model']} {r['backend']} {r['precision']}: {r['status']}" for r in records if r["status"] != "ok"]
+    return "\n".join(lines) + "\n"
 
 
 # -- GPU targets (gpu_check.sh) ---------------------------------------------------------
@@ -227,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--latency", help="results.json of a latency run (for speed / memory claims)")
     p.add_argument("--out", help="folder for claims.json and claims.md (default: print Markdown)")
     p.add_argument("--readme", help="with --latency: rewrite this README's performance table from the run")
+    p.add_argument("--cpu-readme", help="with --latency: rewrite this README's CPU engine table from the run "
+                                        "(latency.py --device cpu)")
     args = p.parse_args(argv)
     if args.merge:
         merge_runs(Path(args.merge), args.note)
@@ -235,6 +326,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.latency:
             p.error("--readme needs --latency results.json")
         update_readme(Path(args.readme), perf_table(json.loads(Path(args.latency).read_text()), args.latency))
+    if args.cpu_readme:
+        if not args.latency:
+            p.error("--cpu-readme needs --latency results.json")
+        update_readme(Path(args.cpu_readme), cpu_table(json.loads(Path(args.latency).read_text()), args.latency),
+                      CPU_README_START, CPU_README_END)
     records = json.loads(Path(args.latency).read_text())["records"] if args.latency else []
     rows = compare(load_claims(args.claims), records)
     md = to_markdown(rows)

@@ -63,17 +63,37 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
-    from .engine_build import build_engine
+    from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS
+
+    from .engine_build import EngineBuildError, build_engine
 
     precision = args.precision
+    cpu = args.backend in CPU_ENGINE_BACKENDS
     if precision is None:
-        import torch
+        if cpu:
+            precision = "int8"
+        else:
+            import torch
 
-        precision = "fp32" if args.backend == "aoti" and not torch.cuda.is_available() else "fp16"
+            precision = "fp32" if args.backend == "aoti" and not torch.cuda.is_available() else "fp16"
+    if precision not in BACKEND_PRECISIONS[args.backend]:
+        raise EngineBuildError(f"--precision {precision} is not one {args.backend} builds; choose "
+                               f"{', '.join(BACKEND_PRECISIONS[args.backend])}")
+    options = {}
+    if cpu:
+        options = {"calibration": args.calibration, "calibration_size": args.calibration_size, "threads": args.threads}
+    elif args.calibration != "procedural" or args.threads:
+        raise EngineBuildError("--calibration and --threads are options of the CPU engines (openvino, "
+                               "onnxruntime-int8)")
     start = time.perf_counter()
     record = build_engine(args.bundle, args.backend, precision=precision, batch=args.batch,
-                          shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True))
-    for graph, figures in record["parity"].items():
+                          shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True),
+                          **options)
+    if cpu:
+        q, s = record["quality"]["model"], record["speed"]
+        print(f"[engine] model: PSNR {q['psnr_db']} dB vs the FP32 graph (bar {record['quality']['bar_psnr_db']:g}), "
+              f"{s['median_ms']:.3g} ms vs onnxruntime FP32 {s['onnxruntime_fp32_ms']:.3g} ms ({s['speedup']:.2f}x)")
+    for graph, figures in (record.get("parity") or {}).items():
         if isinstance(figures, dict):
             print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()
                                                            if k.startswith("batch_")))
@@ -116,13 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "seconds; onnxruntime and TensorRT refuse such a bundle")
     b.set_defaults(func=cmd_bundle)
 
-    e = sub.add_parser("engine", help="build a TensorRT plan or AOTInductor package for this machine into a bundle")
+    e = sub.add_parser("engine", help="build an engine for this machine into a bundle: TensorRT plan, AOTInductor "
+                                      "package, OpenVINO IR or INT8 ONNX graph")
     e.add_argument("--bundle", required=True, help="bundle folder")
-    e.add_argument("--backend", required=True, choices=("tensorrt", "aoti"))
-    e.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"),
-                   help="default fp16 on GPU, fp32 for aoti on CPU (CPU: fp32 or bf16)")
+    e.add_argument("--backend", required=True, choices=("tensorrt", "aoti", "openvino", "onnxruntime-int8"))
+    e.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16", "int8"),
+                   help="tensorrt/aoti: default fp16 on GPU, fp32 for aoti on CPU (CPU: fp32 or bf16); "
+                        "openvino: fp32, bf16 or int8 (default); onnxruntime-int8: int8")
+    e.add_argument("--calibration", default="procedural",
+                   help="INT8 calibration label maps: procedural (default), samples, or a folder of label PNGs")
+    e.add_argument("--calibration-size", type=int, default=16, help="INT8: label maps to calibrate on (default 16)")
+    e.add_argument("--threads", type=int, default=None,
+                   help="CPU engines: threads for the quality and speed checks (default: all cores)")
     e.add_argument("--batch", default="1:4:8", type=_batch_profile,
-                   help="dynamic batch profile MIN:OPT:MAX (default 1:4:8)")
+                   help="tensorrt/aoti: dynamic batch profile MIN:OPT:MAX (default 1:4:8); CPU engines keep the "
+                        "graph's dynamic batch")
     e.add_argument("--shapes", nargs="*", help="non-batch dims per input, NAME=DxDx... (checks; graphs are static)")
     e.set_defaults(func=cmd_engine)
     return p
@@ -134,9 +162,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from train.models.registry import UnknownModelError
 
     from .engine_build import EngineBuildError
+    from .engine_cpu import QualityError
     from .onnx_export import ParityError
 
-    return CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError
+    return CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError, QualityError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

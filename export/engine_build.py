@@ -1,7 +1,10 @@
 """``python -m export engine``: build an engine for this machine into a bundle.
 
-For each graph of the bundle: compile (TensorRT plan from the ONNX file, AOTInductor
-package from the network rebuilt from the bundle's weights), check parity against
+CPU engines (OpenVINO, onnxruntime INT8) are built from the ONNX graph by
+``export.engine_cpu`` (no torch needed), gated by their quality against the FP32 graph;
+:func:`build_engine` dispatches there. For TensorRT and AOTInductor, for each graph of
+the bundle: compile (TensorRT plan from the ONNX file, AOTInductor package from the
+network rebuilt from the bundle's weights), check parity against
 PyTorch FP32 on seeded inputs (``export.fold.relative_l2``; limits in
 ``sdk.engines.PARITY_LIMITS``), then swap ``engines/<key>/`` in atomically and rewrite
 the manifest (``engines`` section and sha256 list) with ``sdk.bundle.write_manifest``.
@@ -21,8 +24,8 @@ import numpy as np
 
 from sdk.atomic import atomic_dir
 from sdk.bundle import Bundle, write_manifest
-from sdk.engines import (ENGINE_FILES, PARITY_LIMITS, BatchProfile, aoti_target, engine_key, engine_record,
-                         parse_batch_profile, tensorrt_target)
+from sdk.engines import (CPU_ENGINE_BACKENDS, ENGINE_BACKENDS, ENGINE_FILES, PARITY_LIMITS, BatchProfile, aoti_target,
+                         engine_key, engine_record, parse_batch_profile, tensorrt_target)
 
 from .onnx_export import PARITY_LAYOUTS, ParityError, compare_outputs, reference_outputs
 
@@ -85,8 +88,17 @@ def graph_parity(spec: Any, run: Callable[[dict[str, np.ndarray]], dict[str, np.
 
 def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp16", batch: str | BatchProfile = "1:4:8",
                  shapes: Sequence[str] = (), device: str | None = None, seed: int = 0,
-                 progress: Progress | None = None) -> dict[str, Any]:
-    """Build ``backend`` at ``precision`` for this machine into the bundle; returns the record."""
+                 progress: Progress | None = None, **cpu_options: Any) -> dict[str, Any]:
+    """Build ``backend`` at ``precision`` for this machine into the bundle; returns the record.
+
+    ``cpu_options`` go to :func:`export.engine_cpu.build_cpu_engine` (``calibration``,
+    ``calibration_size``, ``keep_float``, ``threads``...) for the CPU engine backends."""
+    if backend in CPU_ENGINE_BACKENDS:
+        from .engine_cpu import build_cpu_engine
+
+        return build_cpu_engine(bundle_path, backend, precision=precision, progress=progress, **cpu_options)
+    if cpu_options:
+        raise EngineBuildError(f"{', '.join(sorted(cpu_options))}: options of the CPU engines, not of {backend}")
     from sdk.backends.torch import build_model
 
     say = progress or (lambda msg: None)
@@ -97,7 +109,7 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
     elif backend == "aoti":
         target, versions = aoti_target(device)
     else:
-        raise EngineBuildError(f"unknown engine backend {backend!r}; choose tensorrt or aoti")
+        raise EngineBuildError(f"unknown engine backend {backend!r}; choose one of {', '.join(ENGINE_BACKENDS)}")
     key = engine_key(backend, precision, target, versions)
     if backend == "aoti" and target.startswith("cpu-") and precision in ("fp16", "tf32"):
         raise EngineBuildError(f"AOTInductor {precision} needs a GPU; on CPU build --precision fp32 or bf16")

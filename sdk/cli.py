@@ -287,8 +287,9 @@ def _runtime_args(parser: argparse.ArgumentParser, batch: bool = True) -> None:
     _backend_arg(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (torch, onnxruntime); default: the backend's")
     parser.add_argument("--threads", type=int, help="CPU threads (onnxruntime, torch); default: one per core")
-    parser.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"),
-                        help="torch / engine precision; default: the backend's (fp16 on a GPU, fp32 on CPU)")
+    parser.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16", "int8"),
+                        help="torch / engine precision (openvino: fp32, bf16, int8; onnxruntime-int8: int8); "
+                             "default: the backend's (fp16 on a GPU, fp32 on CPU; a CPU engine: its fastest)")
     if batch:
         parser.add_argument("--batch-size", type=int, help="images per graph run; default: what memory allows")
         parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

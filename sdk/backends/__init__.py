@@ -20,6 +20,8 @@ from .base import Runner, TensorMeta
 _BACKENDS = {
     "aoti": ("sdk.backends.aoti", "AOTIRunner"),
     "onnxruntime": ("sdk.backends.onnxruntime", "OnnxRuntimeRunner"),
+    "onnxruntime-int8": ("sdk.backends.onnxruntime", "OnnxRuntimeInt8Runner"),
+    "openvino": ("sdk.backends.openvino", "OpenVINORunner"),
     "tensorrt": ("sdk.backends.tensorrt", "TensorRTRunner"),
     "torch": ("sdk.backends.torch", "TorchRunner"),
 }
@@ -47,16 +49,21 @@ def cuda_machine() -> bool:
 def resolve_backend(bundle: Bundle, backend: str) -> str:
     """``auto`` picks the fastest backend this machine and bundle can run: a TensorRT engine
     built for this machine, else an AOTInductor package built for it that loads, else the
-    torch GPU runner on a CUDA machine, else onnxruntime."""
+    torch GPU runner on a CUDA machine, else the CPU engine (OpenVINO, onnxruntime INT8)
+    built for this CPU with the highest speed-up over onnxruntime FP32 measured at its
+    build (``sdk.engines.fastest_cpu_engine``), else onnxruntime."""
     if backend == "auto":
-        from ..engines import has_matching_engine, select_engine
+        from ..engines import fastest_cpu_engine, has_matching_engine, select_engine
         from .aoti import probe_failed
 
         if has_matching_engine(bundle, "tensorrt"):
             return "tensorrt"
         if has_matching_engine(bundle, "aoti") and not probe_failed(select_engine(bundle, "aoti")):
             return "aoti"
-        return "torch" if cuda_machine() else "onnxruntime"
+        if cuda_machine():
+            return "torch"
+        cpu = fastest_cpu_engine(bundle)
+        return cpu["backend"] if cpu is not None else "onnxruntime"
     if backend not in _BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")
     return backend

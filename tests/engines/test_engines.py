@@ -37,7 +37,7 @@ def test_engine_key_names_backend_precision_device_and_versions():
     with pytest.raises(ValueError, match="precision"):
         engine_key("aoti", "int3", "cpu-x86_64", {})
     with pytest.raises(ValueError, match="backend"):
-        engine_key("openvino", "fp32", "cpu-x86_64", {})
+        engine_key("tvm", "fp32", "cpu-x86_64", {})
 
 
 def test_current_aoti_key_is_this_machine():

@@ -1,0 +1,291 @@
+"""CPU engines: OpenVINO (FP32 / BF16 / INT8) and onnxruntime INT8, from a bundle's ONNX graph.
+
+``python -m export engine --backend openvino|onnxruntime-int8`` (``export.engine_build``
+dispatches here; no torch needed). Stages, each with a progress line:
+
+1. INT8 only: calibrate and quantize the synthesis graph (``export.quantize``: QDQ,
+   calibration maps from ``export.calibration``), or reuse the QDQ graph of an
+   onnxruntime-int8 engine already in the bundle with the same settings;
+2. OpenVINO only: convert the graph (FP32 or QDQ) once to an IR, ``engines/<key>/model.xml``
+   + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
+3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
+   below its bar (``sdk.engines.QUALITY_BARS_DB``) the engine is not written;
+4. speed against onnxruntime FP32 at batch 1, ABBA blocks, same thread count;
+5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
+
+Only the synthesis graph (``model``) gets an engine file; other graphs (a style encoder)
+run the bundle's FP32 ONNX in the same runtime.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from sdk.atomic import atomic_dir
+from sdk.bundle import Bundle, write_manifest
+from sdk.engines import (BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS, QUALITY_BARS_DB, BatchProfile, cpu_engine_target,
+                         engine_key, engine_record, engines_of, runtime_version)
+from sdk.errors import BackendError
+
+from .calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
+from .engine_quality import block_medians, compare_runs, interleaved_medians, renderer_psnr
+from .quantize import KEEP_FLOAT, quantize_graph
+
+Progress = Callable[[str], None]
+QUALITY_INPUTS = 4
+"""Seeded inputs of the quality check (batch 1 each)."""
+TIME_RUNS = 5
+"""Fewest interleaved timed calls of the engine and of onnxruntime FP32 at build (more for
+fast graphs: :func:`timed_runs`)."""
+TIME_WARMUP = 3
+"""Untimed calls first: OpenVINO's first inferences after compiling run several times slower
+(the demo: 150 ms on the first call, 12 ms from the fourth), which one warm-up call missed."""
+TIME_BUDGET_S = 3.0
+
+
+def timed_runs(call_s: float, least: int = TIME_RUNS, most: int = 50) -> int:
+    """Timed calls for a graph whose call takes ``call_s``: about :data:`TIME_BUDGET_S`
+    seconds of it, between ``least`` and ``most``."""
+    return max(least, min(most, int(TIME_BUDGET_S / max(call_s, 1e-4))))
+OPENVINO_INT8_INFERENCE = "f32"
+"""``INFERENCE_PRECISION_HINT`` of OpenVINO INT8 engines: the precision of the layers left
+unquantized (normalisation, modulation, the kept-float nodes). Measured on spade-cityscapes
+at full size (2 cores, under load, 3 interleaved calls): f32 2351 ms, 43.18 dB against FP32;
+bf16 2678 ms, 42.97 dB: BF16 for the rest was no faster (likely because the float work
+left is elementwise arithmetic bound by memory, not dot products) and cost 0.2 dB."""
+DYNAMIC_BATCH = BatchProfile(1, 1, 4096)
+"""The graphs keep the exported dynamic batch axis; speed is measured at batch 1."""
+
+
+class QualityError(ValueError):
+    """An engine below its quality bar against the FP32 graph: not written."""
+
+
+def _ort_session(path: Path, threads: int | None) -> Any:
+    """An onnxruntime CPU session as ``sdk.backends.onnxruntime`` opens one."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_run(session: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    names = [o.name for o in session.get_outputs()]
+    return lambda feeds: dict(zip(names, session.run(names, feeds)))
+
+
+def _openvino_run(xml: Path, precision: str, threads: int | None,
+                  inference_precision: str | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The IR compiled as ``sdk.backends.openvino.OpenVINORunner`` compiles it (latency mode)."""
+    from sdk.backends.openvino import compile_config, import_openvino
+
+    ov = import_openvino()
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(xml)), "CPU",
+                                  compile_config(precision, threads=threads, inference_precision=inference_precision))
+    request = compiled.create_infer_request()
+    names = [o.get_any_name() for o in compiled.outputs]
+
+    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = request.infer(feeds)
+        return {n: np.array(result[compiled.output(n)], copy=True) for n in names}
+    return run
+
+
+def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
+                        keep: tuple[str, ...]) -> tuple[dict[str, Any], Path] | None:
+    """An INT8 QDQ graph already in the bundle (an onnxruntime-int8 engine) quantized by this
+    onnxruntime with the same calibration and kept-float groups: the same file a new
+    quantization would write (calibration is deterministic), so OpenVINO INT8 reuses it."""
+    try:
+        version = runtime_version("onnxruntime")
+    except BackendError:
+        return None
+    for record in engines_of(bundle, "onnxruntime-int8", "int8"):
+        q = (record.get("notes") or {}).get("quantization") or {}
+        if (record.get("versions") == {"onnxruntime": version} and q.get("calibration") == str(calibration)
+                and q.get("calibration_maps") == size and sorted(q.get("kept_float", {})) == sorted(keep)
+                and "reused_from" not in q):
+            path = bundle.file(record["files"]["model"])
+            if path.is_file():
+                return record, path
+    return None
+
+
+def _time_ms(run: Callable[[dict[str, np.ndarray]], Any], feeds: dict[str, np.ndarray]) -> float:
+    t0 = time.perf_counter()
+    run(feeds)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def import_ms(backend: str) -> float:
+    """Milliseconds a fresh process spends importing ``backend``'s runtime on top of
+    onnxruntime (0 for onnxruntime-int8: every CPU command imports onnxruntime anyway)."""
+    if backend != "openvino":
+        return 0.0
+    code = ("import time, onnxruntime; t = time.perf_counter(); import openvino; "
+            "print((time.perf_counter() - t) * 1e3)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return float(out.stdout.strip() or 0.0) if out.returncode == 0 else 0.0
+
+
+def break_even_calls(speed: dict[str, Any]) -> float | None:
+    """Calls after which an engine has repaid its one-time cost over onnxruntime FP32 (import,
+    load and a slower first call: what a one-shot command pays), from a ``speed`` record;
+    None when it saves nothing per call."""
+    saving = speed["onnxruntime_fp32_ms"] - speed["median_ms"]
+    if saving <= 0:
+        return None
+    extra = (speed.get("import_ms", 0.0) + speed.get("load_ms", 0.0) + speed.get("first_call_ms", 0.0)
+             - speed.get("onnxruntime_fp32_load_ms", 0.0) - speed.get("onnxruntime_fp32_first_call_ms", 0.0))
+    return round(max(extra, 0.0) / saving, 1)
+
+
+def is_trained_demo(bundle: Bundle) -> bool:
+    """The demo bundle with learned weights (its images can be scored against the renderer)."""
+    return bundle.name == "spade-demo-street" and (bundle.manifest.get("weights") or {}).get("norm_stats") == "learned"
+
+
+def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
+                     calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
+                     threads: int | None = None, quality_inputs: int = QUALITY_INPUTS, time_runs: int = TIME_RUNS,
+                     progress: Progress | None = None) -> dict[str, Any]:
+    """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
+
+    Raises :class:`QualityError` (bundle unchanged) when the engine's PSNR against the FP32
+    graph is below ``QUALITY_BARS_DB[precision]``.
+    """
+    from .engine_build import EngineBuildError
+
+    say = progress or (lambda msg: None)
+    if backend not in CPU_ENGINE_BACKENDS:
+        raise EngineBuildError(f"{backend!r} is not a CPU engine backend; choose {' or '.join(CPU_ENGINE_BACKENDS)}")
+    if precision not in BACKEND_PRECISIONS[backend]:
+        raise EngineBuildError(f"{backend} builds {', '.join(BACKEND_PRECISIONS[backend])} engines, not {precision}")
+    if calibration_size < 1:
+        raise EngineBuildError(f"--calibration-size must be >= 1, got {calibration_size}")
+    bundle = Bundle(bundle_path)
+    info = bundle.graph("model")
+    if info["file"] is None:
+        raise EngineBuildError(f"{bundle.path} has no ONNX graph (exported with --no-onnx); CPU engines are built "
+                               f"from it: re-export without --no-onnx")
+    device, versions = cpu_engine_target(backend)
+    key = engine_key(backend, precision, device, versions)
+    keep = tuple(keep_float)
+    src = bundle.file(info["file"])
+    threads_used = threads or os.cpu_count() or 1
+    notes: dict[str, Any] = {"threads": threads_used}
+    start = time.perf_counter()
+    folder = bundle.path / "engines" / key
+    with atomic_dir(folder) as tmp:
+        graph_file = src
+        reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep) if precision == "int8" else None
+        if reuse is not None:
+            record, path = reuse
+            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+            say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
+            shutil.copyfile(path, qdq)
+            notes["quantization"] = {**record["notes"]["quantization"], "reused_from": record["key"]}
+            graph_file = qdq
+        elif precision == "int8":
+            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+            takes_label = any(spec["kind"] == "label" for spec in info["inputs"])
+            what = f"{calibration} label maps" if takes_label else "seeded inputs"
+            say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
+                f"{', '.join(keep) or 'nothing extra'} in float")
+            calib = input_set(bundle, "model", calibration, calibration_size, seed=0)
+            notes["quantization"] = quantize_graph(src, qdq, calib, keep_float=keep)
+            notes["quantization"]["calibration"] = str(calibration)
+            graph_file = qdq
+        if backend == "openvino":
+            from sdk.backends.openvino import import_openvino
+
+            ov = import_openvino()
+            out = tmp / "model.xml"
+            say(f"converting {graph_file.name} to an OpenVINO IR ({key})")
+            ov.save_model(ov.convert_model(str(graph_file)), str(out), compress_to_fp16=False)
+            if graph_file != src:
+                graph_file.unlink()
+            inference = OPENVINO_INT8_INFERENCE if precision == "int8" else None
+            if inference:
+                notes["inference_precision"] = inference
+            t0 = time.perf_counter()
+            engine = _openvino_run(out, precision, threads, inference)
+        else:
+            out = graph_file
+            t0 = time.perf_counter()
+            engine = _ort_run(_ort_session(out, threads))
+        load_ms = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        fp32 = _ort_run(_ort_session(src, threads))
+        fp32_load_ms = (time.perf_counter() - t0) * 1e3
+        inputs = list(input_set(bundle, "model", "procedural", quality_inputs, seed=QUALITY_SEED))
+        first_ms = {name: _time_ms(run, inputs[0]) for name, run in (("engine", engine), ("fp32", fp32))}
+        outputs = info["outputs"]
+        u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
+        floats = [o["name"] for o in outputs if o["kind"] == "image"]
+        bar = QUALITY_BARS_DB[precision]
+        say(f"checking quality: {backend} {precision} vs the FP32 graph (onnxruntime) on {quality_inputs} seeded "
+            f"inputs")
+        figures = compare_runs(engine, fp32, inputs, u8, floats)
+        quality: dict[str, Any] = {
+            "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU",
+            "inputs": f"{quality_inputs} procedural label maps (seeds {QUALITY_SEED}..), batch 1",
+            "metric": "8-bit image: PSNR (dB, peak 255), max / mean absolute difference in levels; "
+                      "float image: relative L2", "bar_psnr_db": bar, "model": figures}
+        say(f"quality: PSNR {figures['psnr_db']} dB (bar {bar:g}), max {figures['max_abs_levels']} / mean "
+            f"{figures['mean_abs_levels']} levels, relative L2 {figures['relative_l2']:.2e}")
+        if not figures["psnr_db"] >= bar:
+            raise QualityError(f"the {backend} {precision} engine of {bundle.name} scores {figures['psnr_db']} dB "
+                               f"PSNR against the FP32 graph, below its {bar:g} dB bar: not written (the bundle is "
+                               f"unchanged)")
+        label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
+        if is_trained_demo(bundle) and label and u8 and len(info["inputs"]) == 1:
+            say("scoring against the procedural renderer on held-out scenes")
+            quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0], bundle.resolution)
+        feeds = inputs[0]
+        wanted = u8[:1] or None
+        calls = {"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}
+        warm = interleaved_medians(calls, 1, warmup=TIME_WARMUP - 1)  # the last warm-up call, timed
+        runs = timed_runs(max(v["median_ms"] for v in warm.values()) / 1e3, least=time_runs)
+        say(f"timing: {backend} {precision} vs onnxruntime FP32, batch 1, {runs} calls each in ABBA blocks, "
+            f"{threads_used} threads")
+        times = block_medians(calls, runs, warmup=1)
+        speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
+                 "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
+                 "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
+                 "batch": 1, "threads": threads_used, "outputs": wanted,
+                 "load_ms": round(load_ms, 1), "onnxruntime_fp32_load_ms": round(fp32_load_ms, 1),
+                 "first_call_ms": round(first_ms["engine"], 1),
+                 "onnxruntime_fp32_first_call_ms": round(first_ms["fp32"], 1),
+                 "import_ms": round(import_ms(backend), 1), "runs": runs, "warmup": TIME_WARMUP,
+                 "method": f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
+                           f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
+                           f"load: reading and compiling the graph (session creation), once; first call: the call "
+                           f"right after loading; import: importing the runtime in a fresh process, beyond "
+                           f"onnxruntime (which every CPU command imports)"}
+        speed["break_even_calls"] = break_even_calls(speed)
+        even = speed["break_even_calls"]
+        repaid = ("no saving per call" if even is None else
+                  f"its one-time cost (import, load, first call) repaid after {even:g} calls")
+        say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
+            f"({speed['speedup']:.2f}x); {repaid}")
+        files = {"model": f"engines/{key}/{out.name}"}
+    record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
+                           batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed, notes=notes,
+                           build_s=round(time.perf_counter() - start, 1))
+    manifest = dict(Bundle(bundle.path, verify=False).manifest)
+    manifest["engines"] = {**(manifest.get("engines") or {}), key: record}
+    write_manifest(bundle.path, manifest)
+    return record

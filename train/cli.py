@@ -26,17 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .data.datasets import DatasetError
-    from .models.registry import UnknownModelError
-    from .trainer.config import ConfigError
-    from .trainer.loop import ResumeError
+    from sdk.train.data.datasets import DatasetError
+    from sdk.train.models.registry import UnknownModelError
+    from sdk.train.trainer.config import ConfigError
+    from sdk.train.trainer.loop import ResumeError
 
     return ConfigError, DatasetError, ResumeError, UnknownModelError
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .trainer.config import check_weight_files, load_config
-    from .trainer.loop import Trainer
+    from sdk.train.trainer.config import check_weight_files, load_config
+    from sdk.train.trainer.loop import Trainer
 
     cfg = load_config(args.config)
     check_weight_files(cfg)

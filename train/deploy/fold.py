@@ -9,10 +9,13 @@ from __future__ import annotations
 import copy
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook, SpectralNormStateDictHook
+from torch.nn.utils.spectral_norm import (
+    SpectralNorm,
+    SpectralNormLoadStateDictPreHook,
+    SpectralNormStateDictHook,
+)
 
 
 def fold_spectral_norm(model: nn.Module) -> int:
@@ -58,16 +61,6 @@ def export_ready(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def relative_l2(actual: torch.Tensor | np.ndarray, expected: torch.Tensor | np.ndarray) -> float:
-    """``||actual - expected|| / ||expected||`` in float64: the parity figure of every artifact."""
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    if a.shape != e.shape:
-        raise ValueError(f"shape mismatch in parity check: {a.shape} vs {e.shape}")
-    denom = np.linalg.norm(e)
-    return float(np.linalg.norm(a - e) / denom) if denom > 0 else float(np.linalg.norm(a - e))
 
 
 @torch.no_grad()

@@ -21,17 +21,16 @@ extra and the ``train`` package (the network code). The CUDA-only parts are
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import write_bytes_atomic
-from ..bundle import Bundle
-from ..errors import BackendError, BundleError, LabelError
-from .base import Runner
+from sdk.atomic import write_bytes_atomic
+from sdk.backends.base import Runner
+from sdk.bundle import Bundle
+from sdk.errors import BackendError, BundleError, LabelError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
@@ -41,14 +40,18 @@ def build_model(bundle: Bundle) -> Any:
     try:
         from safetensors.torch import load_file
 
-        from export.fold import export_ready
-        from export.weights import deploy_state, is_deploy_weights
-        from train.models import get_preset
-        from train.models.official import CheckpointMismatch, check_and_load
+        from sdk.train.deploy.fold import export_ready
+        from sdk.train.deploy.weights import deploy_state, is_deploy_weights
+        from sdk.train.models import get_preset
+        from sdk.train.models.config_codec import ConfigMismatch, config_from_json
+        from sdk.train.models.official import CheckpointMismatch, check_and_load
     except ImportError as exc:
         raise BackendError(f"the torch backend needs the torch extra ({exc}); pip install 'sdk[torch]'") from exc
     preset = get_preset(bundle.name)
-    config = config_from_json(type(preset.config), bundle.manifest["config"])
+    try:
+        config = config_from_json(type(preset.config), bundle.manifest.config)
+    except ConfigMismatch as exc:
+        raise BundleError(f"{bundle.path}: {exc}; re-export it") from None
     model = preset.model_cls(config)
     weights = bundle.file("weights.safetensors")
     if not weights.is_file():
@@ -64,25 +67,13 @@ def build_model(bundle: Bundle) -> Any:
     return export_ready(model)
 
 
-def config_from_json(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a config dataclass from JSON (lists back to tuples where the field is a tuple)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise BundleError(f"bundle config has unknown fields {unknown} for {cls.__name__}; "
-                          f"it was written by another version of sdk: re-export it")
-    values = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-              for k, v in data.items()}
-    return cls(**values)
-
-
 def deploy_module(model: Any, graph: str, device: Any, precision: str) -> Any:
     """``model``'s graph as the runner runs it: on ``device``, at ``precision`` (norms FP32,
     channels-last on CUDA), with 8-bit image outputs. Returns the :class:`GraphSpec`."""
     import torch
 
-    from export.engine_aoti import ReducedPrecision
-    from train.models.spec import GraphSpec
+    from sdk.train.deploy.precision import ReducedPrecision
+    from sdk.train.models.spec import GraphSpec
 
     spec = model.graphs()[graph]
     module = spec.module.to(device).eval()
@@ -99,7 +90,7 @@ def cache_files(bundle: Bundle, key: str) -> list[Path]:
     """Where compiled artifacts of ``key`` may live, in order: the bundle's
     ``engines/<key>/compile_cache.bin``, then ``$XDG_CACHE_HOME/sdk/<name>-<weights sha>/<key>/``
     (for bundles that cannot be written)."""
-    sha = bundle.manifest["files"].get("weights.safetensors", {}).get("sha256", "unknown")[:16]
+    sha = bundle.manifest.files.get("weights.safetensors", {}).get("sha256", "unknown")[:16]
     user = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sdk" / f"{bundle.name}-{sha}"
     return [bundle.path / "engines" / key / "compile_cache.bin", user / key / "compile_cache.bin"]
 
@@ -197,7 +188,7 @@ class TorchRunner(Runner):
     # -- identity ------------------------------------------------------------------------
     def cache_key(self) -> str:
         """``torch-<precision>-<device>-torch<version>[-cuda<version>]``, as engine keys."""
-        from ..engines import cpu_device, gpu_device
+        from sdk.engines import cpu_device, gpu_device
 
         torch = self.torch
         versions = f"torch{torch.__version__.split('+')[0]}"

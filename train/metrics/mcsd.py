@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import register_metric
+from sdk.train.metrics import register_metric
 
 Features = Callable[[torch.Tensor], Sequence[torch.Tensor]]
 # LPIPS's input scaling layer (images in [-1, 1])

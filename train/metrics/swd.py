@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register_metric
+from sdk.train.metrics import register_metric
 
 _KERNEL_1D = np.float32([1, 4, 6, 4, 1]) / 16.0  # its outer product is the 5x5 Gaussian of cv2.pyrDown
 

@@ -17,7 +17,7 @@ def count_params(model: torch.nn.Module) -> int:
 
 def graph_flops(name: str, graph: str = "model", batch: int = 1, **overrides) -> int:
     """FLOPs of one forward pass of ``graph`` of preset ``name`` at the preset's resolution."""
-    from train.models import get_preset
+    from sdk.train.models import get_preset
 
     preset = get_preset(name)
     with torch.device("meta"):

@@ -1,4 +1,10 @@
-"""The recipe interface and the batch the trainer hands to it."""
+"""The recipe interface and the batch the trainer hands to it.
+
+A recipe (one per family: ``sdk.train.families.<family>.recipe``, class ``RECIPE``) owns
+two modules that the trainer optimises (and wraps in DistributedDataParallel): ``gen``
+(the generator side: generator, encoder) and ``disc``. Its :meth:`Recipe.g_losses` /
+:meth:`Recipe.d_losses` return dicts of named loss terms; the trainer minimises their sum.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sdk.labels import instance_edges  # one definition of SPADE's edges, numpy
+from sdk.labels import instance_edges
 
 
 @dataclass
@@ -92,7 +98,7 @@ def vgg_or_none(loss: Any) -> nn.Module | None:
     """A frozen VGG19 perceptual loss if ``loss.vgg_weights`` names a file, else None."""
     if not loss.vgg_weights or not loss.lambda_vgg:
         return None
-    from ...losses import VGG19Features, VGGLoss
+    from sdk.train.losses import VGG19Features, VGGLoss
 
     return VGGLoss(VGG19Features.from_file(loss.vgg_weights))
 
@@ -100,3 +106,14 @@ def vgg_or_none(loss: Any) -> nn.Module | None:
 def model_options(config: Any) -> dict[str, Any]:
     """The ``model.D`` options of the config (discriminator size and layout)."""
     return dict(config.model.D)
+
+
+def build_recipe(family: str, model: Any, config: Any) -> Recipe:
+    """The training recipe of ``family`` (its folder's ``recipe.RECIPE``) for ``model``."""
+    from sdk.train.families import family_module
+
+    try:
+        recipe = family_module(family, "recipe").RECIPE
+    except KeyError as exc:
+        raise ValueError(str(exc).strip("'\"")) from None
+    return recipe(model, config)

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.norm import maybe_spectral
-from .official import check_and_load, read_state_dict
+from sdk.train.families.oasis.discriminator import ResBlockD
+from sdk.train.models.layers.norm import maybe_spectral
+from sdk.train.models.official import check_and_load, read_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,24 +107,6 @@ class ConvNeXt(nn.Module):
         state = {k: v for k, v in read_state_dict(path).items()
                  if not k.startswith(("head.", "norm_pre."))}
         check_and_load(self, state, f"timm ConvNeXt weights {path}")
-
-
-class ResBlockD(nn.Module):
-    """Discriminator residual block: (LeakyReLU, conv3x3) x 2 plus a 1x1 shortcut when
-    the width changes; optional 2x average-pool downsampling at the end."""
-
-    def __init__(self, cin: int, cout: int, spectral: bool = True, down: bool = False) -> None:
-        super().__init__()
-        self.down = down
-        self.conv1 = maybe_spectral(nn.Conv2d(cin, cout, 3, padding=1), spectral)
-        self.conv2 = maybe_spectral(nn.Conv2d(cout, cout, 3, padding=1), spectral)
-        self.conv_s = maybe_spectral(nn.Conv2d(cin, cout, 1), spectral) if cin != cout else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x if self.conv_s is None else self.conv_s(x)
-        dx = self.conv2(F.leaky_relu(self.conv1(F.leaky_relu(x, 0.2)), 0.2))
-        out = s + dx
-        return F.avg_pool2d(out, 2) if self.down else out
 
 
 @dataclass(frozen=True)

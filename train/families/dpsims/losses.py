@@ -1,4 +1,6 @@
-"""DP-SIMS training losses (Berrada et al., CVPR 2024, Sec. 3.3) and OASIS' class weighting.
+"""DP-SIMS training losses (Berrada et al., CVPR 2024, Sec. 3.3): focal, contrastive and
+diversity losses, and the class-balanced sampling weights the trainer samples with; the
+class weighting of the focal loss is OASIS' (``oasis.losses``).
 
 The discriminator predicts (C + 1) logits per pixel: index 0 "fake", index ``c + 1``
 "real pixel of class c" (OASIS, Schönfeld et al. 2021). Label maps are one-hot
@@ -20,55 +22,12 @@ Interpretations (the paper gives the losses, not code):
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Sampler
 
-
-def class_weight_map(label: torch.Tensor, dontcare: bool = True) -> torch.Tensor:
-    """OASIS' per-pixel class-balancing weights, (N, H, W).
-
-    A pixel of class c weighs ``N*H*W / (n_present * count_c)`` with ``count_c`` the
-    number of pixels of c in the batch and ``n_present`` the number of classes present
-    (dontcare excluded and weighted 0): every present class gets the same total weight.
-    """
-    counts = label.sum(dim=(0, 2, 3))
-    if dontcare:
-        counts = counts.clone()
-        counts[0] = 0
-    n_present = (counts > 0).sum().clamp(min=1)
-    pixels = label.shape[0] * label.shape[2] * label.shape[3]
-    coeff = torch.where(counts > 0, pixels / (n_present * counts.clamp(min=1e-12)),
-                        torch.zeros_like(counts))
-    return coeff[label.argmax(1)]
-
-
-def n1_target(label: torch.Tensor, for_real: bool) -> torch.Tensor:
-    """(N, H, W) int targets of the (C + 1)-class loss: ``class + 1`` if real, 0 if fake."""
-    ids = label.argmax(1)
-    return ids + 1 if for_real else torch.zeros_like(ids)
-
-
-def focal_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, gamma: float = 2.0,
-               smoothing: float = 0.0, class_weighting: bool = True,
-               dontcare: bool = True) -> torch.Tensor:
-    """Class-weighted pixel-wise focal loss on (C + 1)-class logits (N, C + 1, H, W).
-
-    ``smoothing`` (eps) moves ``eps`` of a *real* target's mass to the fake class;
-    pass it for the discriminator's real images only (one-sided label smoothing).
-    ``gamma=0`` and ``smoothing=0`` give OASIS' weighted cross-entropy.
-    """
-    logp = F.log_softmax(logits, 1)
-    focal = (1 - logp.exp()).pow(gamma) * logp
-    target = n1_target(label, for_real)
-    per_pixel = -focal.gather(1, target.unsqueeze(1)).squeeze(1)
-    if for_real and smoothing:
-        per_pixel = (1 - smoothing) * per_pixel - smoothing * focal[:, 0]
-    if for_real and class_weighting:
-        per_pixel = per_pixel * class_weight_map(label, dontcare)
-    return per_pixel.mean()
+from sdk.train.families.oasis.losses import focal_loss
 
 
 def discriminator_loss(out_real: torch.Tensor, out_fake: torch.Tensor, label: torch.Tensor,
@@ -149,21 +108,3 @@ def class_balanced_weights(presence: torch.Tensor, threshold: float = 0.1,
     factor = torch.sqrt(threshold / freq.clamp(min=1e-12)).clamp(min=1.0)
     per_image = torch.where(present, factor.expand_as(present), torch.ones_like(factor))
     return per_image.max(1).values
-
-
-class ClassBalancedSampler(Sampler[int]):
-    """Samples image indices with replacement, proportional to :func:`class_balanced_weights`."""
-
-    def __init__(self, presence: torch.Tensor, num_samples: int | None = None,
-                 threshold: float = 0.1, ignore: Sequence[int] = (0,),
-                 generator: torch.Generator | None = None) -> None:
-        self.weights = class_balanced_weights(presence, threshold, ignore)
-        self.num_samples = num_samples or len(self.weights)
-        self.generator = generator
-
-    def __iter__(self) -> Iterator[int]:
-        idx = torch.multinomial(self.weights, self.num_samples, True, generator=self.generator)
-        return iter(idx.tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples

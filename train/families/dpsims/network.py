@@ -37,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.attention import CrossAttention2d, SelfAttention2d
-from .layers.label_map import LabelMap, label_input, read_label, resize_label
-from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
-from .layers.resblocks import SPADEResnetBlock
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
+from sdk.train.families.oasis.network import OASISModel
+from sdk.train.models.layers.attention import CrossAttention2d, SelfAttention2d
+from sdk.train.models.layers.label_map import LabelMap, read_label, resize_label
+from sdk.train.models.layers.onehot import mark_one_hot_input, mark_spade_label_convs
+from sdk.train.models.layers.resblocks import SPADEResnetBlock
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import SynthesisModel
 
 BLOCK_TYPES: tuple[str, ...] = ("conv", "conv", "conv", "attn", "attn")  # high -> low resolution
 N_TOKENS = 16
@@ -189,38 +190,15 @@ class DPSIMSGenerator(nn.Module):
         return self.conv_img(F.leaky_relu(x, 0.2))
 
 
-class _DeployGraph(nn.Module):
-    """The SDK's view: the generator's unbounded output clamped to the image range [-1, 1]."""
-
-    def __init__(self, netG: DPSIMSGenerator) -> None:
-        super().__init__()
-        self.netG = netG
-
-    def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.netG(label_input(label, self.netG.cfg.num_classes), z).clamp(-1.0, 1.0)
-
-
-class DPSIMSModel(SynthesisModel):
-    """DP-SIMS generator; ``graphs()["model"]``: ``(label, z) -> image`` (clamped)."""
+class DPSIMSModel(OASISModel):
+    """DP-SIMS generator; ``graphs()["model"]``: ``(label, z) -> image``, clamped (no tanh),
+    ``z`` on the unit sphere. No official checkpoints exist."""
 
     family = "dpsims"
-    task = "semantic"
-
-    def __init__(self, config: DPSIMSConfig) -> None:
-        super().__init__(config)
-        self.netG = DPSIMSGenerator(config)
-
-    def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.netG(seg, z)
-
-    def graphs(self) -> dict[str, GraphSpec]:
-        cfg = self.config
-        h, w = cfg.height, cfg.width
-        return {"model": GraphSpec(
-            _DeployGraph(self.netG),
-            (label_spec(cfg.num_classes, h, w),
-             TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "sphere"})),
-            (TensorSpec("image", "image", (None, 3, h, w)),))}
+    generator = DPSIMSGenerator
+    distribution = "sphere"
+    clamp = True
+    official_parts = SynthesisModel.official_parts
 
 
 def _preset(name: str, **cfg: Any) -> None:

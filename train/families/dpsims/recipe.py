@@ -8,10 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ... import losses_dpsims as L
-from ...models.dpsims_discriminator import DPSIMSDiscriminator, DPSIMSDiscriminatorConfig
-from .base import Batch
-from .oasis import OASISRecipe
+from sdk.train.families.dpsims import losses as L
+from sdk.train.families.dpsims.discriminator import (
+    DPSIMSDiscriminator,
+    DPSIMSDiscriminatorConfig,
+)
+from sdk.train.families.oasis.recipe import OASISRecipe
+from sdk.train.trainer.recipe import Batch
 
 
 class DPSIMSRecipe(OASISRecipe):
@@ -27,7 +30,7 @@ class DPSIMSRecipe(OASISRecipe):
                   "(the paper uses ImageNet ConvNeXt weights)")
         self.vgg = None
         if self.loss.vgg_weights and self.loss.lambda_contrastive:
-            from ...losses import VGG19Features
+            from sdk.train.losses import VGG19Features
 
             self.vgg = VGG19Features.from_file(self.loss.vgg_weights)
         return disc
@@ -54,3 +57,7 @@ class DPSIMSRecipe(OASISRecipe):
             fake = self.G(batch.seg)
         return {"D_fake": self.adv(self.D(fake), batch.seg, False),
                 "D_real": self.adv(self.D(batch.image), batch.seg, True, smoothing=0.1)}
+
+
+RECIPE = DPSIMSRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

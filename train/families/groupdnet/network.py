@@ -44,11 +44,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.cgnorm import CG_LAYOUTS, CGBlock
-from .layers.label_map import LabelMap, dense_label, label_input, resize_label
-from .layers.norm import nonspade_norm_layer, parse_spade_config
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
+from sdk.train.models.layers.cgnorm import CG_LAYOUTS, CGBlock
+from sdk.train.models.layers.label_map import (
+    LabelMap,
+    dense_label,
+    label_input,
+    resize_label,
+)
+from sdk.train.models.layers.norm import nonspade_norm_layer, parse_spade_config
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import (
+    GraphSpec,
+    SynthesisModel,
+    TensorSpec,
+    edge_spec,
+    label_spec,
+)
 
 N_UP = 6  # the official configurations all use num_upsampling_layers='more'
 BLOCKS = ("head_0", "G_middle_0", "G_middle_1", "up_0", "up_1", "up_2", "up_3", "up_4")

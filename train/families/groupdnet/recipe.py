@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...losses import kld_loss
-from .base import Batch
-from .spade import SPADERecipe
+from sdk.train.families.spade.recipe import SPADERecipe
+from sdk.train.losses import kld_loss
+from sdk.train.trainer.recipe import Batch
 
 
 class GroupDNetGenSide(nn.Module):
@@ -37,3 +37,7 @@ class GroupDNetRecipe(SPADERecipe):
         cfg = model.config
         codes = torch.randn(batch.image.shape[0], cfg.num_classes, cfg.code_dim, device=batch.image.device)
         return model(batch.seg, codes)
+
+
+RECIPE = GroupDNetRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

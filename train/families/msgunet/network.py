@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .discriminators import NLayerDiscriminator
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from sdk.train.families.spade.discriminator import NLayerDiscriminator
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...losses import GANLoss
-from .base import Batch, Recipe
+from sdk.train.losses import GANLoss
+from sdk.train.trainer.recipe import Batch, Recipe
 
 
 class MSGUNetRecipe(Recipe):
@@ -25,7 +25,7 @@ class MSGUNetRecipe(Recipe):
         """Image-to-image input: the label map colourised to [-1, 1] (the real image when unlabelled)."""
         if batch.ids is None:
             return batch.image
-        from ..runlog import colourise
+        from sdk.train.trainer.runlog import colourise
 
         n = int(batch.ids.max()) + 1
         return colourise(batch.ids, "cityscapes" if n <= 35 else None, max(n, 35)).to(batch.image.device) * 2 - 1
@@ -55,3 +55,7 @@ class MSGUNetRecipe(Recipe):
     @torch.no_grad()
     def sample(self, gen: nn.Module, batch: Batch) -> torch.Tensor:
         return gen(self.source(batch))[0]
+
+
+RECIPE = MSGUNetRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

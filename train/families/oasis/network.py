@@ -21,11 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.label_map import LabelMap, label_input, read_label, resize_label
-from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
-from .layers.resblocks import SPADEResnetBlock
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
+from sdk.train.models.layers.label_map import (
+    LabelMap,
+    label_input,
+    read_label,
+    resize_label,
+)
+from sdk.train.models.layers.onehot import mark_one_hot_input, mark_spade_label_convs
+from sdk.train.models.layers.resblocks import SPADEResnetBlock
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)
@@ -87,26 +92,33 @@ class OASISGenerator(nn.Module):
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
-class _SynthesisGraph(nn.Module):
-    """Deploy view: ``label`` ids and ``z`` -> image."""
+class LabelNoiseGraph(nn.Module):
+    """Deploy view of a generator of ``(label, z)``: class ids and ``z`` -> image, clamped to
+    [-1, 1] where the generator ends without tanh (DP-SIMS)."""
 
-    def __init__(self, netG: OASISGenerator) -> None:
+    def __init__(self, netG: nn.Module, clamp: bool = False) -> None:
         super().__init__()
         self.netG = netG
+        self.clamp = clamp
 
     def forward(self, label: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.netG(label_input(label, self.netG.cfg.num_classes), z)
+        out = self.netG(label_input(label, self.netG.cfg.num_classes), z)
+        return out.clamp(-1.0, 1.0) if self.clamp else out
 
 
 class OASISModel(SynthesisModel):
-    """OASIS generator; ``graphs()["model"]``: ``(label, z) -> image``."""
+    """OASIS generator; ``graphs()["model"]``: ``(label, z) -> image``. DP-SIMS, whose
+    generator extends OASIS', reuses this model with its own generator and latent."""
 
     family = "oasis"
     task = "semantic"
+    generator: type[nn.Module] = OASISGenerator
+    distribution = "normal"  # of z
+    clamp = False  # the deploy graph clamps a generator without tanh
 
-    def __init__(self, config: OASISConfig) -> None:
+    def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.netG = OASISGenerator(config)
+        self.netG = self.generator(config)
 
     def forward(self, seg: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.netG(seg, z)
@@ -115,9 +127,9 @@ class OASISModel(SynthesisModel):
         cfg = self.config
         h, w = cfg.height, cfg.width
         return {"model": GraphSpec(
-            _SynthesisGraph(self.netG),
+            LabelNoiseGraph(self.netG, self.clamp),
             (label_spec(cfg.num_classes, h, w),
-             TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "normal"})),
+             TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": self.distribution})),
             (TensorSpec("image", "image", (None, 3, h, w)),))}
 
     def official_parts(self) -> dict[str, nn.Module]:

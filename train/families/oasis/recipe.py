@@ -8,37 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...losses_dpsims import focal_loss
-from ...models.dpsims_discriminator import ResBlockD
-from .base import Batch, Recipe, model_options
-
-
-class OASISDiscriminator(nn.Module):
-    """Encoder of residual down blocks, decoder of residual blocks with U-Net skips,
-    a 1x1 conv to C + 1 per-pixel logits."""
-
-    def __init__(self, num_classes: int, width: int = 64, depth: int = 6) -> None:
-        super().__init__()
-        widths = [3] + [min(width * 2**i, 8 * width) for i in range(depth)]
-        self.down = nn.ModuleList(ResBlockD(widths[i], widths[i + 1], down=True) for i in range(depth))
-        ups = []
-        for i in range(depth - 1, 0, -1):
-            cin = widths[i + 1] if i == depth - 1 else widths[i + 1] * 2
-            ups.append(ResBlockD(cin, widths[i]))
-        self.up = nn.ModuleList(ups)
-        self.out = nn.Conv2d(widths[1] * 2, num_classes + 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        feats = []
-        for block in self.down:
-            x = block(x)
-            feats.append(x)
-        x = feats[-1]
-        for block, skip in zip(self.up, feats[-2::-1]):
-            x = F.interpolate(block(x), size=skip.shape[-2:], mode="nearest")
-            x = torch.cat([x, skip], 1)
-        return F.interpolate(self.out(x), size=size, mode="nearest")
+from sdk.train.families.oasis.discriminator import OASISDiscriminator
+from sdk.train.families.oasis.losses import focal_loss
+from sdk.train.trainer.recipe import Batch, Recipe, model_options
 
 
 class OASISGenSide(nn.Module):
@@ -105,3 +77,7 @@ class OASISRecipe(Recipe):
     def sample(self, gen: nn.Module, batch: Batch) -> torch.Tensor:
         model = gen.model if isinstance(gen, OASISGenSide) else gen
         return model(batch.seg, torch.randn(batch.image.shape[0], model.config.z_dim, device=batch.image.device))
+
+
+RECIPE = OASISRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

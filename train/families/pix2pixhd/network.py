@@ -20,15 +20,24 @@ and VGG losses come from ``train.losses``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.label_map import dense_label, label_input
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
+from sdk.train.models.layers.label_map import dense_label, label_input
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import (
+    GraphSpec,
+    SynthesisModel,
+    TensorSpec,
+    edge_spec,
+    label_spec,
+)
+
+if TYPE_CHECKING:
+    from .discriminator import MultiscaleDiscriminator
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -110,7 +119,7 @@ def _encoder_decoder(cin: int, cout: int, ngf: int, n_down: int, n_blocks: int,
     return layers + _head(ngf, cout)
 
 
-def _pyramid_down(x: torch.Tensor) -> torch.Tensor:
+def pyramid_down(x: torch.Tensor) -> torch.Tensor:
     """The official input pyramid: 3x3 average, stride 2, padding not counted."""
     return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
 
@@ -155,7 +164,7 @@ class LocalEnhancer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pyramid = [x]
         for _ in range(self.n_local_enhancers):
-            pyramid.append(_pyramid_down(pyramid[-1]))
+            pyramid.append(pyramid_down(pyramid[-1]))
         out = self.model(pyramid[-1])
         for n in range(1, self.n_local_enhancers + 1):
             front, back = getattr(self, f"model{n}_1"), getattr(self, f"model{n}_2")
@@ -193,114 +202,6 @@ class Encoder(nn.Module):
 
     def forward(self, image: torch.Tensor, instance_ids: torch.Tensor) -> torch.Tensor:
         return instance_average(self.model(image), instance_ids)
-
-
-class NLayerDiscriminator(nn.Module):
-    """PatchGAN with 4x4 kernels: ``n_layers`` stride-2 convs (widths doubling from ``ndf``
-    up to 512), one stride-1 conv and a 1-channel stride-1 output conv. With
-    ``intermediate=True`` each stage is its own Sequential ``model{j}`` and ``forward``
-    returns every stage's output (for feature matching); the score is the last."""
-
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 intermediate: bool = True) -> None:
-        super().__init__()
-        nl = norm_factory(norm)
-        stages: list[list[nn.Module]] = [[nn.Conv2d(input_nc, ndf, 4, stride=2, padding=2),
-                                          nn.LeakyReLU(0.2, True)]]
-        nf = ndf
-        for n in range(1, n_layers + 1):
-            prev, nf = nf, min(nf * 2, 512)
-            stride = 2 if n < n_layers else 1
-            stages.append([nn.Conv2d(prev, nf, 4, stride=stride, padding=2), nl(nf), nn.LeakyReLU(0.2, True)])
-        stages.append([nn.Conv2d(nf, 1, 4, stride=1, padding=2)])
-        self.intermediate = intermediate
-        self.n_stages = len(stages)
-        if intermediate:
-            for j, stage in enumerate(stages):
-                setattr(self, f"model{j}", nn.Sequential(*stage))
-        else:
-            self.model = nn.Sequential(*[m for stage in stages for m in stage])
-
-    def stages(self) -> list[nn.Module]:
-        if not self.intermediate:
-            return [self.model]
-        return [getattr(self, f"model{j}") for j in range(self.n_stages)]
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for stage in self.stages():
-            x = stage(x)
-            feats.append(x)
-        return feats
-
-
-class MultiscaleDiscriminator(nn.Module):
-    """``num_D`` PatchGANs on the input and its 2x, 4x... downsampled copies.
-
-    ``forward`` returns one list of stage outputs per scale, full resolution first.
-    """
-
-    def __init__(self, input_nc: int, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 num_D: int = 3, intermediate: bool = True) -> None:
-        super().__init__()
-        self.num_D = num_D
-        self.intermediate = intermediate
-        for i in range(num_D):
-            d = NLayerDiscriminator(input_nc, ndf, n_layers, norm, intermediate)
-            if intermediate:
-                for j, stage in enumerate(d.stages()):
-                    setattr(self, f"scale{i}_layer{j}", stage)
-                self.n_stages = d.n_stages
-            else:
-                setattr(self, f"layer{i}", d.model)
-
-    def _stages(self, i: int) -> list[nn.Module]:
-        if self.intermediate:
-            return [getattr(self, f"scale{i}_layer{j}") for j in range(self.n_stages)]
-        return [getattr(self, f"layer{i}")]
-
-    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        results = []
-        for k in range(self.num_D):
-            feats, h = [], x
-            for stage in self._stages(self.num_D - 1 - k):  # full resolution -> highest index
-                h = stage(h)
-                feats.append(h)
-            results.append(feats)
-            if k != self.num_D - 1:
-                x = _pyramid_down(x)
-        return results
-
-
-def pix2pixhd_losses(netD: MultiscaleDiscriminator, cond: torch.Tensor, real: torch.Tensor,
-                     fake: torch.Tensor, *, vgg_loss: nn.Module | None = None,
-                     lambda_feat: float = 10.0) -> dict[str, torch.Tensor]:
-    """The paper's objective (Eq. 4), weighted as the official trainer weights it.
-
-    ``cond`` is the generator input (label [+ edge]); D sees ``cat(cond, image)``. LSGAN
-    terms are summed over the scales, the feature-matching term is
-    ``lambda_feat / num_D * 4 / (n_layers + 1)`` times the L1 of each intermediate feature,
-    and ``vgg_loss`` (a :class:`train.losses.VGGLoss`) is scaled by ``lambda_feat``.
-    Returns ``G_GAN``, ``G_GAN_Feat``, ``G_VGG`` (with ``vgg_loss``), ``D_real`` and
-    ``D_fake``; minimise ``G_*`` for G and ``(D_real + D_fake) / 2`` for D.
-    """
-    from ..losses import GANLoss, feature_matching_loss
-
-    gan = GANLoss("ls")
-    num_D = netD.num_D
-    pred_real = netD(torch.cat([cond, real.detach()], 1))
-    pred_fake_D = netD(torch.cat([cond, fake.detach()], 1))
-    pred_fake = netD(torch.cat([cond, fake], 1))
-    n_feats = len(pred_fake[0]) - 1  # = n_layers + 1 intermediate stages
-    losses = {
-        "G_GAN": gan(pred_fake, True, for_discriminator=False) * num_D,  # shared GANLoss averages
-        "G_GAN_Feat": feature_matching_loss(pred_fake, pred_real, lambda_feat * 4 / n_feats),
-        "D_real": gan(pred_real, True) * num_D,
-        "D_fake": gan(pred_fake_D, False) * num_D,
-    }
-    if vgg_loss is not None:
-        losses["G_VGG"] = vgg_loss(fake, real) * lambda_feat
-    return losses
 
 
 class _SynthesisGraph(nn.Module):
@@ -350,8 +251,12 @@ class Pix2PixHDModel(SynthesisModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.netG(x)
 
-    def build_discriminator(self) -> MultiscaleDiscriminator:
+    def build_discriminator(self) -> "MultiscaleDiscriminator":
         """The official multi-scale D on (label [+ edge], image), feature-matching layout."""
+        from .discriminator import (
+            MultiscaleDiscriminator,  # it builds on this module's layers
+        )
+
         c = self.config
         return MultiscaleDiscriminator(c.num_classes + int(c.instance_edge) + 3, c.ndf, c.n_layers_D,
                                        c.norm, c.num_D, intermediate=True)

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...models.pix2pixhd import pix2pixhd_losses
-from .base import Batch, Recipe, vgg_or_none
+from sdk.train.families.pix2pixhd.losses import pix2pixhd_losses
+from sdk.train.trainer.recipe import Batch, Recipe, vgg_or_none
 
 
 class Pix2PixHDRecipe(Recipe):
@@ -30,7 +30,7 @@ class Pix2PixHDRecipe(Recipe):
     def d_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             fake = self.G(batch.seg)
-        from ...losses import GANLoss
+        from sdk.train.losses import GANLoss
 
         gan, num_D = GANLoss("ls"), self.disc.num_D
         real = self.D(torch.cat([batch.seg, batch.image], 1))
@@ -40,3 +40,7 @@ class Pix2PixHDRecipe(Recipe):
     @torch.no_grad()
     def sample(self, gen: nn.Module, batch: Batch) -> torch.Tensor:
         return gen(batch.seg)
+
+
+RECIPE = Pix2PixHDRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

@@ -24,9 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec
+from sdk.train.models.layers.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStdDev,
+    PixelNorm,
+)
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec
 
 
 @dataclass(frozen=True)

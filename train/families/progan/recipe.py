@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Batch, Recipe
+from sdk.train.trainer.recipe import Batch, Recipe
 
 
 def lod_at(images: float, max_level: int, images_per_phase: float, start_level: int = 0) -> float:
@@ -86,3 +86,7 @@ class ProGANRecipe(Recipe):
     @property
     def train_size(self) -> tuple[int, int]:
         return self.model.config.height, self.model.config.width
+
+
+RECIPE = ProGANRecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.label_map import label_input, resize_label
-from .registry import Preset, register_model
-from .spade import SPADEConfig, SPADEGenerator, SPADEModel
-from .spec import GraphSpec, TensorSpec, label_spec
+from sdk.train.families.spade.network import SPADEConfig, SPADEGenerator, SPADEModel
+from sdk.train.models.layers.label_map import label_input, resize_label
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import GraphSpec, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)

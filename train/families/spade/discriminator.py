@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.norm import nonspade_norm_layer
+from sdk.train.models.layers.norm import nonspade_norm_layer
 
 
 class NLayerDiscriminator(nn.Module):

@@ -14,12 +14,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.label_map import LabelMap, label_input, read_label, resize_label
-from .layers.norm import nonspade_norm_layer, parse_spade_config
-from .layers.onehot import mark_one_hot_input, mark_spade_label_convs
-from .layers.resblocks import SPADEResnetBlock
-from .registry import Preset, register_model
-from .spec import GraphSpec, SynthesisModel, TensorSpec, edge_spec, label_spec
+from sdk.train.models.layers.label_map import (
+    LabelMap,
+    label_input,
+    read_label,
+    resize_label,
+)
+from sdk.train.models.layers.norm import nonspade_norm_layer, parse_spade_config
+from sdk.train.models.layers.onehot import mark_one_hot_input, mark_spade_label_convs
+from sdk.train.models.layers.resblocks import SPADEResnetBlock
+from sdk.train.models.registry import Preset, register_model
+from sdk.train.models.spec import (
+    GraphSpec,
+    SynthesisModel,
+    TensorSpec,
+    edge_spec,
+    label_spec,
+)
 
 UPSAMPLING_LAYERS = {"normal": 5, "more": 6, "most": 7}
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...losses import GANLoss, feature_matching_loss, kld_loss
-from ...models.discriminators import MultiscaleDiscriminator
-from .base import Batch, Recipe, model_options, vgg_or_none
+from sdk.train.families.spade.discriminator import MultiscaleDiscriminator
+from sdk.train.losses import GANLoss, feature_matching_loss, kld_loss
+from sdk.train.trainer.recipe import Batch, Recipe, model_options, vgg_or_none
 
 
 class SPADEGenSide(nn.Module):
@@ -78,3 +78,7 @@ class SPADERecipe(Recipe):
         if getattr(model, "netE", None) is not None:
             z = torch.randn(batch.image.shape[0], model.config.z_dim, device=batch.image.device)
         return model.netG(batch.seg, z)
+
+
+RECIPE = SPADERecipe
+"""The recipe the trainer builds for this family (``sdk.train.trainer.recipe.build_recipe``)."""

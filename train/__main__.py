@@ -1,0 +1,3 @@
+from sdk.train.cli import main
+
+raise SystemExit(main())

@@ -21,5 +21,22 @@ def test_groupdnet_keeps_grouped_convolutions(small_bundle):
 
 
 def test_dpsims_graph_contains_its_attention(small_bundle):
+    """One cross- and one self-attention per attention block of the pyramid, each a softmax
+    over the scores of a query-key product."""
+    from sdk.train.models import get_preset
+
     path = small_bundle("dpsims-ade20k")
-    assert len(_nodes(path / "model.onnx", "Softmax")) + len(_nodes(path / "model.onnx", "Attention")) >= 2
+    blocks = get_preset("dpsims-ade20k").config.block_types.count("attn")
+    model = onnx.load(str(path / "model.onnx"))
+    softmax = _nodes(path / "model.onnx", "Softmax")
+    assert len(softmax) == 2 * blocks == 4
+    producers = {out: n for n in model.graph.node for out in n.output}
+
+    def upstream(name, depth=4):
+        node = producers.get(name)
+        if node is None or depth == 0:
+            return set()
+        return {node.op_type} | set().union(*(upstream(i, depth - 1) for i in node.input))
+
+    for node in softmax:
+        assert "MatMul" in upstream(node.input[0]), node.name  # scores = q @ k^T (scaled)

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from sdk import Synthesizer
+from sdk.train.models import get_preset, list_models
 from tests.conftest import random_ids
-from train.models import get_preset, list_models
 
 PRESETS = list_models()
 

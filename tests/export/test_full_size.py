@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
-from tests.test_cli import run
+from tests.conftest import ROOT, run
 
 
 @pytest.mark.slow
@@ -32,11 +31,11 @@ def test_spade_cityscapes_full_size(tmp_path):
 
 @pytest.mark.slow
 def test_progan_256_full_size_samples(tmp_path):
-    from export.bundle import build_bundle
     from sdk import Synthesizer
+    from sdk.export.bundle import build_bundle
 
     manifest = build_bundle("progan-256", tmp_path / "p", seed=0)
-    assert max(manifest["graphs"]["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
+    assert max(manifest.graphs["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
     s = Synthesizer.from_pretrained(tmp_path / "p", backend="onnxruntime")
     a, b = s(seed=0, n=2)
     assert a.size == b.size == (256, 256)

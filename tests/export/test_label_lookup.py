@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from export.fold import calibrate_norm_stats, export_ready, relative_l2
-from export.label_lookup import OneHotLookupConv, use_label_lookup
-from train.models import create_model, get_preset
-from train.models.layers.label_map import LabelMap, read_label, resize_label
-from train.models.layers.onehot import mark_one_hot_input, one_hot_channels
+from sdk.export.label_lookup import OneHotLookupConv, use_label_lookup
+from sdk.export.parity import relative_l2
+from sdk.train.deploy.fold import calibrate_norm_stats, export_ready
+from sdk.train.models import create_model, get_preset
+from sdk.train.models.layers.label_map import LabelMap, read_label, resize_label
+from sdk.train.models.layers.onehot import mark_one_hot_input, one_hot_channels
 
 
 def label_map(n: int, h: int, w: int, before: int, classes: int, after: int, seed: int = 0) -> LabelMap:

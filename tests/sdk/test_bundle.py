@@ -77,8 +77,8 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path):
 
 
 def test_failed_export_keeps_previous_bundle(bundle_copy):
-    from export.bundle import build_bundle
-    from export.onnx_export import ParityError
+    from sdk.export.bundle import build_bundle
+    from sdk.export.parity import ParityError
 
     before = (bundle_copy / "manifest.json").read_bytes()
     with pytest.raises(ParityError):  # an impossible parity limit makes the export fail late

@@ -1,18 +1,11 @@
 """The CLIs end to end: outputs on success, exit status 2 and one clear line on bad input."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, random_ids
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+from tests.conftest import random_ids, run
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def test_missing_bundle_and_unknown_model(tmp_path):
 
 
 def test_export_list_shows_every_preset():
-    from train.models import list_models
+    from sdk.train.models import list_models
 
     r = run("-m", "export", "list")
     assert r.returncode == 0, r.stderr

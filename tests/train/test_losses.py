@@ -6,7 +6,13 @@ import math
 import pytest
 import torch
 
-from train.losses import GANLoss, VGG19Features, VGGLoss, feature_matching_loss, kld_loss
+from sdk.train.losses import (
+    GANLoss,
+    VGG19Features,
+    VGGLoss,
+    feature_matching_loss,
+    kld_loss,
+)
 
 P = torch.tensor([[-2.0, 0.5], [1.5, 3.0]])
 

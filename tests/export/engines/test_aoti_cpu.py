@@ -15,15 +15,15 @@ from sdk.engines import current_key
 
 @pytest.mark.slow
 def test_aoti_cpu_engine_end_to_end(tiny_bundle, capsys):
-    from export.cli import main
+    from sdk.export.cli import main
 
     assert main(["engine", "--bundle", str(tiny_bundle), "--backend", "aoti", "--precision", "fp32",
                  "--batch", "1:2:4"]) == 0
     assert "parity batch_1" in capsys.readouterr().out
     b = Bundle(tiny_bundle)  # sha256 of the package and the rewritten manifest verify
     key = current_key("aoti", "fp32")
-    rec = b.manifest["engines"][key]
-    assert rec["files"]["model"] == f"engines/{key}/model.pt2" and rec["files"]["model"] in b.manifest["files"]
+    rec = b.manifest.engines[key]
+    assert rec["files"]["model"] == f"engines/{key}/model.pt2" and rec["files"]["model"] in b.manifest.files
     assert rec["batch"] == {"min": 1, "opt": 2, "max": 4}
     figures = rec["parity"]["model"]
     assert set(figures) == {"batch_1", "batch_2", "blocks_batch_1", "blocks_batch_2", "u8_max_levels"}

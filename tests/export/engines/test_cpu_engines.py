@@ -14,15 +14,30 @@ import numpy as np
 import onnx
 import pytest
 
-from export.calibration import QUALITY_SEED, CalibrationError, input_set, label_maps, region_ids
-from export.engine_quality import compare_runs, psnr
-from export.quantize import attention_matmuls, float_nodes, last_convs
 from sdk import Bundle, Synthesizer
 from sdk.backends import make_runner, resolve_backend
-from sdk.bundle import write_manifest
-from sdk.engines import (AUTO_BREAK_EVEN_CALLS, AUTO_MIN_SPEEDUP, QUALITY_BARS_DB, cpu_device, current_key,
-                         engine_key, fastest_cpu_engine, read_cpuinfo, select_engine)
+from sdk.bundle import Manifest, write_manifest
+from sdk.engines import (
+    AUTO_BREAK_EVEN_CALLS,
+    AUTO_MIN_SPEEDUP,
+    cpu_device,
+    current_key,
+    engine_key,
+    fastest_cpu_engine,
+    read_cpuinfo,
+    select_engine,
+)
 from sdk.errors import BackendError
+from sdk.export.calibration import (
+    QUALITY_SEED,
+    CalibrationError,
+    input_set,
+    label_maps,
+    region_ids,
+)
+from sdk.export.engine_quality import compare_runs, psnr
+from sdk.export.engine_records import QUALITY_BARS_DB
+from sdk.export.quantize import attention_matmuls, float_nodes, last_convs
 from tests.conftest import ROOT
 
 pytest.importorskip("openvino")
@@ -47,7 +62,7 @@ def _engine(tmp_path, small_bundle, name: str = "spade-cityscapes"):
 
 
 def _build(path, backend: str, precision: str, *extra: str) -> None:
-    from export.cli import main
+    from sdk.export.cli import main
 
     assert main(["engine", "--bundle", str(path), "--backend", backend, "--precision", precision, *extra]) == 0
 
@@ -83,7 +98,7 @@ def test_calibration_maps_are_regions_in_the_bundle_classes(small_bundle):
     assert street[0].shape == b.resolution and not np.array_equal(street[0], street[1])
     samples = label_maps(b, "samples", 3)  # samples/street_*_label.png only, resized to the CI size
     assert all(m.shape == b.resolution for m in samples) and np.array_equal(samples[2], samples[0][:, ::-1])
-    from export.calibration import SAMPLES, file_ids
+    from sdk.export.calibration import SAMPLES, file_ids
 
     assert np.array_equal(samples[0], file_ids(b, SAMPLES / "street_1_label.png"))
     assert len(np.unique(samples[0])) > 3
@@ -102,7 +117,7 @@ def test_last_conv_and_attention_nodes_are_found(small_bundle):
     conv = next(n for n in model.graph.node if n.name == last[0])
     assert conv.op_type == "Conv"
     # it is the convolution of the network's last layer: no other Conv is downstream of it
-    from onnx import helper, TensorProto
+    from onnx import TensorProto, helper
 
     q = helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 4, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])
@@ -135,7 +150,7 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
     b = Bundle(path)  # every engine file is in the manifest's sha256 list
     ort_rec = select_engine(b, "onnxruntime-int8", "int8")
     ov_rec = select_engine(b, "openvino", "int8")
-    assert ov_rec["key"] == current_key("openvino", "int8") and ov_rec["files"]["model"] in b.manifest["files"]
+    assert ov_rec["key"] == current_key("openvino", "int8") and ov_rec["files"]["model"] in b.manifest.files
     quant = ort_rec["notes"]["quantization"]
     assert ov_rec["notes"]["quantization"] == {**quant, "reused_from": ort_rec["key"]}
     assert quant["quantized_nodes"] == quant["candidate_nodes"] - len(quant["kept_float_nodes"]) > 0
@@ -174,7 +189,7 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
                              ({"openvino": (0.9, None), "onnxruntime-int8": (0.8, None)}, "onnxruntime")):
         for rec in manifest["engines"].values():
             rec["speed"]["speedup"], rec["speed"]["break_even_calls"] = speeds[rec["backend"]]
-        write_manifest(path, manifest)
+        write_manifest(path, Manifest.from_json(manifest))
         b = Bundle(path)
         assert resolve_backend(b, "auto") == expected
         s = Synthesizer(b)
@@ -252,7 +267,7 @@ def test_engine_of_another_cpu_is_refused_with_the_rebuild_command(tmp_path, sma
     rec = json.loads(json.dumps(rec).replace(key, other))
     rec["speed"]["speedup"], rec["speed"]["break_even_calls"] = 10.0, 1.0  # only its key stands in the way
     manifest["engines"] = {other: rec}
-    write_manifest(path, manifest)
+    write_manifest(path, Manifest.from_json(manifest))
     b = Bundle(path)
     with pytest.raises(BackendError, match=f"built for another device or runtime .*{other}.*this machine needs {key}: "
                                            f"rebuild with python -m export engine --bundle {path} --backend openvino "
@@ -268,7 +283,7 @@ def test_engine_of_another_cpu_is_refused_with_the_rebuild_command(tmp_path, sma
 
 
 def test_engine_below_its_bar_is_not_written(tmp_path, small_bundle, monkeypatch, capsys):
-    from export.cli import main
+    from sdk.export.cli import main
 
     path = _engine(tmp_path, small_bundle, "progan-64")
     before = (path / "manifest.json").read_bytes()
@@ -286,7 +301,7 @@ def test_engine_below_its_bar_is_not_written(tmp_path, small_bundle, monkeypatch
     (["--backend", "aoti", "--precision", "fp32", "--threads", "2"], "options of the CPU engines"),
 ])
 def test_engine_cli_bad_input_is_one_line(tmp_path, small_bundle, capsys, args, message):
-    from export.cli import main
+    from sdk.export.cli import main
 
     path = _engine(tmp_path, small_bundle, "progan-64") if "calibration" not in " ".join(args) else \
         _engine(tmp_path, small_bundle)

@@ -7,14 +7,22 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from export.engine_build import EngineBuildError, parity_batches, parse_shapes
-from export.engine_tensorrt import fp32_pinned_nodes, layer_matches
 from sdk import Bundle
 from sdk.backends import available_backends, make_runner, resolve_backend
-from sdk.bundle import write_manifest
-from sdk.engines import (BatchProfile, PARITY_LIMITS, cpu_device, current_key, engine_key, engine_record,
-                         gpu_device, has_matching_engine, parse_batch_profile, select_engine)
+from sdk.bundle import Manifest, write_manifest
+from sdk.engines import (
+    cpu_device,
+    current_key,
+    engine_key,
+    gpu_device,
+    has_matching_engine,
+    select_engine,
+)
 from sdk.errors import BackendError
+from sdk.export.engine_build import EngineBuildError, parity_batches, parse_shapes
+from sdk.export.engine_records import BatchProfile, engine_record, parse_batch_profile
+from sdk.export.engine_tensorrt import fp32_pinned_nodes, layer_matches
+from sdk.export.parity import PARITY_LIMITS
 
 
 def _has_tensorrt() -> bool:
@@ -119,7 +127,7 @@ def _add_record(path, backend: str, precision: str, key: str) -> dict:
                         files={"model": f"engines/{key}/model.bin"}, parity={"model": {"batch_1": 1e-6}})
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["engines"] = {**manifest.get("engines", {}), key: rec}
-    write_manifest(path, manifest)
+    write_manifest(path, Manifest.from_json(manifest))
     return rec
 
 
@@ -130,7 +138,7 @@ def test_engine_record_fields_and_manifest_checksums(tiny_bundle):
     assert rec["batch"] == {"min": 1, "opt": 2, "max": 4}
     assert rec["parity"]["limit"] == PARITY_LIMITS["fp16"] == 1e-2 and PARITY_LIMITS["fp32"] == 1e-4
     b = Bundle(tiny_bundle)  # verifies every sha256, the engine file included
-    assert "engines/aoti-fp16-nvidia-a100-sm80-torch9.9/model.bin" in b.manifest["files"]
+    assert "engines/aoti-fp16-nvidia-a100-sm80-torch9.9/model.bin" in b.manifest.files
     assert select_engine(b, "aoti", key="aoti-fp16-nvidia-a100-sm80-torch9.9")["precision"] == "fp16"
 
 
@@ -151,7 +159,7 @@ def test_missing_engine_names_the_build_command(tiny_bundle):
 
 @pytest.mark.skipif(_has_tensorrt(), reason="TensorRT is installed here")
 def test_tensorrt_missing_gives_a_clear_error(tiny_bundle, capsys):
-    from export.cli import main
+    from sdk.export.cli import main
 
     _add_record(tiny_bundle, "tensorrt", "fp16", "tensorrt-fp16-nvidia-l4-sm89-trt10.0-cuda12.4")
     b = Bundle(tiny_bundle)
@@ -167,7 +175,7 @@ def test_backends_are_registered():
 
 
 def test_cpu_aoti_refuses_gpu_precisions(tiny_bundle, capsys):
-    from export.cli import main
+    from sdk.export.cli import main
 
     assert main(["engine", "--bundle", str(tiny_bundle), "--backend", "aoti", "--precision", "fp16"]) == 2
     assert "needs a GPU" in capsys.readouterr().err
@@ -178,7 +186,7 @@ def test_reduced_precision_keeps_norms_fp32_behind_an_fp32_interface():
     import torch
     from torch import nn
 
-    from export.engine_aoti import ReducedPrecision
+    from sdk.train.deploy.precision import ReducedPrecision
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()).eval()
     wrapped = ReducedPrecision(net, torch.bfloat16).eval()
@@ -193,7 +201,7 @@ def test_attention_graphs_are_detected_and_batch_stays_dynamic():
     import torch
     from torch import nn
 
-    from export.engine_aoti import export_program, has_attention
+    from sdk.export.engine_aoti import export_program, has_attention
 
     class Attn(nn.Module):
         def forward(self, q):
@@ -232,7 +240,7 @@ def test_a_package_that_failed_its_probe_is_never_loaded(tiny_bundle, caplog):
                            parity={}, probe={"model": {"ok": False, "returncode": -11, "seconds": 3.0,
                                                        "detail": "killed by SIGSEGV"}})
     manifest["engines"] = {key: record}
-    write_manifest(tiny_bundle, {k: v for k, v in manifest.items() if k != "files"})
+    write_manifest(tiny_bundle, Manifest.from_json(manifest))
     b = Bundle(tiny_bundle)
     assert resolve_backend(b, "auto") == "onnxruntime"
     with caplog.at_level("WARNING", logger="sdk"):

@@ -11,9 +11,9 @@ pytest.importorskip("cuda", reason="cuda-python is not installed")
 @pytest.mark.slow
 @pytest.mark.parametrize("precision, limit", [("fp32", 1e-4), ("fp16", 1e-2)])
 def test_tensorrt_engine_end_to_end(tiny_bundle, precision, limit):
-    from export.engine_build import build_engine
     from sdk import Bundle
     from sdk.backends import make_runner, resolve_backend
+    from sdk.export.engine_build import build_engine
 
     rec = build_engine(tiny_bundle, "tensorrt", precision=precision, batch="1:2:4")
     assert max(rec["parity"]["model"].values()) < limit

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from train.models.discriminators import MultiscaleDiscriminator
-from train.models.official import check_and_load
+from sdk.train.families.spade.discriminator import MultiscaleDiscriminator
+from sdk.train.models.official import check_and_load
 
 
 def official_d_keys(input_nc: int, ndf: int = 64) -> dict[str, tuple[int, ...]]:

@@ -7,12 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.models.dpsims import DPSIMSConfig, DPSIMSModel, Mapping
-from train.models.dpsims_discriminator import (ConvNeXt, DPSIMSDiscriminator,
-                                               DPSIMSDiscriminatorConfig)
-from train.models.layers.attention import CrossAttention2d
-from train.models.official import CheckpointMismatch
-from train.models.registry import _REGISTRY
+from sdk.train.families.dpsims.discriminator import (
+    ConvNeXt,
+    DPSIMSDiscriminator,
+    DPSIMSDiscriminatorConfig,
+)
+from sdk.train.families.dpsims.network import DPSIMSConfig, DPSIMSModel, Mapping
+from sdk.train.models.layers.attention import CrossAttention2d
+from sdk.train.models.official import CheckpointMismatch
+from sdk.train.models.registry import _REGISTRY
 
 SMALL = dict(channels_G=2, spade_hidden=4, pyramid_dim=8, w_dim=8, mlp_hidden=8, n_tokens=3)
 

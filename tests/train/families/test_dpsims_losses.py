@@ -7,9 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.losses_dpsims import (ClassBalancedSampler, class_balanced_weights, class_weight_map,
-                                 contrastive_loss, discriminator_loss, diversity_loss,
-                                 focal_loss, n1_target, patch_nce)
+from sdk.train.families.dpsims.losses import (
+    class_balanced_weights,
+    contrastive_loss,
+    discriminator_loss,
+    diversity_loss,
+    patch_nce,
+)
+from sdk.train.families.oasis.losses import class_weight_map, focal_loss, n1_target
 
 
 def _label(ids: list[list[int]], c: int) -> torch.Tensor:
@@ -118,9 +123,14 @@ def test_class_balanced_weights_and_sampler() -> None:
     # f_A = 1 -> 1, f_B = 1/4 -> sqrt(4) = 2, f_C = 1/2 -> sqrt(2); dontcare (f = 1/4) ignored
     torch.testing.assert_close(w, torch.tensor([math.sqrt(2), math.sqrt(2), 1.0, 2.0]))
     assert class_balanced_weights(presence, threshold=0.1).tolist() == [1.0] * 4  # nothing rarer than t
-    s = ClassBalancedSampler(presence, num_samples=20000, threshold=1.0,
-                             generator=torch.Generator().manual_seed(0))
-    idx = torch.tensor(list(iter(s)))
-    assert len(s) == 20000 and len(idx) == 20000
-    share = torch.bincount(idx, minlength=4).float() / len(idx)
+    # the trainer's sampler draws images in proportion to the weights, epoch after epoch
+    from sdk.train.trainer.distributed import DistInfo
+    from sdk.train.trainer.loop import EpochData
+
+    data = EpochData(list(range(4)), 1, 0, DistInfo(), 0, w)
+    drawn = []
+    for epoch in range(5000):
+        data.epoch = epoch
+        drawn += data.epoch_order()
+    share = torch.bincount(torch.tensor(drawn), minlength=4).float() / len(drawn)
     torch.testing.assert_close(share, w / w.sum(), atol=0.015, rtol=0)

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.models import groupdnet as gd
-from train.models.official import CheckpointMismatch, check_and_load
-from train.models.registry import _REGISTRY
+from sdk.train.families.groupdnet import network as gd
+from sdk.train.models.official import CheckpointMismatch, check_and_load
+from sdk.train.models.registry import _REGISTRY
 
 
 def preset(name: str):

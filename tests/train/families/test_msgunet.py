@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from train.models.msgunet import MSGUNetConfig, MSGUNetModel
-from train.models.registry import get_preset
+from sdk.train.families.msgunet.network import MSGUNetConfig, MSGUNetModel
+from sdk.train.models.registry import get_preset
 
 SMALL = MSGUNetConfig(height=32, width=64, ngf=4, max_width=16, n_down=5)
 

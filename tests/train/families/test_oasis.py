@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.models.oasis import OASISConfig, OASISModel
-from train.models.official import CheckpointMismatch, load_official
-from train.models.registry import _REGISTRY
+from sdk.train.families.oasis.network import OASISConfig, OASISModel
+from sdk.train.models.official import CheckpointMismatch, load_official
+from sdk.train.models.registry import _REGISTRY
 
 SMALL = {"channels_G": 4, "spade_hidden": 8}
 

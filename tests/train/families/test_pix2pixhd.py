@@ -4,9 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.models.official import CheckpointMismatch, check_and_load, load_official
-from train.models.pix2pixhd import Pix2PixHDConfig, Pix2PixHDModel, instance_average, pix2pixhd_losses
-from train.models.registry import get_preset
+from sdk.train.families.pix2pixhd.losses import pix2pixhd_losses
+from sdk.train.families.pix2pixhd.network import (
+    Pix2PixHDConfig,
+    Pix2PixHDModel,
+    instance_average,
+)
+from sdk.train.models.official import CheckpointMismatch, check_and_load, load_official
+from sdk.train.models.registry import get_preset
 
 # Reduced global generator: ngf 4, two downsamplings, one residual block, 35 labels + edge.
 SMALL = Pix2PixHDConfig(height=32, width=64, ngf=4, n_downsample_global=2, n_blocks_global=1)
@@ -156,7 +161,7 @@ def test_losses_follow_the_official_weighting() -> None:
     real = torch.rand(1, 3, 32, 64) * 2 - 1
     fake = model.netG(cond)
     identity_vgg = lambda x: [x, x[:, :1]]  # noqa: E731 - a stand-in feature extractor
-    from train.losses import VGGLoss
+    from sdk.train.losses import VGGLoss
     losses = pix2pixhd_losses(netD, cond, real, fake, vgg_loss=VGGLoss(identity_vgg, (1.0, 0.5)))
     assert set(losses) == {"G_GAN", "G_GAN_Feat", "G_VGG", "D_real", "D_fake"}
     pred_fake = netD(torch.cat([cond, fake], 1))

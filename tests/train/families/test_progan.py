@@ -7,9 +7,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from train.models.layers.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
-from train.models.progan import ProGANConfig, ProGANDiscriminator, ProGANGenerator, ProGANModel
-from train.models.registry import get_preset
+from sdk.train.families.progan.network import (
+    ProGANConfig,
+    ProGANDiscriminator,
+    ProGANGenerator,
+    ProGANModel,
+)
+from sdk.train.models.layers.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStdDev,
+    PixelNorm,
+)
+from sdk.train.models.registry import get_preset
 
 SMALL = ProGANConfig(height=32, width=32, fmap_base=64, fmap_max=16, latent_dim=16)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.models import create_model, get_preset
-from train.models.official import CheckpointMismatch, load_official
+from sdk.train.models import create_model, get_preset
+from sdk.train.models.official import CheckpointMismatch, load_official
 
 SMALL = {"ngf": 8, "spade_hidden": 16, "height": 128, "width": 256}
 
@@ -88,15 +88,15 @@ def test_pickled_code_is_not_executed(tmp_path):
 
 
 def test_bundle_from_official_checkpoint(tmp_path):
-    from export.bundle import build_bundle
     from sdk import Synthesizer
+    from sdk.export.bundle import build_bundle
 
     model = create_model("spade-ade20k", **SMALL)
     torch.save(model.netG.state_dict(), tmp_path / "latest_net_G.pth")
     manifest = build_bundle("spade-ade20k", tmp_path / "b", checkpoints=[tmp_path / "latest_net_G.pth"],
                             overrides=SMALL)
-    assert manifest["weights"]["norm_stats"] == "learned"
-    assert max(manifest["graphs"]["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
+    assert manifest.weights["norm_stats"] == "learned"
+    assert max(manifest.graphs["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
     s = Synthesizer.from_pretrained(tmp_path / "b", backend="torch")
     import numpy as np
     assert s(np.zeros((128, 256), np.int64)).size == (256, 128)

@@ -7,11 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.metrics import get_metric, list_metrics
-from benchmarks.metrics.image_quality import ms_ssim, psnr, ssim
-from benchmarks.metrics.swd import (laplacian_pyramid, patch_descriptors, pyr_down,
-                                    pyr_up, reconstruct_laplacian_pyramid, sliced_wasserstein,
-                                    sliced_wasserstein_distance)
+from sdk.train.metrics import get_metric, list_metrics
+from sdk.train.metrics.image_quality import ms_ssim, psnr, ssim
+from sdk.train.metrics.swd import (
+    laplacian_pyramid,
+    patch_descriptors,
+    pyr_down,
+    pyr_up,
+    reconstruct_laplacian_pyramid,
+    sliced_wasserstein,
+    sliced_wasserstein_distance,
+)
 
 
 def _noise(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:

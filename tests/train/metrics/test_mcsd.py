@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.metrics import get_metric
-from benchmarks.metrics.mcsd import masked_distance, mcsd_mocd
+from sdk.train.metrics import get_metric
+from sdk.train.metrics.mcsd import masked_distance, mcsd_mocd
 
 torch.manual_seed(0)
 # 1x1 convs and a 2x2 pool: no feature crosses the (even-aligned) class boundaries

@@ -16,7 +16,7 @@ What is measured, per configuration (one record each in ``results.json``):
   see. CPU: growth of the resident set size (``/proc/self/statm``, sampled after every
   call) over its value before the runner was built; no tracemalloc (it misses native
   allocations and slows the run).
-* parameters of the synthesis graph; GFLOPs from ``benchmarks.flops.graph_flops``
+* parameters of the synthesis graph; GFLOPs from ``sdk.train.models.flops.graph_flops``
   (``FlopCounterMode``: convolutions and matmuls, one multiply-accumulate = 2 FLOPs).
 * the roofline floor of the detected GPU (``benchmarks.roofline``) and efficiency =
   floor / measured median. CPU: no roofline (fields are null).
@@ -72,8 +72,8 @@ try:
 except ImportError:  # the runtime-only install: main() says what to install; --help still works
     torch = None
 
-from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms  # noqa: E402
-from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS  # noqa: E402
+from sdk.benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms
+from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS
 
 BACKENDS = ("reference", "torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt", "openvino",
             "onnxruntime-int8")
@@ -176,8 +176,8 @@ def _reference_callable(bundle: Any, precision: str, device: str) -> Callable[[d
     label (and float edge map) already on the device, output left there; on GPU FP16 (or
     the asked precision), channels-last and ``torch.compile(mode="reduce-overhead")``
     (CUDA graphs). Feeds: the one-hot tensors from :func:`reference_feeds`."""
-    from export.engine_aoti import ReducedPrecision
-    from sdk.backends.torch import build_model
+    from sdk.train.deploy.precision import ReducedPrecision
+    from sdk.train.deploy.runner import build_model
 
     if device == "cpu" and precision in ("fp16", "tf32"):
         raise Skip(f"torch {precision} is a GPU precision")
@@ -258,9 +258,10 @@ def cpu_engine_facts(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> None:
-    from export.engine_build import build_engine
-    from export.engine_cpu import QualityError
-    from sdk.engines import BatchProfile, current_key, engines_of
+    from sdk.engines import current_key, engines_of
+    from sdk.export.engine_build import build_engine
+    from sdk.export.engine_cpu import QualityError
+    from sdk.export.engine_records import BatchProfile
 
     if backend == "tensorrt":
         try:
@@ -339,10 +340,10 @@ def configurations(args: argparse.Namespace, device: str) -> list[tuple[str, str
 
 def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
                 workdir: Path) -> list[Record]:
-    from benchmarks.flops import count_params, graph_flops
-    from export.bundle import build_bundle
     from sdk import Bundle
-    from train.models import get_preset
+    from sdk.export.bundle import build_bundle
+    from sdk.train.models import get_preset
+    from sdk.train.models.flops import count_params, graph_flops
 
     preset = get_preset(name)
     size = "x".join(str(overrides.get(k, getattr(preset.config, k))) for k in ("height", "width"))
@@ -509,7 +510,7 @@ def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
 
 def write_claims(records: list[dict[str, Any]], out: Path) -> None:
     """The papers' efficiency claims next to our counts and this run's measurements."""
-    from benchmarks.report import compare, load_claims, to_markdown
+    from sdk.benchmarks.report import compare, load_claims, to_markdown
 
     rows = compare(load_claims(), records)
     (out / "claims.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -581,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" or args.quick else device
-    from train.models import get_preset, list_models
+    from sdk.train.models import get_preset, list_models
 
     cpu_full = device == "cpu" and not args.quick  # the CPU engines side by side (module docstring)
     args.models = args.models or list(QUICK_MODELS if args.quick else CPU_MODELS if cpu_full else DEFAULT_MODELS)
@@ -625,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "records": [asdict(r) for r in records]}, indent=2) + "\n")
     write_markdown(records, out / "results.md", args.quick)
     if any(r.backend in CPU_ENGINE_BACKENDS for r in records):
-        from benchmarks.report import cpu_summary
+        from sdk.benchmarks.report import cpu_summary
 
         (out / "SUMMARY.md").write_text(cpu_summary([asdict(r) for r in records], describe_device(device), args.quick))
     plot(records, out / "latency.png")

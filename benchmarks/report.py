@@ -3,7 +3,7 @@
     python benchmarks/report.py [--latency runs/latency/results.json] [--out runs/claims]
 
 Parameter counts come from the registry (every parameter of the deployed networks,
-built on the meta device), TFLOPs from ``benchmarks.flops.graph_flops``
+built on the meta device), TFLOPs from ``sdk.train.models.flops.graph_flops``
 (FlopCounterMode, conv + matmul, MAC = 2 FLOPs, batch 1, the preset's resolution).
 Speed and memory claims are compared only with measurements from a latency run
 (``benchmarks/latency.py``) at full size and batch 1 (the fastest backend's record);
@@ -32,15 +32,15 @@ def load_claims(path: str | Path = CLAIMS) -> list[dict[str, Any]]:
 def our_params(model: str) -> int:
     import torch
 
-    from benchmarks.flops import count_params
-    from train.models import get_preset
+    from sdk.train.models import get_preset
+    from sdk.train.models.flops import count_params
 
     with torch.device("meta"):
         return count_params(get_preset(model).build())
 
 
 def our_tflops(model: str) -> float:
-    from benchmarks.flops import graph_flops
+    from sdk.train.models.flops import graph_flops
 
     return graph_flops(model) / 1e12
 
@@ -288,7 +288,7 @@ def check_targets(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def merge_runs(folder: Path, note: str = "") -> dict[str, Any]:
     """Merge ``folder/*/results.json`` (one latency run per preset) into ``folder/results.json``,
     ``results.md`` and ``SUMMARY.md`` (the GPU targets, met or not)."""
-    from benchmarks.latency import Record, write_markdown
+    from sdk.benchmarks.latency import Record, write_markdown
 
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/results.json"))]
     if not runs:

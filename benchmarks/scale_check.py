@@ -59,7 +59,7 @@ def make_labels(folder: Path, n: int) -> Path:
     import numpy as np
     from PIL import Image
 
-    from train.data.procedural import scene_label
+    from sdk.train.data.procedural import scene_label
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -139,10 +139,9 @@ def killed_worker_run(labels: Path, out: Path, n: int, address: str, batch_size:
 def serve_runs(requests: int, duration: float, clients: list[int]) -> dict[str, Any]:
     from ray import serve
 
-    from benchmarks.serve_load import run_load
+    from sdk.benchmarks.app_browser import free_port
+    from sdk.benchmarks.serve_load import run_load
     from sdk.serve import ServeOptions, start
-
-    from benchmarks.app_browser import free_port
 
     body = (ROOT / "samples" / "street_1_label.png").read_bytes()
     port = free_port()
@@ -159,7 +158,7 @@ def serve_runs(requests: int, duration: float, clients: list[int]) -> dict[str, 
 
 # -- report ---------------------------------------------------------------------------
 def markdown(res: dict[str, Any]) -> str:
-    from benchmarks.serve_load import markdown as load_table
+    from sdk.benchmarks.serve_load import markdown as load_table
 
     m = res["machine"]
     lines = [f"# Beyond one process: measured {res['date']}", "",
@@ -273,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             "p99_32_ms": by["mb8"][hi]["p99_ms"], "met": batch1 > 0 and batched >= 1.5 * batch1}}
         log(f"  batched at {hi} clients: {batched} images/s vs batch-1 {batch1}")
     if "app" in args.only:
-        from benchmarks.app_browser import measure
+        from sdk.benchmarks.app_browser import measure
 
         log(f"app: {strokes} strokes in headless chromium")
         res["app"] = measure(DEMO, ROOT / "samples" / "street_1_label.png", strokes, args.screenshot)

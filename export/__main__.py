@@ -1,3 +1,3 @@
-from .cli import main
+from sdk.export.cli import main
 
 raise SystemExit(main())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import platform
 import time
 from importlib import metadata
@@ -13,18 +12,31 @@ import numpy as np
 import torch
 
 from sdk.atomic import atomic_dir
-from sdk.bundle import SCHEMA_VERSION, write_manifest
+from sdk.bundle import write_manifest
 from sdk.classes import class_names
-from sdk.conventions import ADE20K_MINUS_ONE, CONVENTIONS, Convention, official_convention
+from sdk.conventions import (
+    ADE20K_MINUS_ONE,
+    CONVENTIONS,
+    Convention,
+    official_convention,
+)
+from sdk.export.label_lookup import MIN_CLASSES, OneHotLookupConv, use_label_lookup
+from sdk.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_parity
+from sdk.export.parity import PARITY_LIMIT, ParityError
+from sdk.export.stable_norm import use_two_stage_instance_norm
+from sdk.export.weights import write_shared_weights
+from sdk.manifest import Manifest
 from sdk.palettes import get_palette
-from train.models import SynthesisModel, get_preset
-from train.models.official import CheckpointMismatch, check_and_load, load_official, read_state_dict
-
-from .fold import calibrate_norm_stats, export_ready
-from .label_lookup import MIN_CLASSES, OneHotLookupConv, use_label_lookup
-from .onnx_export import DEFAULT_OPSET, PARITY_LIMIT, ParityError, export_onnx, onnx_parity
-from .stable_norm import use_two_stage_instance_norm
-from .weights import deploy_state, is_deploy_weights, write_shared_weights
+from sdk.train.deploy.fold import calibrate_norm_stats, export_ready
+from sdk.train.deploy.weights import deploy_state, is_deploy_weights
+from sdk.train.models import SynthesisModel, get_preset
+from sdk.train.models.config_codec import config_to_json
+from sdk.train.models.official import (
+    CheckpointMismatch,
+    check_and_load,
+    load_official,
+    read_state_dict,
+)
 
 Progress = Callable[[str], None]
 
@@ -43,7 +55,7 @@ def _training_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]] | None
     """(weights file, meta) if ``path`` is a ``python -m train`` checkpoint folder or a file in one."""
     import json
 
-    from train.trainer.checkpoint import FORMAT, GENERATOR_FILE
+    from sdk.train.trainer.checkpoint import FORMAT, GENERATOR_FILE
 
     path = Path(path)
     folder, weights = (path, path / GENERATOR_FILE) if path.is_dir() else (path.parent, path)
@@ -67,7 +79,6 @@ def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None
     the part named in the file name), a full ``weights.safetensors`` of this model, or a
     training checkpoint (``RUN/ckpt-N/generator.safetensors``, ``generator_ema.safetensors``
     or the folder), whose recorded model config must equal ``model``'s."""
-    from train.trainer.checkpoint import model_config_json
 
     parts = _parts(model)
     for path in paths:
@@ -76,7 +87,7 @@ def load_checkpoints(model: SynthesisModel, paths: Sequence[str | Path]) -> None
         train_ckpt = _training_checkpoint(path)
         if train_ckpt is not None:
             weights, meta = train_ckpt
-            ours = model_config_json(model.config)
+            ours = config_to_json(model.config)
             theirs = meta.get("model_config", {})
             if theirs != ours or meta.get("family") not in (None, model.family):
                 diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k, "<absent>") != theirs.get(k, "<absent>"))
@@ -168,7 +179,7 @@ def label_path(spec: Any, lookups: int) -> dict[str, Any] | None:
 def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path] = (), seed: int = 0,
                  opset: int = DEFAULT_OPSET, overrides: dict[str, Any] | None = None,
                  parity_limit: float = PARITY_LIMIT, label_lookup: bool = True, onnx: bool = True,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None) -> Manifest:
     """Export preset ``name`` into the bundle folder ``out``; returns the manifest.
 
     ``label_lookup``: export convolutions over the one-hot label map with many classes
@@ -180,7 +191,7 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
     its parity check take; onnxruntime and TensorRT refuse it.
 
     Without checkpoints the weights are random (seeded) and the normalisation
-    statistics are calibrated on a few seeded batches (``export.fold.calibrate_norm_stats``)
+    statistics are calibrated on a few seeded batches (``sdk.train.deploy.fold.calibrate_norm_stats``)
     so the parity figures measure a well-conditioned network. Nothing is written to
     ``out`` unless every graph exports and passes its parity check.
     """
@@ -249,13 +260,12 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
         info = model.deploy_info()
         num_classes = info.get("num_classes")
         convention, convention_source = label_convention(preset.family, info.get("dataset"), checkpoints)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": name,
-            "family": preset.family,
-            "task": model.task,
-            "config": dataclasses.asdict(model.config),
-            "label": None if num_classes is None else {
+        manifest = Manifest(
+            name=name,
+            family=preset.family,
+            task=model.task,
+            config=config_to_json(model.config),
+            label=None if num_classes is None else {
                 "format": "class_ids",
                 "num_classes": num_classes,
                 "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
@@ -263,20 +273,16 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
                 "classes": class_names(convention.name if convention else None, num_classes),
                 "convention": None if convention is None else {**convention.to_json(), "source": convention_source},
             },
-            "resolution": info["resolution"],
-            "dtype": "float32",
-            "value_range": [-1.0, 1.0],
-            "graphs": graphs_meta,
-            "weights": {**weights_meta,
-                        "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
-                        "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "export": {"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,
-                       "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES},
-                       **timings},
-            "tools": tool_versions(),
-            "engines": {},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+            resolution=list(info["resolution"]),
+            graphs=graphs_meta,
+            weights={**weights_meta,
+                     "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
+                     "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
+            parameters=sum(p.numel() for p in model.parameters()),
+            export={"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,
+                    "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES}, **timings},
+            tools=tool_versions(),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
         manifest = write_manifest(tmp, manifest)
     return manifest

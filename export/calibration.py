@@ -58,7 +58,7 @@ def procedural_ids(bundle: Bundle, seed: int) -> np.ndarray:
     h, w = bundle.resolution
     classes = int(bundle.num_classes)
     if classes == 35:  # Cityscapes ids: the street scenes the demo was trained on
-        from train.data.procedural import scene_label
+        from sdk.train.data.procedural import scene_label
 
         return scene_label(seed, h, w).astype(np.int32)
     return region_ids(h, w, classes, seed)

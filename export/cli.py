@@ -8,12 +8,12 @@ from typing import Sequence
 
 from sdk import __version__
 from sdk.cli import Parser, run_cli
-from sdk.engines import parse_batch_profile
+from sdk.export.engine_records import parse_batch_profile
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from benchmarks.flops import count_params, graph_flops
-    from train.models import get_preset, list_models
+    from sdk.train.models import get_preset, list_models
+    from sdk.train.models.flops import count_params, graph_flops
 
     print(f"{'preset':<28} {'family':<10} {'task':<13} {'HxW':>10} {'classes':>7} {'params':>9} "
           f"{'paper':>8} {'GFLOPs':>8}")
@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from .bundle import build_bundle
+    from sdk.export.bundle import build_bundle
 
     out = args.out or f"bundles/{args.model}"
     start = time.perf_counter()
@@ -46,7 +46,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
     manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
                             label_lookup=not args.no_label_lookup, onnx=args.onnx, progress=progress)
-    for name, g in manifest["graphs"].items():
+    for name, g in manifest.graphs.items():
         if g["file"] is None:
             print(f"[export] {name}: no ONNX graph (--no-onnx): torch backend only")
             continue
@@ -54,7 +54,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         lookups = f", {g['label_lookups']} label convolutions as lookups" if g.get("label_lookups") else ""
         print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items())
               + f", 8-bit image within {g['parity']['u8_max_levels']} level" + lookups)
-    size = sum(f["bytes"] for f in manifest["files"].values())
+    size = sum(f["bytes"] for f in manifest.files.values())
     print(f"[export] wrote {out} ({size / 1e6:.0f} MB) in {time.perf_counter() - start:.0f} s")
     if not args.checkpoint:
         print(f"WARNING: no --checkpoint: {args.model} has random weights (seed {args.seed}), so its images are "
@@ -64,8 +64,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def cmd_engine(args: argparse.Namespace) -> int:
     from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS
-
-    from .engine_build import EngineBuildError, build_engine
+    from sdk.export.engine_build import EngineBuildError, build_engine
 
     precision = args.precision
     cpu = args.backend in CPU_ENGINE_BACKENDS
@@ -158,12 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors that are the user's to fix (imported after parsing: --help needs no torch)."""
-    from train.models.official import CheckpointMismatch
-    from train.models.registry import UnknownModelError
-
-    from .engine_build import EngineBuildError
-    from .engine_cpu import QualityError
-    from .onnx_export import ParityError
+    from sdk.export.engine_build import EngineBuildError
+    from sdk.export.engine_cpu import QualityError
+    from sdk.export.parity import ParityError
+    from sdk.train.models.official import CheckpointMismatch
+    from sdk.train.models.registry import UnknownModelError
 
     return CheckpointMismatch, ParityError, UnknownModelError, EngineBuildError, QualityError
 

@@ -5,13 +5,13 @@ CPU engines (OpenVINO, onnxruntime INT8) are built from the ONNX graph by
 :func:`build_engine` dispatches there. For TensorRT and AOTInductor, for each graph of
 the bundle: compile (TensorRT plan from the ONNX file, AOTInductor package from the
 network rebuilt from the bundle's weights), check parity against
-PyTorch FP32 on seeded inputs (``export.fold.relative_l2``; limits in
-``sdk.engines.PARITY_LIMITS``), then swap ``engines/<key>/`` in atomically and rewrite
+PyTorch FP32 on seeded inputs (``sdk.export.parity.relative_l2``; limits in
+``sdk.export.parity.PARITY_LIMITS``), then swap ``engines/<key>/`` in atomically and rewrite
 the manifest (``engines`` section and sha256 list) with ``sdk.bundle.write_manifest``.
 Nothing changes in the bundle unless every graph builds and passes.
 
 Random-weight bundles already carry calibrated normalisation statistics
-(``export.fold.calibrate_norm_stats`` at bundle export), so the parity figures measure a
+(``sdk.train.deploy.fold.calibrate_norm_stats`` at bundle export), so the parity figures measure a
 well-conditioned network rather than saturated outputs.
 """
 from __future__ import annotations
@@ -24,10 +24,26 @@ import numpy as np
 
 from sdk.atomic import atomic_dir
 from sdk.bundle import Bundle, write_manifest
-from sdk.engines import (CPU_ENGINE_BACKENDS, ENGINE_BACKENDS, ENGINE_FILES, PARITY_LIMITS, BatchProfile, aoti_target,
-                         engine_key, engine_record, parse_batch_profile, tensorrt_target)
-
-from .onnx_export import PARITY_LAYOUTS, ParityError, compare_outputs, reference_outputs
+from sdk.engines import (
+    CPU_ENGINE_BACKENDS,
+    ENGINE_BACKENDS,
+    aoti_target,
+    engine_key,
+    tensorrt_target,
+)
+from sdk.export.engine_records import (
+    ENGINE_FILES,
+    BatchProfile,
+    engine_record,
+    parse_batch_profile,
+)
+from sdk.export.parity import (
+    PARITY_LAYOUTS,
+    PARITY_LIMITS,
+    ParityError,
+    compare_outputs,
+    reference_outputs,
+)
 
 Progress = Callable[[str], None]
 
@@ -94,12 +110,12 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
     ``cpu_options`` go to :func:`export.engine_cpu.build_cpu_engine` (``calibration``,
     ``calibration_size``, ``keep_float``, ``threads``...) for the CPU engine backends."""
     if backend in CPU_ENGINE_BACKENDS:
-        from .engine_cpu import build_cpu_engine
+        from sdk.export.engine_cpu import build_cpu_engine
 
         return build_cpu_engine(bundle_path, backend, precision=precision, progress=progress, **cpu_options)
     if cpu_options:
         raise EngineBuildError(f"{', '.join(sorted(cpu_options))}: options of the CPU engines, not of {backend}")
-    from sdk.backends.torch import build_model
+    from sdk.train.deploy.runner import build_model
 
     say = progress or (lambda msg: None)
     profile = parse_batch_profile(batch) if isinstance(batch, str) else batch
@@ -125,14 +141,13 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
     folder = bundle.path / "engines" / key
     old_cache = folder / "timing.cache"
     with atomic_dir(folder) as tmp:
-        for gname in bundle.manifest["graphs"]:
+        for gname in bundle.manifest.graphs:
             info = bundle.graph(gname)
             out = tmp / f"{gname}{ENGINE_FILES[backend]}"
             say(f"building {backend} {precision} engine of {gname} ({key})")
             if backend == "tensorrt":
                 from sdk.backends.tensorrt import PlanExecutor
-
-                from .engine_tensorrt import build_plan
+                from sdk.export.engine_tensorrt import build_plan
 
                 in_shapes = parse_shapes(shapes, info["inputs"])
                 fixed.update({f"{gname}.{k}": v for k, v in in_shapes.items()})
@@ -144,8 +159,7 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
                 run = PlanExecutor(str(out))
             else:
                 from sdk.backends.aoti import PackageExecutor, probe_package
-
-                from .engine_aoti import compile_package
+                from sdk.export.engine_aoti import compile_package
 
                 dev = "cpu" if target.startswith("cpu-") else "cuda"
                 notes[gname] = compile_package(graphs[gname].with_uint8_outputs(), out, precision=precision,
@@ -169,7 +183,7 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
     record = engine_record(key=key, backend=backend, precision=precision, device=target, versions=versions,
                            batch=profile, files=files, parity=parity, shapes=fixed,
                            notes=notes, build_s=round(time.perf_counter() - start, 1), probe=probes or None)
-    manifest = dict(bundle.manifest)
-    manifest["engines"] = {**(manifest.get("engines") or {}), key: record}
+    manifest = bundle.manifest
+    manifest.engines = {**manifest.engines, key: record}
     write_manifest(bundle.path, manifest)
     return record

@@ -9,7 +9,7 @@ dispatches here; no torch needed). Stages, each with a progress line:
 2. OpenVINO only: convert the graph (FP32 or QDQ) once to an IR, ``engines/<key>/model.xml``
    + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
 3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
-   below its bar (``sdk.engines.QUALITY_BARS_DB``) the engine is not written;
+   below its bar (``sdk.export.engine_records.QUALITY_BARS_DB``) the engine is not written;
 4. speed against onnxruntime FP32 at batch 1, ABBA blocks, same thread count;
 5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
 
@@ -30,13 +30,24 @@ import numpy as np
 
 from sdk.atomic import atomic_dir
 from sdk.bundle import Bundle, write_manifest
-from sdk.engines import (BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS, QUALITY_BARS_DB, BatchProfile, cpu_engine_target,
-                         engine_key, engine_record, engines_of, runtime_version)
+from sdk.engines import (
+    BACKEND_PRECISIONS,
+    CPU_ENGINE_BACKENDS,
+    cpu_engine_target,
+    engine_key,
+    engines_of,
+    runtime_version,
+)
 from sdk.errors import BackendError
-
-from .calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
-from .engine_quality import block_medians, compare_runs, interleaved_medians, renderer_psnr
-from .quantize import KEEP_FLOAT, quantize_graph
+from sdk.export.calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
+from sdk.export.engine_quality import (
+    block_medians,
+    compare_runs,
+    interleaved_medians,
+    renderer_psnr,
+)
+from sdk.export.engine_records import QUALITY_BARS_DB, BatchProfile, engine_record
+from sdk.export.quantize import KEEP_FLOAT, quantize_graph
 
 Progress = Callable[[str], None]
 QUALITY_INPUTS = 4
@@ -154,7 +165,7 @@ def break_even_calls(speed: dict[str, Any]) -> float | None:
 
 def is_trained_demo(bundle: Bundle) -> bool:
     """The demo bundle with learned weights (its images can be scored against the renderer)."""
-    return bundle.name == "spade-demo-street" and (bundle.manifest.get("weights") or {}).get("norm_stats") == "learned"
+    return bundle.name == "spade-demo-street" and bundle.manifest.weights.get("norm_stats") == "learned"
 
 
 def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
@@ -166,7 +177,7 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
     Raises :class:`QualityError` (bundle unchanged) when the engine's PSNR against the FP32
     graph is below ``QUALITY_BARS_DB[precision]``.
     """
-    from .engine_build import EngineBuildError
+    from sdk.export.engine_build import EngineBuildError
 
     say = progress or (lambda msg: None)
     if backend not in CPU_ENGINE_BACKENDS:
@@ -285,7 +296,7 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
     record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
                            batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed, notes=notes,
                            build_s=round(time.perf_counter() - start, 1))
-    manifest = dict(Bundle(bundle.path, verify=False).manifest)
-    manifest["engines"] = {**(manifest.get("engines") or {}), key: record}
+    manifest = Bundle(bundle.path, verify=False).manifest
+    manifest.engines = {**manifest.engines, key: record}
     write_manifest(bundle.path, manifest)
     return record

@@ -75,7 +75,7 @@ def renderer_psnr(runs: dict[str, Run], label_input: str, u8_name: str, size: tu
                   scenes: int = 8) -> dict[str, Any]:
     """Mean PSNR (dB) of each run's image against the procedural renderer's on ``scenes``
     held-out street scenes (label-only graphs, Cityscapes ids)."""
-    from train.data.procedural import render, scene_label
+    from sdk.train.data.procedural import render, scene_label
 
     scores: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(scenes):

@@ -20,7 +20,8 @@ from typing import Any, Iterable
 
 import onnx
 
-from sdk.engines import BatchProfile, import_tensorrt
+from sdk.engines import import_tensorrt
+from sdk.export.engine_records import BatchProfile
 
 NORM_OPS = frozenset({"BatchNormalization", "InstanceNormalization", "GroupNormalization", "LayerNormalization",
                       "ReduceMean", "ReduceSumSquare", "ReduceL2", "ReduceSum", "Sqrt", "Reciprocal", "Pow",

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.models.layers.label_map import LabelMap
-from train.models.layers.onehot import one_hot_channels
+from sdk.train.models.layers.label_map import LabelMap
+from sdk.train.models.layers.onehot import one_hot_channels
 
 # Fewest one-hot channels for which the lookup replaces the convolution (see module doc).
 MIN_CLASSES = 64
@@ -57,7 +57,7 @@ class OneHotLookupConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise TypeError("a label lookup reads class ids: call it through "
-                        "train.models.layers.label_map.read_label with a LabelMap")
+                        "sdk.train.models.layers.label_map.read_label with a LabelMap")
 
     def forward_label(self, seg: LabelMap) -> torch.Tensor:
         if seg.span != (self.start, self.stop) or seg.shape[1] != self.in_channels:

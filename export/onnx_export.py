@@ -15,21 +15,19 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import onnx
 import torch
 
-from train.models.spec import GraphSpec, to_uint8_image
-
-from .fold import relative_l2
+from sdk.export.parity import (
+    PARITY_LAYOUTS,
+    PARITY_LIMIT,
+    compare_outputs,
+    reference_outputs,
+)
+from sdk.train.models.spec import GraphSpec
 
 DEFAULT_OPSET = 20
-PARITY_LIMIT = 1e-4
 EXPORT_BATCH = 2
-
-
-class ParityError(RuntimeError):
-    """An exported graph disagrees with PyTorch beyond the allowed relative L2 error."""
 
 
 @contextmanager
@@ -79,44 +77,6 @@ def export_onnx(graph: GraphSpec, path: str | Path, *, opset: int = DEFAULT_OPSE
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(path))
     return model
-
-
-def reference_outputs(graph: GraphSpec, examples: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
-    """The parity reference: ``graph``'s network fed the one-hot form of ``examples``
-    (:meth:`GraphSpec.as_one_hot`), in FP32 on the CPU, outputs by name."""
-    with torch.no_grad():
-        ref = graph.module(*graph.as_one_hot(examples))
-    ref = ref if isinstance(ref, tuple) else (ref,)
-    return {s.name: r.float().numpy() for s, r in zip(graph.outputs, ref)}
-
-
-def compare_outputs(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], what: str,
-                    limit: float | None, max_levels: int | None = 1) -> tuple[float, int]:
-    """(worst relative L2 over the reference's outputs, worst 8-bit level difference of the
-    ``<name>_u8`` outputs in ``got`` against the reference rounded the same way).
-
-    Raises :class:`ParityError` on a non-finite output, an error above ``limit`` or an 8-bit
-    image more than ``max_levels`` off (FP32: 1, as rounding at a level boundary may flip one
-    level; ``None``: not checked, for reduced precision).
-    """
-    err = max(relative_l2(got[name], ref) for name, ref in reference.items())
-    if not np.isfinite(err):
-        raise ParityError(f"{what}: non-finite output")
-    if limit is not None and err > limit:
-        raise ParityError(f"{what}: relative L2 error {err:.3g} vs PyTorch FP32 exceeds {limit:g}")
-    levels = 0
-    for name, ref in reference.items():
-        if f"{name}_u8" in got:
-            expected = to_uint8_image(torch.from_numpy(ref)).numpy().astype(np.int16)
-            levels = max(levels, int(np.abs(got[f"{name}_u8"].astype(np.int16) - expected).max()))
-    if max_levels is not None and levels > max_levels:
-        raise ParityError(f"{what}: the 8-bit image differs from the rounded float image by {levels} levels")
-    return err, levels
-
-
-PARITY_LAYOUTS = {"random": "batch_{b}", "blocks": "blocks_batch_{b}"}
-"""Label layouts every parity check runs (``TensorSpec.example``) and their report keys:
-per-pixel random labels, and block label maps like real ones."""
 
 
 def onnx_parity(graph: GraphSpec, path: str | Path, *, batches: tuple[int, ...] = (1, 2),

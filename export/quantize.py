@@ -153,7 +153,12 @@ def quantize_graph(src: str | Path, dst: str | Path, feeds: Iterable[dict[str, n
 
     ``ops=None`` quantizes every operator type onnxruntime can (normalisation arithmetic,
     softmax, resize...): the variant the measurements in the module docstring reject."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     start = time.perf_counter()
     model = onnx.load(str(src))

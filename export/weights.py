@@ -2,7 +2,7 @@
 holds the ONNX graphs' initializers, which the graphs reference as external data.
 
 The file stores the *deploy* weights: the state of the export-ready network (spectral
-norm folded, SyncBatchNorm as BatchNorm; ``export.fold.export_ready``), which the torch
+norm folded, SyncBatchNorm as BatchNorm; ``sdk.train.deploy.fold.export_ready``), which the torch
 backend loads into an export-ready network of the same config. ONNX initializers that
 are byte-for-byte one of those tensors point at it (offset and length inside the
 safetensors file: the ONNX external-data format allows any file and offset); the others
@@ -26,29 +26,10 @@ import torch
 from onnx import numpy_helper
 
 from sdk.atomic import default_umask
+from sdk.train.deploy.weights import DEPLOY_MARK, ONNX_PREFIX
 
-DEPLOY_MARK = {"sdk.weights": "deploy"}
-ONNX_PREFIX = "onnx/"
 MIN_EXTERNAL_BYTES = 1024
 """Initializers smaller than this stay inside the graph (shape constants, scalars)."""
-
-
-def is_deploy_weights(path: str | Path) -> bool:
-    """True for a ``weights.safetensors`` written by :func:`write_shared_weights`."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            return (f.metadata() or {}).get("sdk.weights") == "deploy"
-    except Exception:  # not a safetensors file: a .pth checkpoint
-        return False
-
-
-def deploy_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """The torch tensors of a deploy weights file (the ONNX-only ones left out)."""
-    from safetensors.torch import load_file
-
-    return {k: v for k, v in load_file(str(path)).items() if not k.startswith(ONNX_PREFIX)}
 
 
 def _digest(data: bytes) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.app_browser import browser_page, open_app, paint, running_app  # noqa: E402
+from sdk.benchmarks.app_browser import browser_page, open_app, paint, running_app
 
 # (class, brush, points in label-map pixels (x, y)) on samples/street_1_label.png (256x512)
 STROKES = [

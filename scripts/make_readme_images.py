@@ -9,8 +9,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sdk import Synthesizer  # noqa: E402
-from sdk.atomic import atomic_path  # noqa: E402
+from sdk import Synthesizer
+from sdk.atomic import atomic_path
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from sdk.classes import ADE20K, COCO_STUFF
 from sdk.palettes import bit_palette, get_palette
-from train.data.procedural import render, scene_label
+from sdk.train.data.procedural import render, scene_label
 
 OUT = Path(__file__).resolve().parent.parent / "samples"
 

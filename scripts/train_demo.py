@@ -31,8 +31,8 @@ HELD_OUT = 1_000_000  # evaluation scene seeds start here; training uses seeds <
 def train(run: Path, minutes: float, resume: bool) -> tuple[Path, float, int]:
     import torch
 
-    from train.trainer.config import load_config
-    from train.trainer.loop import Trainer
+    from sdk.train.trainer.config import load_config
+    from sdk.train.trainer.loop import Trainer
 
     cfg = load_config(CONFIG)
     trainer = Trainer(cfg, run, resume=resume)
@@ -59,7 +59,7 @@ def evaluate(bundle: Path, n: int = 16) -> dict[str, float]:
     two references: the renderer with another seed's colours, and a flat grey image."""
     from sdk.bundle import Bundle
     from sdk.synthesizer import Synthesizer
-    from train.data.procedural import render, scene_label
+    from sdk.train.data.procedural import render, scene_label
 
     synth = Synthesizer(Bundle(bundle), backend="onnxruntime")
     model, other, grey = [], [], []
@@ -80,7 +80,7 @@ def plot_losses(run: Path, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from train.trainer.runlog import read_metrics
+    from sdk.train.trainer.runlog import read_metrics
 
     rows = read_metrics(run / "metrics.jsonl")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -116,9 +116,9 @@ def main() -> int:
     args = p.parse_args()
     run, bundle = Path(args.run), Path(args.bundle)
 
-    from export.bundle import build_bundle
-    from sdk.bundle import MANIFEST, write_manifest
-    from train.trainer.checkpoint import list_checkpoints
+    from sdk.bundle import Bundle, write_manifest
+    from sdk.export.bundle import build_bundle
+    from sdk.train.trainer.checkpoint import list_checkpoints
 
     elapsed = None
     if not args.skip_train:
@@ -140,10 +140,10 @@ def main() -> int:
     size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file())
     text = f"""# {PRESET}: training record
 
-A label-only SPADE generator (ngf {manifest['config']['ngf']}, SPADE hidden width
-{manifest['config']['spade_hidden']}, {manifest['parameters'] / 1e6:.2f} M parameters) that synthesises at
-{256 // manifest['config']['scale']}x{512 // manifest['config']['scale']} inside a 256x512 deploy graph
-(the label map is sampled every {manifest['config']['scale']} pixels; the image is upsampled bilinearly).
+A label-only SPADE generator (ngf {manifest.config['ngf']}, SPADE hidden width
+{manifest.config['spade_hidden']}, {manifest.parameters / 1e6:.2f} M parameters) that synthesises at
+{256 // manifest.config['scale']}x{512 // manifest.config['scale']} inside a 256x512 deploy graph
+(the label map is sampled every {manifest.config['scale']} pixels; the image is upsampled bilinearly).
 Trained with `scripts/train_demo.py` (config `train/configs/demo-spade.yaml`) on procedural street
 scenes (`train/data/procedural.py`, seeds 0..{cfg['data']['num_samples'] - 1}); no dataset download.
 
@@ -169,7 +169,7 @@ predict, so the renderer-with-another-seed row is a practical ceiling. The loss 
 `docs/demo_loss.png`.
 """
     (bundle / "TRAINING.md").write_text(text)
-    write_manifest(bundle, {k: v for k, v in json.loads((bundle / MANIFEST).read_text()).items() if k != "files"})
+    write_manifest(bundle, Bundle(bundle, verify=False).manifest)  # list TRAINING.md
     print(f"[demo] wrote {bundle} ({size / 1e6:.1f} MB) and docs/demo_loss.png")
     return 0
 

@@ -167,8 +167,8 @@ def bundle_sha(bundle_path: str | Path) -> str:
     from .bundle import Bundle
 
     b = Bundle(bundle_path, verify=False)
-    files = b.manifest["files"]
-    for rel in (b.manifest.get("weights", {}).get("file"), b.graph("model")["file"]):
+    files = b.manifest.files
+    for rel in (b.manifest.weights.get("file"), b.graph("model")["file"]):
         if rel and rel in files:
             return files[rel]["sha256"]
     raise SDKError(f"{b.path} lists neither weights nor a model graph with a sha256; re-export it")

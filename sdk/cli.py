@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
-
 import time
-from typing import Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence
 
 import numpy as np
 
@@ -87,20 +85,13 @@ def _backend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in ("device", "threads", "precision") if getattr(args, k, None) is not None}
 
 
-def _open(args: argparse.Namespace, task: str, use: str) -> Synthesizer:
-    """The bundle's Synthesizer; a bundle of another task is an error naming the right command."""
+def _open(args: argparse.Namespace) -> Synthesizer:
+    """The bundle's Synthesizer (the call then refuses a bundle of another task, naming the
+    command it takes)."""
     from .synthesizer import Synthesizer
 
-    s = Synthesizer.from_pretrained(args.bundle, backend=args.backend, labels=getattr(args, "labels", "dataset"),
-                                    **_backend_options(args))
-    if s.bundle.task != task:
-        raise SDKError(f"{s.bundle.name} is a model of task {s.bundle.task}; use `python -m sdk "
-                       f"{_COMMAND[s.bundle.task]}` (`{args.command}` is for {use})")
-    return s
-
-
-_COMMAND = {"semantic": "synthesize --label PNG", "unconditional": "sample --seed S",
-            "image2image": "translate --image IMG"}
+    return Synthesizer.from_pretrained(args.bundle, backend=args.backend, labels=getattr(args, "labels", "dataset"),
+                                       **_backend_options(args))
 
 
 def _output(fmt: str) -> str:
@@ -109,7 +100,7 @@ def _output(fmt: str) -> str:
 
 def cmd_synthesize(args: argparse.Namespace) -> int:
     out = _check_out(args.out, args.format, args.n)
-    s = _open(args, "semantic", "label-to-image models")
+    s = _open(args)
     count = check_count(args.n, "--n")
     images = s.stream(args.label, seed=args.seed, style=args.style, instance=args.instance, n=count,
                       output=_output(args.format), batch_size=args.batch_size, progress=args.progress)
@@ -120,7 +111,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     gif = args.interpolate is not None and Path(args.out).suffix.lower() == ".gif"
     out = Path(args.out) if gif else _check_out(args.out, args.format, args.n)
-    s = _open(args, "unconditional", "unconditional models")
+    s = _open(args)
     if args.interpolate is None:
         count = check_count(args.n, "--n")
         images = s.stream(seed=args.seed, n=count, output=_output(args.format), batch_size=args.batch_size,
@@ -140,7 +131,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     out = _check_out(args.out, "image", 1)
-    s = _open(args, "image2image", "image-to-image models")
+    s = _open(args)
     if not args.all_scales:
         _write([s.translate(args.image)], [out], s.runner(), "image")
         return 0
@@ -156,7 +147,7 @@ def cmd_morph(args: argparse.Namespace) -> int:
         raise SDKError(f"morph writes an animated GIF; give --out ending in .gif, not {out.name!r}")
     if args.steps < 2:
         raise SDKError(f"--steps must be >= 2 (the two end points), got {args.steps}")
-    s = _open(args, "semantic", "GroupDNet bundles")
+    s = _open(args)
     frames = s.morph(args.image_a, args.label_a, args.image_b, args.label_b, steps=args.steps,
                      label=args.label, mode=args.mode)
     save_gif(frames, out, args.duration_ms)
@@ -182,12 +173,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     b = Bundle(path, verify=not args.no_verify)
     m = b.manifest
     if args.json:
-        print(json.dumps(m, indent=2))
+        print(json.dumps(m.to_json(), indent=2))
         return 0
     if b.random_weights:
-        print(f"WARNING: random weights ({m['weights']['source']}): this bundle's images are noise-like; "
+        print(f"WARNING: random weights ({m.weights['source']}): this bundle's images are noise-like; "
               f"export a trained or official checkpoint for real images")
-    print(f"{m['name']}  ({m['family']}, {m['task']})  at {b.path}")
+    print(f"{m.name}  ({m.family}, {m.task})  at {b.path}")
     h, w = b.resolution
     print(f"  resolution   {h}x{w} (HxW)")
     if b.label:
@@ -197,9 +188,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         if convention:
             print(f"  label files  {convention['dataset']}: {convention['summary']} ({convention['name']}; "
                   f"{convention.get('source', '')}); pass --labels model for maps of model ids")
-    if "parameters" in m:
-        print(f"  parameters   {m['parameters'] / 1e6:.2f}M")
-    for name, g in m["graphs"].items():
+    if m.parameters is not None:
+        print(f"  parameters   {m.parameters / 1e6:.2f}M")
+    for name, g in m.graphs.items():
         ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
         outs = ", ".join(f"{o['name']}{tuple(o['shape'])}" for o in g["outputs"])
         parity = g.get("parity", {}).get("onnxruntime_cpu", {})
@@ -207,8 +198,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  graph {name:<7} {g['file'] or '-'}: {ins} -> {outs}; {worst}")
         if (g.get("label_path") or {}).get("onnx"):
             print(f"    label      {g['label_path']['onnx']}")
-    print(f"  weights      {_describe_source(m.get('weights') or {})}")
-    print("  files        " + ", ".join(f"{k} ({v['bytes'] / 1e6:.1f} MB)" for k, v in m["files"].items()))
+    for key in m.engines:
+        print(f"  engine       {key}")
+    print(f"  weights      {_describe_source(m.weights)}")
+    print("  files        " + ", ".join(f"{k} ({v['bytes'] / 1e6:.1f} MB)" for k, v in m.files.items()))
     print("  verified     " + ("no (--no-verify)" if args.no_verify else "sha256 of every file matches"))
     return 0
 

@@ -1,4 +1,4 @@
-"""Built engines in a bundle: keys, batch profiles, manifest records, matching.
+"""Built engines in a bundle, as the runtime sees them: keys, matching and selection.
 
 An engine (a TensorRT plan, an AOTInductor package, an OpenVINO IR, an INT8 ONNX graph)
 only runs on the device and the runtime it was built for. It lives in ``engines/<key>/``
@@ -10,12 +10,13 @@ compute capability, or the CPU: see :func:`cpu_device`) and the runtime versions
     openvino-int8-cpu-x86_64-amd-epyc-avx512bf16-3f2a9c1e-openvino2026.4.1
 
 CPU engines (``openvino``, ``onnxruntime-int8``) also carry their quality against the
-bundle's FP32 graph (PSNR and 8-bit differences; bars in :data:`QUALITY_BARS_DB`) and
+bundle's FP32 graph (PSNR and 8-bit differences, gated at build) and
 their speed against onnxruntime FP32 measured when they were built: ``backend="auto"``
 picks the fastest of them that beats onnxruntime FP32 (:func:`fastest_cpu_engine`).
 
-The manifest's ``engines`` section maps each key to its record (see
-:func:`engine_record`). A runner recomputes the key of this machine and refuses an
+The manifest's ``engines`` section maps each key to its record (written by
+``sdk.export.engine_records``, with batch profiles, parity and quality bars: build-time
+facts). A runner recomputes the key of this machine and refuses an
 engine whose key differs, naming the ``python -m export engine`` command that
 rebuilds it. Nothing here imports torch or TensorRT at module level.
 """
@@ -24,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import platform
 import re
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +32,11 @@ from .bundle import Bundle
 from .errors import BackendError
 
 CPU_ENGINE_BACKENDS = ("openvino", "onnxruntime-int8")
-"""Engines built from the bundle's ONNX graph for this CPU, gated by :data:`QUALITY_BARS_DB`."""
+"""Engines built from the bundle's ONNX graph for this CPU, gated on quality at build."""
 ENGINE_BACKENDS = ("tensorrt", "aoti", *CPU_ENGINE_BACKENDS)
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 BACKEND_PRECISIONS = {"tensorrt": ("fp32", "tf32", "fp16", "bf16"), "aoti": ("fp32", "tf32", "fp16", "bf16"),
                       "openvino": ("fp32", "bf16", "int8"), "onnxruntime-int8": ("int8",)}
-PARITY_LIMITS = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 1e-2, "bf16": 1e-2}
-"""Relative L2 vs PyTorch FP32 an engine must meet (TF32 rounds matmul inputs to 10 bits,
-so it gets the reduced-precision limit). TensorRT and AOTInductor engines."""
-QUALITY_BARS_DB = {"fp32": 50.0, "bf16": 40.0, "int8": 30.0}
-"""PSNR (dB) of a CPU engine's 8-bit image against the bundle's FP32 graph (onnxruntime) on
-seeded inputs, below which the engine is not written. BF16 and INT8 are the issue's bars;
-FP32 (50 dB: a level off on well under 1% of pixels) only catches a broken conversion."""
-ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
 AUTO_MIN_SPEEDUP = 1.25
 """The speed-up over onnxruntime FP32 (measured at build) a CPU engine needs for ``auto`` to
 run it: a margin over the build's timing noise (a few seconds of calls in ABBA blocks on a
@@ -58,38 +49,6 @@ an OpenVINO INT8 engine of the 5 ms demo saves ~4 ms a call and costs ~1 s once 
 one-shot ``synthesize`` took 1.7 s against 0.6 s with onnxruntime FP32)."""
 RUNTIME_PACKAGES = {"openvino": "openvino", "onnxruntime-int8": "onnxruntime"}
 """The Python distribution whose version a CPU engine's key carries."""
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """Dynamic batch range of an engine: TensorRT tunes for ``opt``, accepts ``min..max``."""
-
-    min: int
-    opt: int
-    max: int
-
-    def to_json(self) -> dict[str, int]:
-        return {"min": self.min, "opt": self.opt, "max": self.max}
-
-    def __str__(self) -> str:
-        return f"{self.min}:{self.opt}:{self.max}"
-
-
-def parse_batch_profile(text: str) -> BatchProfile:
-    """``"1:4:8"`` -> ``BatchProfile(1, 4, 8)``; ``"4"`` -> ``BatchProfile(4, 4, 4)``."""
-    parts = text.split(":")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"batch profile {text!r} is not MIN:OPT:MAX of integers (e.g. 1:4:8)") from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise ValueError(f"batch profile {text!r} needs three values MIN:OPT:MAX (e.g. 1:4:8) or one")
-    lo, opt, hi = values
-    if not 1 <= lo <= opt <= hi:
-        raise ValueError(f"batch profile {text!r} must satisfy 1 <= MIN <= OPT <= MAX")
-    return BatchProfile(lo, opt, hi)
 
 
 def _slug(text: str) -> str:
@@ -177,7 +136,7 @@ def engine_key(backend: str, precision: str, device: str, versions: dict[str, st
 def tensorrt_target() -> tuple[str, dict[str, str]]:
     """(device, versions) a TensorRT engine built here would carry. Needs tensorrt and a GPU."""
     trt = import_tensorrt()
-    from .backends.tensorrt import cuda_device, cuda_runtime_version
+    from .devices import cuda_device, cuda_runtime_version
 
     name, cap = cuda_device()
     return gpu_device(name, cap), {"trt": trt.__version__, "cuda": cuda_runtime_version()}
@@ -235,34 +194,6 @@ def import_tensorrt() -> Any:
 
 
 # -- manifest records ------------------------------------------------------------------
-def engine_record(*, key: str, backend: str, precision: str, device: str, versions: dict[str, str],
-                  batch: BatchProfile, files: dict[str, str], parity: dict[str, dict[str, float]] | None = None,
-                  shapes: dict[str, list[int]] | None = None, notes: dict[str, Any] | None = None,
-                  build_s: float | None = None, probe: dict[str, dict[str, Any]] | None = None,
-                  quality: dict[str, Any] | None = None, speed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of the manifest's ``engines`` section.
-
-    ``files``: graph -> path relative to the bundle; ``parity``: graph -> {"batch_N":
-    relative L2 vs PyTorch FP32} (TensorRT, AOTInductor); ``shapes``: input -> fixed
-    non-batch dims if overridden; ``probe``: graph -> result of loading the file in a
-    fresh process (AOTInductor); ``quality``: a CPU engine's figures against the bundle's
-    FP32 graph (``export.engine_quality``); ``speed``: its median against onnxruntime FP32
-    when it was built (what ``auto`` ranks by).
-    """
-    record: dict[str, Any] = {
-        "key": key, "backend": backend, "precision": precision, "device": device, "versions": versions,
-        "batch": batch.to_json(), "files": files, "shapes": shapes or {},
-    }
-    if parity is not None:
-        record["parity"] = {"reference": "torch fp32 (bundle weights), seeded inputs", "metric": "relative_l2",
-                            "limit": PARITY_LIMITS[precision], **parity}
-    if quality is not None:
-        record["quality"] = quality
-    if speed is not None:
-        record["speed"] = speed
-    record.update({"build_s": build_s, "notes": notes or {}, "probe": probe or {},
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    return record
 
 
 def default_precision(backend: str) -> str:
@@ -286,7 +217,7 @@ def rebuild_hint(bundle: Bundle, backend: str, precision: str) -> str:
 
 def engines_of(bundle: Bundle, backend: str, precision: str | None = None) -> list[dict[str, Any]]:
     """Records of ``backend`` (optionally at ``precision``) in the bundle's manifest."""
-    return [r for r in (bundle.manifest.get("engines") or {}).values()
+    return [r for r in (bundle.manifest.engines).values()
             if r.get("backend") == backend and (precision is None or r.get("precision") == precision)]
 
 

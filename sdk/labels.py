@@ -33,6 +33,11 @@ def _open(x: LabelLike, what: str) -> Image.Image | np.ndarray:
     raise LabelError(f"{what} must be a PNG path, a PIL image or a numpy array, not {type(x).__name__}")
 
 
+def is_batch(label: object) -> bool:
+    """Whether a label argument is several maps: a list or tuple, or an (N, H, W) array."""
+    return isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3)
+
+
 def read_ids(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, what: str = "label") -> np.ndarray:
     """Decode a label map to an (H, W) int64 array of ids.
 

@@ -21,7 +21,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, Sequence, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Iterable,
+    Literal,
+    Mapping,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 from PIL import Image
@@ -274,7 +283,7 @@ class PerClassMixin:
 
     def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
                 return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:
-        if isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3):
+        if L.is_batch(label):
             raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
         image = self(label, codes=codes, instance=instance)
         return (image, codes) if return_codes else image

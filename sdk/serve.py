@@ -33,6 +33,7 @@ from ray import serve
 
 from . import labels as L
 from .errors import SDKError
+from .notices import notice
 
 API_NAME = "sdk"
 
@@ -221,8 +222,18 @@ def start(bundle: str | Path, options: ServeOptions | None = None, *, address: s
             ray.init(address=address, **kwargs)
         else:
             ray.init(include_dashboard=False, **kwargs)
-    serve.start(http_options={"host": opts.host, "port": opts.port, "request_timeout_s": opts.request_timeout_s},
-                logging_config={"log_level": "WARNING", "enable_access_log": False})
+    http = {"host": opts.host, "port": opts.port, "request_timeout_s": opts.request_timeout_s}
+    for attempt in (1, 2):
+        try:
+            serve.start(http_options=http, logging_config={"log_level": "WARNING", "enable_access_log": False})
+            break
+        except ray.exceptions.RayActorError as exc:
+            # Serve kills an HTTP proxy that does not come up in time (seen on a loaded 2-core
+            # machine); once more, then the error
+            if attempt == 2:
+                raise
+            notice(f"Ray Serve's HTTP proxy did not start ({type(exc).__name__}); starting it again")
+            serve.shutdown()
     serve.run(build_app(bundle, opts), name=name, route_prefix=route_prefix)
     host = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
     return f"http://{host}:{opts.port}{route_prefix.rstrip('/')}"

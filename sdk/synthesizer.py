@@ -36,6 +36,10 @@ ImageLike = str | Path | Image.Image | np.ndarray
 ImageInput = ImageLike | Sequence[ImageLike]
 ASPECT_TOLERANCE = 0.01
 """Relative aspect-ratio difference up to which ``translate`` resizes its input."""
+TASK_USAGE = {"semantic": ("s(label, seed=0)", "python -m sdk synthesize --label PNG"),
+              "unconditional": ("s(seed=0, n=4)", "python -m sdk sample --seed S"),
+              "image2image": ("s.translate(image)", "python -m sdk translate --image IMG")}
+"""How each task's models are called, for the error a call of another task gets."""
 MAX_AUTO_BATCH = 8
 """Largest batch the default ``batch_size`` picks (more buys little on a CPU)."""
 MIN_PER_IMAGE_BYTES = 16 << 20
@@ -123,7 +127,7 @@ class Synthesizer(PerClassMixin):
 
     @property
     def info(self) -> dict[str, Any]:
-        m = self.bundle.manifest
+        m = self.bundle.manifest.to_json()
         return {k: m.get(k) for k in ("name", "family", "task", "resolution", "label", "graphs", "tools")}
 
     def __repr__(self) -> str:
@@ -255,9 +259,7 @@ class Synthesizer(PerClassMixin):
         # 1. check inputs
         spec = self._input("image")
         if self.bundle.task != "image2image" or spec is None:
-            how = "s(seed=0)" if self.bundle.task == "unconditional" else "s(label, seed=0)"
-            raise SDKError(f"{self.bundle.name} takes no input image (task {self.bundle.task}); "
-                           f"call it as {how} (translate() is for image2image models such as msgunet-*)")
+            raise SDKError(self._wrong_task("takes no input image, so translate() does not apply"))
         batched = isinstance(image, (list, tuple))
         items = list(image) if batched else [image]
         if not items:
@@ -316,16 +318,15 @@ class Synthesizer(PerClassMixin):
         n = check_count(n)
         if b.task == "unconditional":
             if label is not None or instance is not None:
-                raise LabelError(f"{b.name} is an unconditional model: it takes no label map. "
-                                 f"Call it with a seed only, e.g. s(seed=0, n=4)")
+                raise LabelError(self._wrong_task("takes no label map"))
             items: list[Any] = []
             batched = False
         elif b.task != "semantic":
-            raise SDKError(f"{b.name} is an {b.task} model; use translate(image) instead")
+            raise SDKError(self._wrong_task("takes an image, not a label map"))
         elif label is None:
-            raise LabelError(f"{b.name} needs a label map: s(label, seed=...)")
+            raise LabelError(self._wrong_task("needs a label map"))
         else:
-            batched = isinstance(label, (list, tuple)) or (isinstance(label, np.ndarray) and label.ndim == 3)
+            batched = L.is_batch(label)
             items = list(label) if batched else [label]
             if not items:
                 raise LabelError("empty list of label maps; give at least one")
@@ -454,10 +455,18 @@ class Synthesizer(PerClassMixin):
             raise BackendError(f"out of memory at batch {size}: pass a smaller batch_size "
                                f"(e.g. {max(size // 2, 1)})") from exc
 
+    def _wrong_task(self, what: str) -> str:
+        """The one message for a call this model's task does not take: how to call it, in
+        Python and on the command line."""
+        task = self.bundle.task
+        python, cli = TASK_USAGE[task]
+        article = "an" if task[0] in "aeiou" else "a"
+        return f"{self.bundle.name} is {article} {task} model that {what}: call it as {python} (CLI: `{cli}`)"
+
     def _warn_random_weights(self) -> None:
         """Once per process and bundle, with the first images: they come from random weights."""
         if self.bundle.random_weights:
-            notice(f"{self.bundle.name} has random weights ({self.bundle.manifest['weights']['source']}): its "
+            notice(f"{self.bundle.name} has random weights ({self.bundle.manifest.weights['source']}): its "
                    f"images are noise-like; export a trained or official checkpoint for real images")
 
     def _float_name(self, u8_name: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def small_bundle(tmp_path_factory, worker_id):
     """
     from filelock import FileLock
 
-    from export.bundle import build_bundle
-    from train.models import get_preset
+    from sdk.export.bundle import build_bundle
+    from sdk.train.models import get_preset
 
     base = tmp_path_factory.getbasetemp()
     root = (base.parent if worker_id != "master" else base) / "bundles"
@@ -54,6 +55,11 @@ def small_bundle(tmp_path_factory, worker_id):
         return out
 
     return get
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    """``python *args`` from the repository root, output captured as text."""
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def random_ids(shape: tuple[int, int], num_classes: int, seed: int = 0) -> np.ndarray:

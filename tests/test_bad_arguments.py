@@ -52,7 +52,7 @@ CASES = [
     ("sdk", ["synthesize", "--bundle", "{nope}", "--label", "{label}", "--out", "{tmp}/o.png"], "does not exist"),
     ("sdk", ["synthesize", "--bundle", "{spade}", "--label", "{nope}", "--out", "{tmp}/o.png"], "does not exist"),
     ("sdk", ["synthesize", "--bundle", "{progan}", "--label", "{label}", "--out", "{tmp}/o.png"],
-     "use `python -m sdk sample --seed S`"),
+     "(CLI: `python -m sdk sample --seed S`)"),
     ("sdk", ["sample", "--bundle", "{progan}", "--seed", "-5", "--out", "{tmp}/o.png"], "seed must be"),
     ("sdk", ["sample", "--bundle", "{progan}", "--interpolate", "1", "--steps", "1", "--out", "{tmp}/o.gif"],
      "steps must be >= 2"),
@@ -82,9 +82,9 @@ def _main(cli: str):
     if cli == "sdk":
         from sdk.cli import main
     elif cli == "export":
-        from export.cli import main
+        from sdk.export.cli import main
     else:
-        from train.__main__ import main
+        from sdk.train.cli import main
     return main
 
 
@@ -111,8 +111,8 @@ NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv[0] = 'x'; "
 
 
 @pytest.mark.parametrize("what, code", [
-    ("export list", NO_TORCH + "from export.cli import main; sys.exit(main(['list']))"),
-    ("train", NO_TORCH + "from train.__main__ import main; sys.exit(main(['--config', 'x.yaml']))"),
+    ("export list", NO_TORCH + "from sdk.export.cli import main; sys.exit(main(['list']))"),
+    ("train", NO_TORCH + "from sdk.train.cli import main; sys.exit(main(['--config', 'x.yaml']))"),
     ("latency", NO_TORCH + "sys.path.insert(0, 'benchmarks'); import runpy; "
                            "sys.argv = ['latency.py', '--quick']; runpy.run_path('benchmarks/latency.py', "
                            "run_name='__main__')"),
@@ -128,7 +128,7 @@ def test_commands_that_need_torch_say_how_to_install_it(what, code):
 
 
 def test_help_and_version_need_no_torch():
-    for cli, command in (("export.cli", "'bundle', "), ("sdk.cli", "'synthesize', "), ("train.__main__", "")):
+    for cli, command in (("sdk.export.cli", "'bundle', "), ("sdk.cli", "'synthesize', "), ("sdk.train.cli", "")):
         r = _python(NO_TORCH + f"from {cli} import main; main([{command}'--help'])")
         assert r.returncode == 0 and "usage:" in r.stdout and "(default:" in r.stdout, (cli, r.stderr)
         r = _python(NO_TORCH + f"from {cli} import main; main(['--version'])")

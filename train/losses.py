@@ -106,7 +106,7 @@ class VGG19Features(nn.Module):
     def from_file(cls, path: str | Path) -> "VGG19Features":
         """Build and load torchvision vgg19 weights from ``path`` (``.pth`` or ``.safetensors``;
         ``classifier.*`` keys are ignored). Parameters are frozen."""
-        from .models.official import check_and_load, read_state_dict
+        from sdk.train.models.official import check_and_load, read_state_dict
 
         net = cls()
         state = {k: v for k, v in read_state_dict(path).items() if k.startswith("features.")}

@@ -1,7 +1,11 @@
-"""Backends behind one runner contract (``sdk.backends.base.Runner``).
+"""Backends behind one runner contract (``sdk.backends.base.Runner``): one registry that
+the Synthesizer, the engine builder and the benchmark all read.
 
-Each backend module is imported only when chosen, so ``import sdk`` needs neither
-torch nor TensorRT.
+The runtime's own backends are listed here; a backend that lives in a higher layer
+registers itself through the ``sdk.backends`` entry point group (``pyproject.toml``): the
+torch runner, which rebuilds networks, comes from ``sdk.train.deploy.runner``, so the
+runtime never imports the network code. Each backend module is imported only when chosen,
+so ``import sdk`` needs neither torch nor TensorRT nor OpenVINO.
 """
 from __future__ import annotations
 
@@ -17,18 +21,28 @@ from ..errors import BackendError
 from ..notices import notice
 from .base import Runner, TensorMeta
 
-_BACKENDS = {
-    "aoti": ("sdk.backends.aoti", "AOTIRunner"),
-    "onnxruntime": ("sdk.backends.onnxruntime", "OnnxRuntimeRunner"),
-    "onnxruntime-int8": ("sdk.backends.onnxruntime", "OnnxRuntimeInt8Runner"),
-    "openvino": ("sdk.backends.openvino", "OpenVINORunner"),
-    "tensorrt": ("sdk.backends.tensorrt", "TensorRTRunner"),
-    "torch": ("sdk.backends.torch", "TorchRunner"),
+_BUILTIN = {
+    "aoti": "sdk.backends.aoti:AOTIRunner",
+    "onnxruntime": "sdk.backends.onnxruntime:OnnxRuntimeRunner",
+    "onnxruntime-int8": "sdk.backends.onnxruntime:OnnxRuntimeInt8Runner",
+    "openvino": "sdk.backends.openvino:OpenVINORunner",
+    "tensorrt": "sdk.backends.tensorrt:TensorRTRunner",
 }
+ENTRY_POINTS = "sdk.backends"
+
+
+def _registry() -> dict[str, str]:
+    """Backend name -> ``module:class``: the built-ins, then the entry points."""
+    from importlib.metadata import entry_points
+
+    registry = dict(_BUILTIN)
+    for ep in entry_points(group=ENTRY_POINTS):
+        registry.setdefault(ep.name, ep.value)
+    return registry
 
 
 def available_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return sorted(_registry())
 
 
 def cuda_machine() -> bool:
@@ -60,20 +74,22 @@ def resolve_backend(bundle: Bundle, backend: str) -> str:
             return "tensorrt"
         if has_matching_engine(bundle, "aoti") and not probe_failed(select_engine(bundle, "aoti")):
             return "aoti"
-        if cuda_machine():
+        if cuda_machine() and "torch" in _registry():
             return "torch"
         cpu = fastest_cpu_engine(bundle)
         return cpu["backend"] if cpu is not None else "onnxruntime"
-    if backend not in _BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")
+    registry = _registry()
+    if backend not in registry:
+        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(registry))}")
     return backend
 
 
 def runner_class(backend: str) -> type[Runner]:
     """The runner class of a backend name (its module imported now)."""
-    if backend not in _BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(_BACKENDS))}")
-    module, cls = _BACKENDS[backend]
+    registry = _registry()
+    if backend not in registry:
+        raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(registry))}")
+    module, cls = registry[backend].split(":")
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:

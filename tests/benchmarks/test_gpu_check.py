@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / "gpu_check"
-    env = {**os.environ, "PYTHON": sys.executable}
+    # a private inductor cache: another test worker compiling into the shared /tmp one at the same
+    # time can leave a half-written kernel module that this run would import (ImportError)
+    env = {**os.environ, "PYTHON": sys.executable, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -62,7 +62,7 @@ def test_unknown_model_is_refused():
 
 
 def test_gflops_match_a_flop_counter_on_the_real_model(quick_run):
-    from train.models import get_preset
+    from sdk.train.models import get_preset
 
     record = json.loads((quick_run / "results.json").read_text())["records"][0]
     preset = get_preset(MODEL)
@@ -75,7 +75,7 @@ def test_gflops_match_a_flop_counter_on_the_real_model(quick_run):
 
 
 def test_roofline_table_and_floor():
-    from benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms
+    from sdk.benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms
 
     assert lookup_gpu("NVIDIA H100 80GB HBM3").name == "H100 SXM"
     assert lookup_gpu("NVIDIA H100 PCIe").name == "H100 PCIe"
@@ -92,7 +92,7 @@ def test_roofline_table_and_floor():
 
 
 def test_claims_report_compares_counts():
-    from benchmarks.report import compare, load_claims
+    from sdk.benchmarks.report import compare, load_claims
 
     claims = [c for c in load_claims() if c["metric"] in ("params", "images_per_s")]
     ids = {c["id"] for c in load_claims()}
@@ -110,7 +110,7 @@ def test_claims_report_compares_counts():
 
 
 def test_readme_table_is_generated_from_results(tmp_path):
-    from benchmarks.report import perf_table, update_readme
+    from sdk.benchmarks.report import perf_table, update_readme
 
     def rec(backend, ms, batch=1):
         return {"model": "spade-ade20k", "height": 256, "width": 256, "batch": batch, "backend": backend,

@@ -47,7 +47,13 @@ def _rec(backend, precision, ms, model="spade-ade20k", psnr=None, status="ok"):
 
 
 def test_cpu_table_and_targets_from_records(tmp_path):
-    from benchmarks.report import check_cpu_targets, cpu_table, update_readme, CPU_README_END, CPU_README_START
+    from sdk.benchmarks.report import (
+        CPU_README_END,
+        CPU_README_START,
+        check_cpu_targets,
+        cpu_table,
+        update_readme,
+    )
 
     records = [_rec("onnxruntime", "fp32", 2400.0), _rec("openvino", "bf16", 1600.0, psnr=47.2),
                _rec("openvino", "int8", 1000.0, psnr=38.1),

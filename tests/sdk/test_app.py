@@ -14,8 +14,17 @@ from tests.conftest import ROOT
 pytest.importorskip("gradio", reason="sdk app needs the app extra (gradio)")
 pytest.importorskip("playwright", reason="the browser test needs playwright (in the dev extra)")
 
-from benchmarks.app_browser import (browser_context, chromium_path, fetch_png, open_app,  # noqa: E402
-                                    output_src, paint, painted_label, running_app, server_ms)
+from sdk.benchmarks.app_browser import (
+    browser_context,
+    chromium_path,
+    fetch_png,
+    open_app,
+    output_src,
+    paint,
+    painted_label,
+    running_app,
+    server_ms,
+)
 
 if chromium_path() is None:
     pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it",

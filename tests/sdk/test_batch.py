@@ -22,7 +22,7 @@ N = 48
 @pytest.fixture(scope="module")
 def labels(tmp_path_factory) -> Path:
     """N procedural street label maps in two sub-folders (outputs mirror the layout)."""
-    from train.data.procedural import scene_label
+    from sdk.train.data.procedural import scene_label
 
     root = tmp_path_factory.mktemp("labels")
     for i in range(N):

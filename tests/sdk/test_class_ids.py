@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sdk import Bundle, BundleError, LabelError, Synthesizer
-from sdk.backends.torch import TorchRunner
 from sdk.errors import BackendError
+from sdk.train.deploy.runner import TorchRunner
 from tests.conftest import random_ids
 
 

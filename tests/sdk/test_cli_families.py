@@ -8,7 +8,7 @@ from PIL import Image
 
 from sdk import SDKError
 from sdk.animation import save_gif
-from tests.test_cli import run
+from tests.conftest import run
 
 
 def test_sample_pngs_and_interpolation_gif(small_bundle, tmp_path):
@@ -48,8 +48,8 @@ def test_translate_top_and_all_scales(small_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("command, preset, message", [
-    (["sample"], "msgunet-512", "use `python -m sdk translate --image IMG`"),
-    (["translate", "--image", "{img}"], "progan-64", "use `python -m sdk sample --seed S`"),
+    (["sample"], "msgunet-512", "(CLI: `python -m sdk translate --image IMG`)"),
+    (["translate", "--image", "{img}"], "progan-64", "(CLI: `python -m sdk sample --seed S`)"),
     (["translate", "--image", "{missing}"], "msgunet-512", "image file"),
     (["translate", "--image", "{square}"], "msgunet-512", "aspect ratios differ"),
     (["sample", "--interpolate", "1", "--steps", "1"], "progan-64", "steps must be >= 2"),

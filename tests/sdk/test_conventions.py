@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from export.bundle import label_convention
 from sdk import LabelError, Synthesizer
 from sdk.classes import class_names
-from sdk.conventions import (ADE20K, ADE20K_MINUS_ONE, CITYSCAPES, COCO_OASIS, COCO_SPADE, DEEPFASHION,
-                             official_convention)
+from sdk.conventions import (
+    ADE20K,
+    ADE20K_MINUS_ONE,
+    CITYSCAPES,
+    COCO_OASIS,
+    COCO_SPADE,
+    DEEPFASHION,
+    official_convention,
+)
+from sdk.export.bundle import label_convention
 
 
 @pytest.mark.parametrize("convention, values, expected", [
@@ -56,7 +63,7 @@ def test_training_checkpoints_carry_their_convention(tmp_path):
     ckpt = tmp_path / "ckpt-00000010"
     ckpt.mkdir()
     (ckpt / "generator.safetensors").write_bytes(b"")
-    from train.trainer.checkpoint import FORMAT
+    from sdk.train.trainer.checkpoint import FORMAT
 
     def meta(**extra):
         (ckpt / "meta.json").write_text(json.dumps({"format": FORMAT, **extra}))

@@ -156,7 +156,7 @@ def test_health_and_metadata(urls):
 
 
 def test_overload_answers_503_not_a_hang(urls):
-    from benchmarks.serve_load import run_load
+    from sdk.benchmarks.serve_load import run_load
 
     _, tight = urls
     rows = run_load(tight, LABEL.read_bytes(), [32], requests=64, duration_s=30, timeout_s=30, warmup=0)
@@ -181,7 +181,7 @@ def test_bounded_load_run_reports_latency(urls, tmp_path):
 
 
 def test_load_script_refuses_other_hosts():
-    from benchmarks.serve_load import check_loopback
+    from sdk.benchmarks.serve_load import check_loopback
 
     check_loopback("http://127.0.0.1:8000")
     check_loopback("http://localhost:1")

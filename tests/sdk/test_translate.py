@@ -73,7 +73,7 @@ def test_resize_same_aspect_error_other_aspect(msg):
 
 def test_calling_with_a_label_points_to_translate(msg):
     h, w = msg.bundle.resolution
-    with pytest.raises(SDKError, match=r"image2image model; use translate\(image\)"):
+    with pytest.raises(SDKError, match=r"image2image model that takes an image, not a label map: call it as s\.translate\(image\)"):
         msg(np.zeros((h, w), np.int64))
     with pytest.raises(SDKError, match="nothing to vary"):
         msg.interpolate(seed_a=0, seed_b=1)

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from train.trainer.config import ConfigError, config_from_dict, load_config
-
-from .conftest import ROOT, tiny_config
+from sdk.train.trainer.config import ConfigError, config_from_dict, load_config
+from tests.train.conftest import ROOT, tiny_config
 
 
 def test_shipped_configs_validate():

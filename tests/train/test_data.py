@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from train.data import datasets as D
+from sdk.train.data import datasets as D
 
 
 def _png(path: Path, array: np.ndarray, mode: str | None = None) -> None:
@@ -17,7 +17,7 @@ def test_procedural_reduces_like_the_deploy_graph():
     s = ds[1]
     assert s["image"].shape == (3, 32, 64) and s["label"].shape == (32, 64)
     assert -1 <= float(s["image"].min()) and float(s["image"].max()) <= 1
-    from train.data.procedural import scene_label
+    from sdk.train.data.procedural import scene_label
 
     full = scene_label(6, 256, 512)
     assert np.array_equal(s["label"].numpy(), full[::8, ::8])  # nearest = every 8th pixel
@@ -97,15 +97,15 @@ def test_coco_deepfashion_imagefolder(tmp_path: Path):
 def test_class_balanced_order_is_seeded(tmp_path: Path):
     import torch
 
-    from train.trainer.distributed import DistInfo
-    from train.trainer.loop import EpochData
+    from sdk.train.trainer.distributed import DistInfo
+    from sdk.train.trainer.loop import EpochData
 
     base = tmp_path / "ADEChallengeData2016"
     for i, cls in enumerate([1, 1, 1, 2]):  # class 2 is rare: its image is drawn more often
         _png(base / f"images/training/{i}.jpg", np.zeros((8, 8, 3), np.uint8))
         _png(base / f"annotations/training/{i}.png", np.full((8, 8), cls, np.uint8))
     ds = D.ade20k(tmp_path, "train", (8, 8))
-    from train.losses_dpsims import class_balanced_weights
+    from sdk.train.families.dpsims.losses import class_balanced_weights
 
     w = class_balanced_weights(ds.label_presence(), threshold=0.5, ignore=(0,))
     assert w[3] > w[0]

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import ROOT, tiny_config, write_config
+from tests.train.conftest import ROOT, tiny_config, write_config
 
 
 def test_two_process_gloo(tmp_path: Path):

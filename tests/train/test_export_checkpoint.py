@@ -4,13 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from export.bundle import build_bundle, load_checkpoints
-from train.models import create_model
-from train.models.official import CheckpointMismatch
-from train.trainer.config import config_from_dict
-from train.trainer.loop import Trainer
-
-from .conftest import tiny_config
+from sdk.export.bundle import build_bundle, load_checkpoints
+from sdk.train.models import create_model
+from sdk.train.models.official import CheckpointMismatch
+from sdk.train.trainer.config import config_from_dict
+from sdk.train.trainer.loop import Trainer
+from tests.train.conftest import tiny_config
 
 
 def test_export_training_checkpoint(tmp_path: Path):
@@ -22,7 +21,7 @@ def test_export_training_checkpoint(tmp_path: Path):
         load_checkpoints(create_model("spade-demo-street"), [weights])
     manifest = build_bundle("spade-demo-street", tmp_path / "bundle", checkpoints=[weights],
                             overrides=meta["overrides"])
-    assert manifest["resolution"] == [256, 512] and manifest["weights"]["norm_stats"] == "learned"
+    assert manifest.resolution == [256, 512] and manifest.weights["norm_stats"] == "learned"
     from sdk.bundle import Bundle
 
     Bundle(tmp_path / "bundle")  # verifies checksums

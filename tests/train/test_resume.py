@@ -4,10 +4,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from train.trainer.config import config_from_dict
-from train.trainer.loop import Trainer
-
-from .conftest import tiny_config
+from sdk.train.trainer.config import config_from_dict
+from sdk.train.trainer.loop import Trainer
+from tests.train.conftest import tiny_config
 
 
 def _run(out: Path, steps: int, resume: bool = False) -> None:

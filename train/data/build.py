@@ -6,7 +6,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from . import datasets as D
+from sdk.train.data import datasets as D
 
 
 def build_dataset(data: Any, model_config: Any, train_size: tuple[int, int], family: str = "") -> Dataset:

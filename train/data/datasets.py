@@ -213,7 +213,7 @@ class ProceduralStreets(Dataset):
     def __init__(self, size: tuple[int, int], num_samples: int = 10000, seed_offset: int = 0,
                  source_size: tuple[int, int] | None = None, flip: bool = False,
                  num_classes: int | None = None) -> None:
-        from .procedural import _BASE
+        from sdk.train.data.procedural import _BASE
 
         self.size, self.n, self.offset, self.flip = size, num_samples, seed_offset, flip
         self.source = source_size or size
@@ -229,7 +229,7 @@ class ProceduralStreets(Dataset):
         return self.n
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from .procedural import render, scene_label
+        from sdk.train.data.procedural import render, scene_label
 
         seed = self.offset + i
         lab = scene_label(seed, *self.source)

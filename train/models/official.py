@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .spec import SynthesisModel
+from sdk.train.models.spec import SynthesisModel
 
 
 class CheckpointMismatch(ValueError):

@@ -1,6 +1,6 @@
 """Preset registry: paper configurations by name, in the manner of timm.
 
->>> from train.models import create_model, list_models
+>>> from sdk.train.models import create_model, list_models
 >>> model = create_model("spade-ade20k")
 
 A family module registers each preset with :func:`register_model`; tests and the
@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import SynthesisModel
+from sdk.train.models.spec import SynthesisModel
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,8 @@ def model_class_for_family(family: str) -> type[SynthesisModel]:
     raise KeyError(f"no model family {family!r}")
 
 
-_FAMILY_MODULES: list[str] = ["spade", "oasis", "dpsims", "progan", "pix2pixhd", "msgunet", "groupdnet", "demo"]
-
-
 def _load_families() -> None:
-    import importlib
+    """Register every family's presets (``sdk.train.families``: one folder per family)."""
+    from sdk.train.families import load_families
 
-    for mod in _FAMILY_MODULES:
-        importlib.import_module(f"{__package__}.{mod}")
+    load_families()

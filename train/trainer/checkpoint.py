@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import re
@@ -28,11 +27,6 @@ from sdk.atomic import atomic_dir
 CKPT_RE = re.compile(r"^ckpt-(\d+)$")
 GENERATOR_FILE = "generator.safetensors"
 FORMAT = "sdk-train-checkpoint"  # meta.json "format" of these folders
-
-
-def model_config_json(config: Any) -> dict[str, Any]:
-    """A model config as ``meta.json`` stores it (tuples as lists), for comparing with one read back."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def _save_weights(module: nn.Module, path: Path) -> None:

@@ -90,7 +90,8 @@ class TrainSection:
 @dataclass
 class LogSection:
     every: int = 10  # tqdm postfix / TensorBoard scalars
-    image_every: int = 200  # TensorBoard image grids
+    image_every: int = 200  # TensorBoard image grids, and the evaluation of ``metrics``
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])  # sdk.train.metrics.PAIRWISE
     checkpoint_every: int = 500
     keep_last: int = 3
     tensorboard: bool = True
@@ -187,6 +188,11 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     cfg = _build(TrainConfig, data, "")
     if cfg.train.amp not in ("none", "bf16", "fp16"):
         raise ConfigError(f"train.amp: expected none, bf16 or fp16, got {cfg.train.amp!r}")
+    from sdk.train.metrics import PAIRWISE
+
+    bad = [m for m in cfg.log.metrics if m not in PAIRWISE]
+    if bad:
+        raise ConfigError(f"log.metrics: {bad[0]!r} is not a metric of two image sets; use {', '.join(PAIRWISE)}")
     if cfg.optim.optimizer not in ("adam", "adamw"):
         raise ConfigError(f"optim.optimizer: expected adam or adamw, got {cfg.optim.optimizer!r}")
     return cfg

@@ -11,16 +11,21 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from ..data.build import build_dataset
-from ..models import get_preset
-from . import distributed as dist_util
-from .checkpoint import (FORMAT, list_checkpoints, load_checkpoint, model_config_json, save_checkpoint,
-                         set_rng_state)
-from .config import TrainConfig
-from .ema import EMA
-from .recipes import build_recipe
-from .recipes.base import make_batch
-from .runlog import RunLogger, colourise, image_grid
+from sdk.train.data.build import build_dataset
+from sdk.train.models import get_preset
+from sdk.train.models.config_codec import config_to_json
+from sdk.train.trainer import distributed as dist_util
+from sdk.train.trainer.checkpoint import (
+    FORMAT,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from sdk.train.trainer.config import TrainConfig
+from sdk.train.trainer.ema import EMA
+from sdk.train.trainer.recipe import build_recipe, make_batch
+from sdk.train.trainer.runlog import RunLogger, colourise, image_grid
 
 
 class ResumeError(RuntimeError):
@@ -148,7 +153,7 @@ class Trainer:
     @staticmethod
     def _balance_weights(dataset: Any, kind: str) -> torch.Tensor:
         """DP-SIMS class-balanced sampling: repeat-factor weights from per-image class presence."""
-        from ..losses_dpsims import class_balanced_weights
+        from sdk.train.families.dpsims.losses import class_balanced_weights
 
         if not hasattr(dataset, "label_presence"):
             raise ValueError(f"data.class_balanced needs a labelled folder dataset, not {kind!r}")
@@ -159,7 +164,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def meta(self) -> dict[str, Any]:
         return {"format": FORMAT, "preset": self.preset.name, "family": self.preset.family,
-                "overrides": self.cfg.model.overrides, "model_config": model_config_json(self.model.config),
+                "overrides": self.cfg.model.overrides, "model_config": config_to_json(self.model.config),
                 "train_config": self.cfg.to_dict(), "world_size": self.info.world_size,
                 "label_convention": getattr(self.data.dataset, "convention", None)}
 
@@ -181,7 +186,7 @@ class Trainer:
             raise ResumeError(f"--resume: no checkpoint (ckpt-*/) in {self.out}")
         path = ckpts[-1]
         meta = json.loads((path / "meta.json").read_text())
-        if meta["preset"] != self.preset.name or meta["model_config"] != model_config_json(self.model.config):
+        if meta["preset"] != self.preset.name or meta["model_config"] != config_to_json(self.model.config):
             raise ResumeError(f"{path} is a checkpoint of {meta['preset']} with config {meta['model_config']}; "
                               f"the config builds {self.preset.name} with another configuration")
         state = load_checkpoint(path, model=self.model, disc=self.recipe.disc,
@@ -286,15 +291,17 @@ class Trainer:
                 self.step += 1
                 seen += batch.image.shape[0] * self.info.world_size
                 lg = self.cfg.log
-                if main and (self.step % lg.every == 0 or self.step == self.max_steps):
+                scores: dict[str, float] = {}
+                if main and lg.image_every and self.step % lg.image_every == 0 and fake is not None:
+                    scores = self._log_images(log, batch, fake)
+                if main and (self.step % lg.every == 0 or self.step == self.max_steps or scores):
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     t0, seen = time.perf_counter(), 0
-                    log.scalars(self.step, {**values, "perf/images_per_s": rate})
+                    # one line per logged step: losses, evaluation scores (on image steps) and speed
+                    log.scalars(self.step, {**values, **scores, "perf/images_per_s": rate})
                     if bar is not None:
                         bar.set_postfix({**{k: f"{v:.3g}" for k, v in values.items() if not k.endswith("total")},
                                          "img/s": f"{rate:.2f}"}, refresh=False)
-                if main and lg.image_every and self.step % lg.image_every == 0 and fake is not None:
-                    self._log_images(log, batch, fake)
                 if bar is not None:
                     bar.update(1)
                 stop = dist_util.any_rank(self._stop, self.info)
@@ -317,7 +324,8 @@ class Trainer:
         dist_util.shutdown(self.info)
         return last
 
-    def _log_images(self, log: RunLogger, batch: Any, fake: torch.Tensor) -> None:
+    def _log_images(self, log: RunLogger, batch: Any, fake: torch.Tensor) -> dict[str, float]:
+        """Write the image grids; return ``log.metrics`` of the (EMA) images against the real ones."""
         rows = []
         if batch.ids is not None:
             n = self.recipe.num_classes or max(int(batch.ids.max()) + 1, 35)
@@ -325,8 +333,21 @@ class Trainer:
         rows += [(batch.image + 1) / 2, (fake.detach().float() + 1) / 2]
         log.images(self.step, "label_real_fake", image_grid(rows))
         if self.ema is not None:
-            ema_fake = self.recipe.sample(self.ema.module, batch)
-            log.images(self.step, "ema_fake", image_grid([(ema_fake.float() + 1) / 2]))
+            fake = self.recipe.sample(self.ema.module, batch)
+            log.images(self.step, "ema_fake", image_grid([(fake.float() + 1) / 2]))
+        if not self.cfg.log.metrics:
+            return {}
+        from sdk.train.metrics import evaluate
+
+        fake, real = fake.detach().float().cpu().clamp(-1, 1), batch.image.float().cpu()
+        if real.shape[-2:] != fake.shape[-2:]:
+            # ProGAN below its final resolution: compare with the reals at the fake's resolution (as the
+            # discriminator sees them), both shown at full size, where windowed metrics such as SSIM fit
+            size, low = real.shape[-2:], fake.shape[-2:]
+            real = nn.functional.interpolate(nn.functional.interpolate(real, size=low, mode="area"), size=size)
+            fake = nn.functional.interpolate(fake, size=size)
+        scores = evaluate(self.cfg.log.metrics, fake, real)
+        return {f"eval/{k}": v for k, v in scores.items()}
 
     def request_stop(self) -> None:
         """Stop after the current step with a checkpoint, as Ctrl-C does (thread-safe)."""

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .label_map import resize_label
-from .norm import maybe_spectral, param_free_norm
+from sdk.train.models.layers.label_map import resize_label
+from sdk.train.models.layers.norm import maybe_spectral, param_free_norm
 
 CG_LAYOUTS = ("deepfashion", "cityscapes", "ade20k")
 

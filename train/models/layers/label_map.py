@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 class LabelMap:
     """Integer class ids (N, H, W) plus float channels in front of / behind the one-hot block.
 

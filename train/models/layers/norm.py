@@ -10,7 +10,7 @@ import re
 import torch
 from torch import nn
 
-from .label_map import LabelMap, read_label, resize_label
+from sdk.train.models.layers.label_map import LabelMap, read_label, resize_label
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
@@ -65,7 +65,7 @@ class SPADE(nn.Module):
 
 def maybe_spectral(module: nn.Module, enabled: bool) -> nn.Module:
     """Wrap with the classic ``spectral_norm`` hook (keys ``weight_orig/_u/_v`` as in
-    the official checkpoints). Export folds it away (``export.fold``)."""
+    the official checkpoints). Export folds it away (``sdk.train.deploy.fold``)."""
     return nn.utils.spectral_norm(module) if enabled else module
 
 

@@ -34,7 +34,7 @@ def one_hot_channels(conv: nn.Module) -> tuple[int, int] | None:
 
 def mark_spade_label_convs(module: nn.Module, start: int, stop: int) -> None:
     """Mark the label convolution (``mlp_shared[0]``) of every SPADE layer in ``module``."""
-    from .norm import SPADE
+    from sdk.train.models.layers.norm import SPADE
 
     for m in module.modules():
         if isinstance(m, SPADE):

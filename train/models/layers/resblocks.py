@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .norm import SPADE, maybe_spectral
+from sdk.train.models.layers.norm import SPADE, maybe_spectral
 
 
 class SPADEResnetBlock(nn.Module):

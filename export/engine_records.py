@@ -1,0 +1,80 @@
+"""What the engine builder writes: batch profiles, engine files, quality bars and the
+manifest record of an engine (``sdk.engines`` keeps what the runtime needs: keys,
+matching and selection)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+QUALITY_BARS_DB = {"fp32": 50.0, "bf16": 40.0, "int8": 30.0}
+"""PSNR (dB) of a CPU engine's 8-bit image against the bundle's FP32 graph (onnxruntime) on
+seeded inputs, below which the engine is not written. BF16 and INT8 are the issue's bars;
+FP32 (50 dB: a level off on well under 1% of pixels) only catches a broken conversion."""
+
+
+ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
+
+
+@dataclass(frozen=True)
+class BatchProfile:
+    """Dynamic batch range of an engine: TensorRT tunes for ``opt``, accepts ``min..max``."""
+
+    min: int
+    opt: int
+    max: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"min": self.min, "opt": self.opt, "max": self.max}
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+
+def parse_batch_profile(text: str) -> BatchProfile:
+    """``"1:4:8"`` -> ``BatchProfile(1, 4, 8)``; ``"4"`` -> ``BatchProfile(4, 4, 4)``."""
+    parts = text.split(":")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"batch profile {text!r} is not MIN:OPT:MAX of integers (e.g. 1:4:8)") from None
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise ValueError(f"batch profile {text!r} needs three values MIN:OPT:MAX (e.g. 1:4:8) or one")
+    lo, opt, hi = values
+    if not 1 <= lo <= opt <= hi:
+        raise ValueError(f"batch profile {text!r} must satisfy 1 <= MIN <= OPT <= MAX")
+    return BatchProfile(lo, opt, hi)
+
+
+def engine_record(*, key: str, backend: str, precision: str, device: str, versions: dict[str, str],
+                  batch: BatchProfile, files: dict[str, str], parity: dict[str, dict[str, float]] | None = None,
+                  shapes: dict[str, list[int]] | None = None, notes: dict[str, Any] | None = None,
+                  build_s: float | None = None, probe: dict[str, dict[str, Any]] | None = None,
+                  quality: dict[str, Any] | None = None, speed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of the manifest's ``engines`` section.
+
+    ``files``: graph -> path relative to the bundle; ``parity``: graph -> {"batch_N":
+    relative L2 vs PyTorch FP32} (TensorRT, AOTInductor); ``shapes``: input -> fixed
+    non-batch dims if overridden; ``probe``: graph -> result of loading the file in a
+    fresh process (AOTInductor); ``quality``: a CPU engine's figures against the bundle's
+    FP32 graph (``export.engine_quality``); ``speed``: its median against onnxruntime FP32
+    when it was built (what ``auto`` ranks by).
+    """
+    record: dict[str, Any] = {
+        "key": key, "backend": backend, "precision": precision, "device": device, "versions": versions,
+        "batch": batch.to_json(), "files": files, "shapes": shapes or {},
+    }
+    if parity is not None:
+        from .parity import PARITY_LIMITS  # imports torch; parsing --batch in the CLI must not
+
+        record["parity"] = {"reference": "torch fp32 (bundle weights), seeded inputs", "metric": "relative_l2",
+                            "limit": PARITY_LIMITS[precision], **parity}
+    if quality is not None:
+        record["quality"] = quality
+    if speed is not None:
+        record["speed"] = speed
+    record.update({"build_s": build_s, "notes": notes or {}, "probe": probe or {},
+                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return record

@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch-wait-ms", type=float, default=10.0, help="longest a request waits for a batch "
                    "to fill")
     v.add_argument("--max-ongoing", type=int, default=None, help="requests a replica holds at once "
-                   "(default 2 x --max-batch)")
+                   "(default max(2 x --max-batch, 64); more wait in Ray's router, which backs off)")
     v.add_argument("--max-queued", type=int, default=64, help="requests waiting for a replica before the "
                    "server answers 503")
     v.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs per replica (onnxruntime threads)")

@@ -20,6 +20,8 @@ one ``Synthesizer(label, seed=seed)`` gives, batched or not.
 import asyncio
 import io
 import logging
+import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -245,8 +247,6 @@ def start(bundle: str | Path, options: ServeOptions | None = None, *, address: s
 
 def serve_forever(bundle: str | Path, options: ServeOptions | None = None, *, address: str | None = None) -> None:
     """``python -m sdk serve``: start, print the routes, serve until Ctrl-C, shut down."""
-    import ray
-
     opts = options or ServeOptions()
     url = start(bundle, opts, address=address)
     print(f"serving {Path(bundle)} at {url}  (replicas {opts.replicas}, max batch {opts.max_batch}, "
@@ -257,8 +257,37 @@ def serve_forever(bundle: str | Path, options: ServeOptions | None = None, *, ad
         while True:
             time.sleep(3600)
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        _shutdown_within(SHUTDOWN_TIMEOUT_S)
+
+
+SHUTDOWN_TIMEOUT_S = 60.0
+"""How long Ctrl-C waits for Serve and Ray to stop before the process exits anyway."""
+
+
+def _shutdown_within(seconds: float) -> None:
+    """``serve.shutdown()`` then ``ray.shutdown()``, in a thread given ``seconds``.
+
+    Serve's shutdown can wait without end on a controller that is already gone (its
+    ``graceful_shutdown`` task is retried forever; seen once in CI under load): then the
+    process says so and exits, and the local Ray's processes end with it.
+    """
+    import threading
+
+    import ray
+
+    def stop() -> None:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+    worker = threading.Thread(target=stop, daemon=True, name="sdk-serve-shutdown")
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        print(f"[sdk] Serve did not shut down within {seconds:g} s; exiting without waiting for it",
+              file=sys.stderr, flush=True)
+        os._exit(0)
 
 
 __all__ = ["ServeOptions", "SynthesisService", "build_app", "serve_forever", "start"]

@@ -21,6 +21,7 @@ import asyncio
 import io
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -253,11 +254,23 @@ def serve_forever(bundle: str | Path, options: ServeOptions | None = None, *, ad
           f"wait {opts.batch_wait_ms:g} ms, 503 beyond {opts.max_queued} queued)")
     print(f"  curl --data-binary @label.png -H 'Content-Type: image/png' '{url}/synthesize?seed=0' -o out.png")
     print(f"  {url}/healthz   {url}/metadata        Ctrl-C stops", flush=True)
+    _stop_on_signals()
     try:
         while True:
             time.sleep(3600)
     finally:
         _shutdown_within(SHUTDOWN_TIMEOUT_S)
+
+
+def _stop_on_signals() -> None:
+    """Make Ctrl-C (and SIGTERM) raise KeyboardInterrupt here whatever this process inherited.
+
+    A process started with SIGINT blocked (Ray blocks it in the processes it starts, and a
+    parent can pass the block on) never sees Ctrl-C: in CI the server ran on after it.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 SHUTDOWN_TIMEOUT_S = 60.0

@@ -280,9 +280,9 @@ SHUTDOWN_TIMEOUT_S = 60.0
 def _shutdown_within(seconds: float) -> None:
     """``serve.shutdown()`` then ``ray.shutdown()``, in a thread given ``seconds``.
 
-    Serve's shutdown can wait without end on a controller that is already gone (its
-    ``graceful_shutdown`` task is retried forever; seen once in CI under load): then the
-    process says so and exits, and the local Ray's processes end with it.
+    Serve's shutdown can wait without end on a controller that is already gone (Ray retries
+    its ``graceful_shutdown`` task forever, as Ray's own log lines in our CI runs say): then
+    the process says so and exits, and the local Ray's processes end with it.
     """
     import threading
 

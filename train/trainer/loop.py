@@ -339,13 +339,11 @@ class Trainer:
             return {}
         from sdk.train.metrics import evaluate
 
-        fake, real = fake.detach().float().cpu().clamp(-1, 1), batch.image.float().cpu()
-        if real.shape[-2:] != fake.shape[-2:]:
-            # ProGAN below its final resolution: compare with the reals at the fake's resolution (as the
-            # discriminator sees them), both shown at full size, where windowed metrics such as SSIM fit
-            size, low = real.shape[-2:], fake.shape[-2:]
-            real = nn.functional.interpolate(nn.functional.interpolate(real, size=low, mode="area"), size=size)
-            fake = nn.functional.interpolate(fake, size=size)
+        fake = fake.detach().float().cpu().clamp(-1, 1)
+        real = self.recipe.real_for_eval(batch).float().cpu()
+        size = batch.image.shape[-2:]
+        if fake.shape[-2:] != size:  # below full size (ProGAN's levels): scored at full size, where SSIM's window fits
+            fake, real = (nn.functional.interpolate(t, size=size) for t in (fake, real))
         scores = evaluate(self.cfg.log.metrics, fake, real)
         return {f"eval/{k}": v for k, v in scores.items()}
 

@@ -90,6 +90,10 @@ class Recipe:
     def noise(self, n: int, device: torch.device) -> torch.Tensor | None:
         return None
 
+    def real_for_eval(self, batch: Batch) -> torch.Tensor:
+        """The real images the generator's images of ``batch`` are scored against (``log.metrics``)."""
+        return batch.image
+
     def batch_size_for(self, step: int, default: int) -> int:
         return default
 

@@ -58,6 +58,9 @@ class ProGANRecipe(Recipe):
             x = g.alpha * x + (1 - g.alpha) * low
         return x
 
+    def real_for_eval(self, batch: Batch) -> torch.Tensor:
+        return self.real_at_lod(batch.image)  # the reals at the current level, as D sees them
+
     def noise(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randn(n, self.model.config.latent_dim, device=device)
 

@@ -117,21 +117,34 @@ class MapSource:
 
     def values(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """The map's values at its own depth ((H, W) integers, or (H, W, 3) colours),
-        resized to ``size`` (nearest) when given."""
+        resized to ``size`` (nearest) when given. A file is decoded once and, when resized,
+        read row by row, only the rows and columns nearest sampling picks: no second
+        full-size copy of it is made."""
         if isinstance(self.obj, np.ndarray):
             arr = _integral(self.obj, self.what)
-        else:
-            img = self.obj
-            try:
-                img.load()
-            except Exception as exc:
-                raise LabelError(f"cannot decode {self.what} ({type(exc).__name__}); give an intact PNG") from None
-            if img.mode == "RGBA":
-                img = img.convert("RGB")
-            arr = np.asarray(img)
-            if arr.dtype == bool:
-                arr = arr.view(np.uint8)
-        return resize_nearest(arr, size) if size is not None else arr
+            return resize_nearest(arr, size) if size is not None else arr
+        img = self.obj
+        try:
+            img.load()
+        except Exception as exc:
+            raise LabelError(f"cannot decode {self.what} ({type(exc).__name__}); give an intact PNG") from None
+        if size is None or tuple(size) == self.shape:
+            return _pixels(img)
+        h, w = self.shape
+        rows, cols = _nearest_index(h, size[0]), _nearest_index(w, size[1])
+        first = _pixels(img.crop((0, int(rows[0]), w, int(rows[0]) + 1)))[0, cols]
+        out = np.empty((len(rows), *first.shape), first.dtype)
+        for i, r in enumerate(rows):
+            out[i] = _pixels(img.crop((0, int(r), w, int(r) + 1)))[0, cols]
+        return out
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """A decoded image's pixels: values, or RGB colours (RGBA's alpha dropped)."""
+    if img.mode == "RGBA":
+        img = img.convert("RGB")
+    arr = np.asarray(img)
+    return arr.view(np.uint8) if arr.dtype == bool else arr
 
 
 def _integral(arr: np.ndarray, what: str) -> np.ndarray:

@@ -136,3 +136,26 @@ def test_to_image_maps_range():
     x = np.stack([np.full((2, 2), -1.0), np.zeros((2, 2)), np.ones((2, 2))])
     arr = np.asarray(L.to_image(x))
     assert arr[0, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "I;16", "RGB", "RGBA", "1"])
+def test_files_resize_row_by_row_to_the_same_pixels(mode):
+    """A file is resized by reading only the rows nearest sampling picks: the same pixels as
+    resizing its whole decoded array, in its own dtype."""
+    import io
+
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 2 if mode == "1" else 200, (427, 640))
+    if mode == "I;16":
+        img = Image.fromarray((ids * 300).astype(np.uint16))
+    elif mode in ("RGB", "RGBA"):
+        img = Image.fromarray(np.stack([ids] * (3 if mode == "RGB" else 4), -1).astype(np.uint8), mode)
+    else:
+        img = Image.fromarray(ids.astype(np.uint8), "L").convert(mode) if mode == "1" else \
+            Image.fromarray(ids.astype(np.uint8), mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    whole = L.MapSource(buf.getvalue()).values()
+    for size in ((256, 256), (128, 192), (900, 1280)):
+        got = L.MapSource(buf.getvalue()).values(size)
+        assert got.dtype == whole.dtype and np.array_equal(got, L.resize_nearest(whole, size)), (mode, size)

@@ -215,7 +215,7 @@ def door_serve(bundle: str, pngs: list[Path], port: int) -> dict[str, dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--bundle", default=str(ROOT / "demo" / "spade-street"))
+    p.add_argument("--bundle", default="demo/spade-street", help="bundle folder (relative to the checkout)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / f"door-memory-{date.today()}"))
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--doors", nargs="+", default=["python", "cli", "batch", "serve", "app"])

@@ -368,6 +368,9 @@ def run_cli(argv: Sequence[str] | None, parser: argparse.ArgumentParser,
         return 130
 
 
+__all__ = ["Parser", "add_command", "backend_arg", "build_parser", "labels_arg", "main", "run_cli"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The runtime's commands alone (no batch, serve, app); ``python -m sdk`` has them all."""
     return run_cli(argv, build_parser())
@@ -375,6 +378,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-__all__ = ["Parser", "add_command", "backend_arg", "build_parser", "labels_arg", "main", "run_cli"]

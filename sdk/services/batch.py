@@ -98,7 +98,7 @@ class BatchReport:
 
 # -- inputs ---------------------------------------------------------------------------
 def list_labels(spec: str | Path | Sequence[str | Path]) -> tuple[Path, list[Path]]:
-    """Resolve ``--labels`` to (root, sorted label files).
+    """Resolve ``--input`` to (root, sorted label files).
 
     ``spec`` is a folder (every ``*.png`` under it, recursively), a glob (``'maps/*.png'``,
     ``**`` allowed), a list file (one path per line, relative to the list file's folder;
@@ -138,7 +138,7 @@ def list_labels(spec: str | Path | Sequence[str | Path]) -> tuple[Path, list[Pat
                 raise SDKError(f"list file {p} names {len(missing)} missing file(s), e.g. {missing[0]}; "
                                f"paths are relative to the list file's folder")
         else:
-            raise SDKError(f"--labels {text}: no such folder, file or matching glob; give a folder, "
+            raise SDKError(f"--input {text}: no such folder, file or matching glob; give a folder, "
                            f"a glob such as 'maps/*.png' or a text file listing label PNGs")
     if not paths:
         raise SDKError(f"{what} matched no label files; give a folder, glob or list file of label PNGs")

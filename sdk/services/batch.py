@@ -399,7 +399,7 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
     root, paths = list_labels(inputs)
     found = find_instances(root, paths, instances)
     if instances is not None:  # instance maps that sit among the labels are no labels themselves
-        taken = {p for p in found if p is not None}
+        taken = {q for p, q in zip(paths, found) if q is not None and q != p}
         kept = [i for i, p in enumerate(paths) if p not in taken]
         paths, found = [paths[i] for i in kept], [found[i] for i in kept]
     elif b.label.get("instance_edge"):

@@ -71,7 +71,7 @@ def make_labels(folder: Path, n: int) -> Path:
 
 def single_process(labels: Path, out: Path, batch_size: int) -> dict[str, Any]:
     """The worker's own code in this process, no Ray: read, synthesize, write PNG."""
-    from sdk.batch import SynthesisWorker, list_labels, plan
+    from sdk.services.batch import SynthesisWorker, list_labels, plan
 
     root, paths = list_labels(labels)
     items = plan(root, paths, out.resolve(), 0)
@@ -90,7 +90,7 @@ def single_process(labels: Path, out: Path, batch_size: int) -> dict[str, Any]:
 
 
 def ray_run(labels: Path, out: Path, workers: int, batch_size: int) -> dict[str, Any]:
-    from sdk.batch import synthesize_dataset
+    from sdk.services.batch import synthesize_dataset
 
     shutil.rmtree(out, ignore_errors=True)
     r = synthesize_dataset(DEMO, labels, out, workers=workers, cpus_per_worker=1, batch_size=batch_size,
@@ -104,7 +104,7 @@ def killed_worker_run(labels: Path, out: Path, n: int, address: str, batch_size:
     """``python -m sdk batch`` with 2 workers; SIGKILL one worker once n/4 images are recorded."""
     shutil.rmtree(out, ignore_errors=True)
     records = out / "records.jsonl"
-    cmd = [sys.executable, "-m", "sdk", "batch", "--bundle", str(DEMO), "--labels", str(labels), "--out", str(out),
+    cmd = [sys.executable, "-m", "sdk", "batch", "--bundle", str(DEMO), "--input", str(labels), "--out", str(out),
            "--workers", "2", "--cpus-per-worker", "1", "--batch-size", str(batch_size), "--address", address]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed: dict[str, Any] = {}
@@ -141,7 +141,7 @@ def serve_runs(requests: int, duration: float, clients: list[int]) -> dict[str, 
 
     from sdk.benchmarks.app_browser import free_port
     from sdk.benchmarks.serve_load import run_load
-    from sdk.serve import ServeOptions, start
+    from sdk.services.serve import ServeOptions, start
 
     body = (ROOT / "samples" / "street_1_label.png").read_bytes()
     port = free_port()

@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = Path(args.label).read_bytes()
     url = args.url
     if args.bundle:
-        from sdk.serve import ServeOptions, start
+        from sdk.services.serve import ServeOptions, start
 
         url = start(args.bundle, ServeOptions(port=args.port, max_batch=args.max_batch,
                                               batch_wait_ms=args.batch_wait_ms, max_queued=max(args.clients) * 4))

@@ -1,3 +1,3 @@
-from .cli import main
+from .services.cli import main
 
 raise SystemExit(main())

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import SDKError
+
 
 def default_umask() -> int:
     mask = os.umask(0)
@@ -35,6 +37,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def check_writable(path: str | Path, what: str = "--out", *, folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` (a file, or with ``folder`` a folder) can be
+    written: the nearest existing folder above it takes a new file, and nothing on the way
+    is a regular file. Raises a one-line :class:`~sdk.errors.SDKError` naming the fix."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise SDKError(f"{what} {path} is a folder; give a file path such as {path / 'out.png'}")
+    if folder and path.exists() and not path.is_dir():
+        raise SDKError(f"{what} {path} is a file, not a folder; give a folder path")
+    parent = path if folder else path.parent
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SDKError(f"{what} {path} lies under {existing}, which is a file, not a folder; give another path")
+    try:  # the one reliable test: os.access says yes to root on a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=".sdk-write-check.", dir=existing)
+    except OSError as exc:
+        raise SDKError(f"{what} {path}: cannot write in {existing} ({exc.strerror or type(exc).__name__}); "
+                       f"give a folder you can write to") from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -59,3 +86,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+__all__ = ["atomic_dir", "atomic_path", "check_writable", "default_umask", "write_bytes_atomic"]

@@ -1,8 +1,10 @@
-"""``python -m sdk``: synthesize (label maps), sample (unconditional), translate (image to
-image), inspect bundles, and beyond one process: batch (a data set on Ray), serve (an
-HTTP endpoint on Ray Serve) and app (a painting page in the browser).
+"""The runtime's commands: synthesize (label maps), sample (unconditional), translate
+(image to image), morph (GroupDNet) and info; and the plumbing every CLI of the project
+shares (:class:`Parser`, :func:`run_cli`).
 
-Bad input exits with status 2 and one line naming the problem and the fix.
+``python -m sdk`` is :mod:`sdk.services.cli`: these commands plus the doors beyond one
+process (batch, serve, app), which live a layer above the runtime. Bad input exits with
+status 2 and one line naming the problem and the fix.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .animation import save_gif
-from .atomic import atomic_path
+from .atomic import atomic_path, check_writable
 from .errors import SDKError
 from .inputs import check_count
 
@@ -33,10 +35,9 @@ or the graph's float image (3, H, W) in [-1, 1]."""
 
 
 def _check_out(out: str, fmt: str, count: int) -> Path:
-    """The --out path, checked before any work: not a folder, a suffix that fits --format."""
-    path = Path(out)
-    if path.is_dir():
-        raise SDKError(f"--out {out} is a folder; give a file path such as {path / 'out.png'}")
+    """The --out path, checked before any work: not a folder, a suffix that fits --format,
+    a place that can be written (not under a regular file, not in a read-only folder)."""
+    path = check_writable(out, "--out")
     suffix = path.suffix.lower()
     if fmt == "image" and suffix not in IMAGE_SUFFIXES:
         raise SDKError(f"--out {out}: give an image file name ({', '.join(IMAGE_SUFFIXES)}), "
@@ -110,7 +111,7 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     gif = args.interpolate is not None and Path(args.out).suffix.lower() == ".gif"
-    out = Path(args.out) if gif else _check_out(args.out, args.format, args.n)
+    out = check_writable(args.out) if gif else _check_out(args.out, args.format, args.n)
     s = _open(args)
     if args.interpolate is None:
         count = check_count(args.n, "--n")
@@ -145,6 +146,7 @@ def cmd_morph(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".gif" or out.is_dir():
         raise SDKError(f"morph writes an animated GIF; give --out ending in .gif, not {out.name!r}")
+    check_writable(out)
     if args.steps < 2:
         raise SDKError(f"--steps must be >= 2 (the two end points), got {args.steps}")
     s = _open(args)
@@ -206,48 +208,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import format_report, synthesize_dataset
-    from .extras import require
-
-    require("ray", "batch")
-    report = synthesize_dataset(
-        args.bundle, args.labels, args.out, seed=args.seed, address=args.address, workers=args.workers,
-        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size,
-        backend=args.backend, png_level=args.png_level)
-    print(format_report(report, args.out))
-    if report.failed:
-        label, why = report.failed[0]
-        raise SDKError(f"{len(report.failed)} label map(s) could not be synthesized, e.g. {label}: {why} "
-                       f"(the others are done; fix these and re-run)")
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .extras import require
-    from .serve import ServeOptions, serve_forever
-
-    require("ray", "serve")
-    try:
-        serve_forever(args.bundle, ServeOptions(
-            host=args.host, port=args.port, replicas=args.replicas, max_batch=args.max_batch,
-            batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing, max_queued=args.max_queued,
-            cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica, backend=args.backend,
-            png_level=args.png_level, request_timeout_s=args.request_timeout_s), address=args.address)
-    except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
-        print("stopped", file=sys.stderr)
-    return 0
-
-
-def cmd_app(args: argparse.Namespace) -> int:
-    from .app import launch
-    from .extras import require
-
-    require("gradio", "app")
-    launch(args.bundle, host=args.host, port=args.port, backend=args.backend, seed=args.seed, label=args.label)
-    return 0
-
-
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default in --help."""
 
@@ -264,11 +224,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _parser(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+def add_command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help, description=help)
 
 
-def _backend_arg(parser: argparse.ArgumentParser) -> None:
+def backend_arg(parser: argparse.ArgumentParser) -> None:
     from .backends import available_backends
 
     parser.add_argument("--backend", default="auto",
@@ -277,7 +237,7 @@ def _backend_arg(parser: argparse.ArgumentParser) -> None:
 
 def _runtime_args(parser: argparse.ArgumentParser, batch: bool = True) -> None:
     """--backend and the runner options every synthesis command takes."""
-    _backend_arg(parser)
+    backend_arg(parser)
     parser.add_argument("--device", help="cpu, cuda or cuda:N (torch, onnxruntime); default: the backend's")
     parser.add_argument("--threads", type=int, help="CPU threads (onnxruntime, torch); default: one per core")
     parser.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16", "int8"),
@@ -295,18 +255,24 @@ def _format_arg(parser: argparse.ArgumentParser) -> None:
                              "float: the float image (3, H, W) in [-1, 1] as .npy")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def labels_arg(parser: argparse.ArgumentParser, what: str = "the label PNG") -> None:
+    """--labels dataset|model: how every door reads label maps (the API's ``labels=``)."""
+    parser.add_argument("--labels", choices=("dataset", "model"), default="dataset",
+                        help=f"dataset: {what} is the dataset's annotation file, mapped by the bundle's "
+                             f"convention (python -m sdk info); model: it holds model class ids already")
+
+
+def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    """The parser of the runtime's commands; ``extend(subparsers)`` adds more (the doors)."""
     p = Parser(prog="python -m sdk", description="Semantic image synthesis from model bundles.")
     p.add_argument("--version", action="version", version=f"sdk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = _parser(sub, "synthesize", "label map PNG -> image")
+    s = add_command(sub, "synthesize", "label map PNG -> image")
     s.add_argument("--bundle", required=True, help="bundle folder (python -m export bundle ...)")
     s.add_argument("--label", required=True, help="label map PNG (index, grayscale or palette RGB)")
     s.add_argument("--instance", help="instance-id PNG (models with instance edges; 8- or 16-bit)")
-    s.add_argument("--labels", choices=("dataset", "model"), default="dataset",
-                   help="dataset: the label PNG is the dataset's annotation file, mapped by the bundle's "
-                        "convention (python -m sdk info); model: it holds model class ids already")
+    labels_arg(s)
     s.add_argument("--style", help="style reference image (models with a style encoder)")
     s.add_argument("--seed", type=int, default=None, help="latent seed (>= 0); same seed, same image")
     s.add_argument("--n", type=int, default=1, help="number of samples (out_0.png, out_1.png, ...)")
@@ -315,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output path (.png/.jpg; .npy with --format uint8/float)")
     s.set_defaults(func=cmd_synthesize)
 
-    u = _parser(sub, "sample", "unconditional models: seed -> image(s), or an interpolation")
+    u = add_command(sub, "sample", "unconditional models: seed -> image(s), or an interpolation")
     u.add_argument("--bundle", required=True, help="bundle folder of an unconditional model (progan-*)")
     u.add_argument("--seed", type=int, default=None, help="latent seed (>= 0); same seed, same image "
                    "(the start of --interpolate, 0 when omitted)")
@@ -329,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--out", required=True, help="output path (.png; .gif with --interpolate; .npy with --format)")
     u.set_defaults(func=cmd_sample)
 
-    t = _parser(sub, "translate", "image-to-image models: image -> image")
+    t = add_command(sub, "translate", "image-to-image models: image -> image")
     t.add_argument("--bundle", required=True, help="bundle folder of an image2image model (msgunet-*)")
     t.add_argument("--image", required=True, help="input image; resized to the model's resolution when "
                    "its aspect ratio matches, an error otherwise (crop or pad it first)")
@@ -338,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output image path (.png)")
     t.set_defaults(func=cmd_translate)
 
-    m = _parser(sub, "morph", "GroupDNet: morph the per-class appearance of image A into B (GIF)")
+    m = add_command(sub, "morph", "GroupDNet: morph the per-class appearance of image A into B (GIF)")
     m.add_argument("--bundle", required=True, help="bundle folder of a GroupDNet model (groupdnet-*)")
     m.add_argument("--image-a", required=True, help="first reference image")
     m.add_argument("--label-a", required=True, help="label map PNG of image A")
@@ -353,66 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", required=True, help="output animated GIF (.gif)")
     m.set_defaults(func=cmd_morph)
 
-    b = _parser(sub, "batch", "a folder / glob / list of label maps -> one PNG each, on Ray")
-    b.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
-    b.add_argument("--labels", required=True, help="folder (every *.png under it), glob ('maps/*.png') or "
-                   "text file listing label PNGs (relative to its folder)")
-    b.add_argument("--out", required=True, help="output folder: one PNG per label (same relative path) "
-                   "and records.jsonl; a re-run skips finished images")
-    b.add_argument("--seed", type=int, default=0, help="global seed; each image's seed is a hash of "
-                   "(seed, label path relative to the labels root)")
-    b.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
-    b.add_argument("--workers", type=int, default=None, help="Synthesizer actors (default: one per GPU, "
-                   "else one per --cpus-per-worker CPUs)")
-    b.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs per actor (default 1; "
-                   "onnxruntime threads)")
-    b.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per actor (default 1 where "
-                   "the cluster has GPUs)")
-    b.add_argument("--batch-size", type=int, default=8, help="label maps per runner call")
-    b.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
-                   help="PNG compression level (1: fast; 6: PIL's default, ~5x slower to write)")
-    _backend_arg(b)
-    b.set_defaults(func=cmd_batch)
-
-    v = _parser(sub, "serve", "HTTP endpoint over a bundle on Ray Serve, with dynamic batching")
-    v.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
-    v.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
-    v.add_argument("--port", type=int, default=8000)
-    v.add_argument("--replicas", type=int, default=1, help="model replicas (one Synthesizer each)")
-    v.add_argument("--max-batch", type=int, default=8, help="most requests run as one batch (1: no batching)")
-    v.add_argument("--batch-wait-ms", type=float, default=10.0, help="longest a request waits for a batch "
-                   "to fill")
-    v.add_argument("--max-ongoing", type=int, default=None, help="requests a replica holds at once "
-                   "(default max(2 x --max-batch, 64); more wait in Ray's router, which backs off)")
-    v.add_argument("--max-queued", type=int, default=64, help="requests waiting for a replica before the "
-                   "server answers 503")
-    v.add_argument("--cpus-per-replica", type=float, default=1.0, help="CPUs per replica (onnxruntime threads)")
-    v.add_argument("--gpus-per-replica", type=float, default=None, help="GPUs per replica (default 1 "
-                   "where the cluster has GPUs)")
-    v.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
-                   help="PNG compression level of responses")
-    v.add_argument("--request-timeout-s", type=float, default=30.0, help="a request not answered by then gets 408")
-    v.add_argument("--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
-    _backend_arg(v)
-    v.set_defaults(func=cmd_serve)
-
-    a = _parser(sub, "app", "paint a label map in the browser and watch the image change (Gradio)")
-    a.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
-    a.add_argument("--label", default=None, help="label map to start from (default: a blank map of the "
-                   "first class)")
-    a.add_argument("--seed", type=int, default=0, help="initial seed")
-    a.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    a.add_argument("--port", type=int, default=7860)
-    _backend_arg(a)
-    a.set_defaults(func=cmd_app)
-
-
-    i = _parser(sub, "info", "describe a bundle and verify its files")
+    i = add_command(sub, "info", "describe a bundle and verify its files")
     i.add_argument("bundle_path", nargs="?", metavar="BUNDLE", help="bundle folder (or --bundle)")
     i.add_argument("--bundle", help="bundle folder")
     i.add_argument("--json", action="store_true", help="print the manifest")
     i.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
     i.set_defaults(func=cmd_info)
+    if extend is not None:
+        extend(sub)
     return p
 
 
@@ -454,7 +368,11 @@ def run_cli(argv: Sequence[str] | None, parser: argparse.ArgumentParser,
         return 130
 
 
+__all__ = ["Parser", "add_command", "backend_arg", "build_parser", "labels_arg", "main", "run_cli"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The runtime's commands alone (no batch, serve, app); ``python -m sdk`` has them all."""
     return run_cli(argv, build_parser())
 
 

@@ -56,10 +56,13 @@ class Convention:
     def to_ids(self, values: np.ndarray, what: str = "label",
                fix: str = "If the map holds model ids already, read it with labels='model' (CLI: --labels model)"
                ) -> np.ndarray:
-        """Map a file's values to model ids; a value outside the convention is an error
-        naming it, where it is, what the convention takes and ``fix``."""
+        """Map a file's values (any integer dtype) to int32 model ids, in one new array; a
+        value outside the convention is an error naming it, where it is, what the convention
+        takes and ``fix``."""
         values = np.asarray(values)
-        out = values.astype(np.int64) + self.offset
+        out = values.astype(np.int32)
+        if self.offset:
+            out += self.offset
         inside = (values >= self.low) & (values <= self.high)
         for raw, model_id in self.special.items():
             hit = values == raw
@@ -132,3 +135,6 @@ def check_mode(labels: str) -> str:
         raise LabelError(f"labels must be 'dataset' (the dataset's files, mapped by the bundle's convention) "
                          f"or 'model' (model class ids already), got {labels!r}")
     return labels
+
+
+__all__ = ["CONVENTIONS", "Convention", "LABEL_MODES", "check_mode", "official_convention"]

@@ -14,3 +14,6 @@ def require(module: str, command: str) -> None:
         extra = _EXTRA.get(module, module)
         raise SDKError(f"`python -m sdk {command}` needs {module}, which is not installed: "
                        f"pip install \"sdk[{extra}]\" (or pip install -e \".[{extra}]\" in a checkout)")
+
+
+__all__ = ["require"]

@@ -112,5 +112,7 @@ def _check(data: dict[str, Any], where: str) -> None:
                 if not isinstance(spec, dict) or any(k not in spec for k in TENSOR_KEYS):
                     fail(f"an {side[:-1]} of graph {gname!r} lacks one of {', '.join(TENSOR_KEYS)}")
     label = data.get("label")
+    if label is None and data["task"] == "semantic":
+        fail("a semantic model's manifest lacks label (num_classes, palette, convention)")
     if label is not None and not (isinstance(label, dict) and isinstance(label.get("num_classes"), int)):
         fail("label has no num_classes")

@@ -17,3 +17,6 @@ def notice(message: str) -> None:
     if message not in _seen:
         _seen.add(message)
         _logger.warning("sdk: %s", message)
+
+
+__all__ = ["notice"]

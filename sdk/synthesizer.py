@@ -24,18 +24,19 @@ from . import memory
 from .atomic import atomic_dir
 from .backends import Runner, check_options, make_runner, resolve_backend
 from .bundle import Bundle
-from .conventions import Convention, check_mode
 from .errors import BackendError, LabelError, SDKError
 from .inputs import check_batch_size, check_count, check_output, check_seed
+from .intake import Label, LabelIntake
 from .latents import LatentStream, NoLatent, VectorLatent, latent_kind
 from .notices import notice
 from .per_class import PerClassMixin
 
-LabelInput = L.LabelLike | Sequence[L.LabelLike]
+LabelInput = L.LabelLike | Label | Sequence[L.LabelLike | Label]
 ImageLike = str | Path | Image.Image | np.ndarray
 ImageInput = ImageLike | Sequence[ImageLike]
 ASPECT_TOLERANCE = 0.01
-"""Relative aspect-ratio difference up to which ``translate`` resizes its input."""
+"""Relative aspect-ratio difference up to which ``translate`` resizes its input (label maps:
+:data:`sdk.intake.ASPECT_TOLERANCE`)."""
 TASK_USAGE = {"semantic": ("s(label, seed=0)", "python -m sdk synthesize --label PNG"),
               "unconditional": ("s(seed=0, n=4)", "python -m sdk sample --seed S"),
               "image2image": ("s.translate(image)", "python -m sdk translate --image IMG")}
@@ -65,12 +66,12 @@ class Synthesizer(PerClassMixin):
     def __init__(self, bundle: Bundle, backend: str = "auto", *, labels: str = "dataset",
                  **backend_options: Any) -> None:
         self.bundle = bundle
-        self.labels = check_mode(labels)
+        self.intake = LabelIntake(bundle, labels)
+        """Reads every label map of this model (:mod:`sdk.intake`); doors read through it too."""
+        self.labels = self.intake.labels
         """``"dataset"``: label files (and arrays) are the dataset's, mapped through
         ``self.convention``; ``"model"``: they hold model class ids already."""
-        spec = dict((bundle.label.get("convention") or {}))
-        spec.pop("source", None)
-        self.convention = Convention.from_json(spec) if spec else None
+        self.convention = self.intake.convention
         self.backend = resolve_backend(bundle, backend)
         check_options(self.backend, backend_options)  # a misspelt option fails here, not at the first call
         self._options = backend_options
@@ -141,8 +142,9 @@ class Synthesizer(PerClassMixin):
         """Synthesize images.
 
         Args:
-            label: label map (index/grayscale/RGB-palette PNG path, PIL image, or (H, W)
-                integer array), or a list of them for a batch. Unconditional models take none.
+            label: label map (index/grayscale/RGB-palette PNG path or bytes, PIL image, (H, W)
+                integer array, or a :class:`~sdk.intake.Label` read by ``s.intake``), or a list
+                of them for a batch. Unconditional models take none.
             seed: seeds the latent (an integer >= 0); the same seed gives the same image.
             z: explicit latent, (D,) or (N, D); overrides ``seed``.
             codes: per-class codes (C, D) or (N, C, D) of models with per-class codes
@@ -301,7 +303,7 @@ class Synthesizer(PerClassMixin):
 
     def _read_input_image(self, x: ImageLike, what: str) -> np.ndarray:
         """An RGB image -> (3, H, W) in [-1, 1] at the bundle resolution; same aspect ratio only."""
-        obj = L._open(x, what)
+        obj = L.open_image(x, what, lossless=False)
         h, w = self.bundle.resolution
         if isinstance(obj, np.ndarray) and obj.ndim != 3:
             return L.read_image(obj, (h, w), what)  # raises its (H, W, 3) uint8 message
@@ -332,8 +334,7 @@ class Synthesizer(PerClassMixin):
                 raise LabelError("empty list of label maps; give at least one")
         inst_items = None
         if instance is not None:
-            if not b.label.get("instance_edge"):
-                raise LabelError(f"{b.name} takes no instance map; call it without instance=")
+            self.intake.check_takes_instances()
             inst_items = list(instance) if isinstance(instance, (list, tuple)) else [instance]
             if len(inst_items) != len(items):
                 raise LabelError(f"got {len(inst_items)} instance maps for {len(items)} label maps")
@@ -354,10 +355,14 @@ class Synthesizer(PerClassMixin):
         done = 0
         try:
             while done < request.count:
-                size = min(batch_size or self._default_batch_size(request, fetch), request.count - done)
+                size = self._next_batch(request.count - done, done, batch_size)
                 feeds = self._label_feeds(request, done, size)
                 feeds.update(request.latents.take(size))
+                probe = batch_size is None and self._batch_size is None and request.count > 1
+                before = memory.process_bytes() if probe else None
                 out = self._run_graph(feeds, fetch, size)
+                if probe:
+                    self._size_batches(before, memory.process_bytes())
                 self._warn_random_weights()
                 done += size
                 bar.update(size)  # before yielding: a consumer may stop after the last image
@@ -366,87 +371,61 @@ class Synthesizer(PerClassMixin):
         finally:
             bar.close()
 
-    def _default_batch_size(self, request: "_Request", fetch: str) -> int:
-        """Chosen once per Synthesizer, so the same call gives the same images (batches of
-        other sizes may round a level apart): a probe run of the request's first image at
-        batch 1 measures the memory one image takes; the batch is as many images as fit in
-        half the free memory, at most ``MAX_AUTO_BATCH``. One image needs no probe."""
-        if self._batch_size is None:
-            if request.count == 1:
-                return 1
-            probe = self._label_feeds(request, 0, 1)
-            probe.update(self.latents.stream(1).take(1))
-            before = memory.process_bytes()
-            self._run_graph(probe, fetch, 1)
-            after = memory.process_bytes()
-            grown = 0 if before is None or after is None else after - before
-            self._batch_size = memory.fitting_batch(max(grown, MIN_PER_IMAGE_BYTES), MAX_AUTO_BATCH)
-        return self._batch_size
+    def _next_batch(self, left: int, done: int, batch_size: int | None) -> int:
+        """Images in the next runner call. Given ``batch_size``, that many. By default a
+        request of several images runs its first image alone -- on the first such request
+        that run measures the memory one image takes (its image is kept) -- and the rest in
+        batches of :attr:`_batch_size`, fixed once per Synthesizer: the same call runs the
+        same batches, so it gives the same images (batches of other sizes may round a level
+        apart)."""
+        if batch_size is not None:
+            return min(batch_size, left)
+        if done == 0 or self._batch_size is None:
+            return 1
+        return min(self._batch_size, left)
+
+    def _size_batches(self, before: int | None, after: int | None) -> None:
+        """The default batch: as many images as fit in half the free memory (one image took
+        ``after - before`` bytes), at most ``MAX_AUTO_BATCH``."""
+        grown = 0 if before is None or after is None else after - before
+        self._batch_size = memory.fitting_batch(max(grown, MIN_PER_IMAGE_BYTES), MAX_AUTO_BATCH)
 
     def _label_feeds(self, request: "_Request", start: int, size: int) -> dict[str, np.ndarray]:
-        """Class ids (int32) and instance edges (uint8) of images ``start .. start+size-1``."""
+        """Class ids (int32) and instance edges (uint8) of images ``start .. start+size-1``:
+        each label map read once by the intake, its int32 ids fed as they are (stacked for
+        a batch; a batch of one is a view, no copy)."""
         if not request.items:
             return {}
         index = [i // request.n for i in range(start, start + size)]
-        ids, edges = {}, {}
+        read: dict[int, Label] = {}
         for i in sorted(set(index)):
             what = f"label[{i}]" if request.batched else "label"
             inst = None if request.instances is None else request.instances[i]
-            ids[i], edge = self._read_pair(request.items[i], inst, what)
-            if edge is not None:
-                edges[i] = edge
+            read[i] = self._check_read(self.intake.read(request.items[i], inst, what=what), what)
         feeds: dict[str, np.ndarray] = {}
-        spec = self._input("label")
-        if spec is not None:
-            feeds[spec["name"]] = np.stack([ids[i] for i in index]).astype(spec["dtype"], copy=False)
-        edge = self._input("instance_edge")
-        if edge is not None:
-            # Without an instance map, class boundaries stand in for instance boundaries.
-            feeds[edge["name"]] = np.stack([edges[i] if i in edges else L.instance_edges(ids[i][None])[0]
-                                            for i in index])
+        for kind, part in (("label", "ids"), ("instance_edge", "edges")):
+            spec = self._input(kind)
+            if spec is not None:
+                arrays = [getattr(read[i], part) for i in index]
+                feeds[spec["name"]] = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
         return feeds
 
-    def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray:
-        """One label map as this model's (H, W) class ids: decoded, resized to the model's
-        resolution where the official test code would resize it, mapped through the
-        bundle's convention (``labels="dataset"``) and range-checked."""
-        return self._read_pair(x, None, what)[0]
-
-    def _read_pair(self, x: L.LabelLike, instance: L.LabelLike | None, what: str
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
-        """A label map's ids and, given its instance map, the instance edges (computed after
-        resizing, as the official code does)."""
-        b = self.bundle
-        values, coloured = L.read_values(x, palette=b.label.get("palette"), what=what)
-        edges = None
-        if instance is not None:
-            inst = L.read_ids(instance, what="instance map")
-            if inst.shape != values.shape:
-                raise LabelError(f"instance map is {inst.shape[0]}x{inst.shape[1]} but the label map is "
-                                 f"{values.shape[0]}x{values.shape[1]}; give maps of the same size")
-            edges = L.instance_edges(self._fit(inst, "instance map")[None])[0]
-        values = self._fit(values, what)
-        if self.labels == "dataset" and self.convention is not None and not coloured:
-            return self.convention.to_ids(values, what), edges
-        L.check_ids(values, b.num_classes, what)
-        return values, edges
-
-    def _fit(self, ids: np.ndarray, what: str) -> np.ndarray:
-        """A map at the model's size as it is; one of the model's aspect ratio (or any size,
-        where the dataset's official code squashes: ADE20K, COCO-Stuff) resized with
-        nearest sampling as the official test code (PIL NEAREST), with one notice; else
-        the size error."""
+    def _check_read(self, label: Label, what: str) -> Label:
+        """A :class:`Label` made elsewhere (another model's intake, by hand) must fit this model."""
         h, w = self.bundle.resolution
-        h_in, w_in = ids.shape
-        if (h_in, w_in) == (h, w):
-            return ids
-        same_aspect = abs((w_in / h_in) / (w / h) - 1) <= ASPECT_TOLERANCE
-        squash = self.labels == "dataset" and self.convention is not None and self.convention.resize == "any"
-        if not (same_aspect or squash):
-            L.check_size(ids, (h, w), what)  # raises, naming the sizes and the fix
-        notice(f"{what} is {h_in}x{w_in}: resized (nearest, as the official test code) to the model's "
-               f"{h}x{w}" + ("" if same_aspect else ", squashing its aspect ratio as the official code does"))
-        return L.resize_ids(ids, (h, w))
+        if label.ids.shape != (h, w) or label.ids.dtype != np.int32:
+            raise LabelError(f"{what} was read as {label.ids.shape} {label.ids.dtype} ids, but "
+                             f"{self.bundle.name} takes ({h}, {w}) int32: read it with this model's s.intake")
+        if (label.edges is None) == bool(self.intake.wants_edges):
+            raise LabelError(f"{what} was read for a model {'without' if label.edges is None else 'with'} "
+                             f"instance edges; read it with this model's s.intake")
+        return label
+
+    def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray:
+        """One label map as this model's (H, W) int32 class ids: decoded, resized to the
+        model's resolution where the official test code would resize it, mapped through the
+        bundle's convention (``labels="dataset"``) and range-checked (:mod:`sdk.intake`)."""
+        return self.intake.read(x, what=what, regions_as_edges=True).ids
 
     def _run_graph(self, feeds: dict[str, np.ndarray], fetch: str, size: int) -> np.ndarray:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,22 @@ def paths(small_bundle, tmp_path_factory):
     h, w = Bundle(spade).resolution
     Image.fromarray(np.zeros((h, w), np.uint8), "L").save(tmp / "label.png")
     Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(tmp / "photo.png")
+    Image.fromarray(np.zeros((h, w), np.uint8), "L").save(tmp / "label.jpg", format="JPEG")
+    (tmp / "labels").mkdir()
+    Image.fromarray(np.zeros((h, w), np.uint8), "L").save(tmp / "labels" / "a.png")
+    (tmp / "regular").write_text("a file, not a folder")
+    readonly = tmp / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:  # root writes anyway: take a folder nobody can create files in
+        (readonly / "probe").write_text("")
+        (readonly / "probe").unlink()
+        readonly = Path("/proc")
+    except OSError:
+        pass
+    from sdk.benchmarks.door_memory import huge_png
+
+    huge_png(tmp / "huge.png", 8192, 16384)
     (tmp / "vgg.yaml").write_text(textwrap.dedent("""\
         model: {name: spade-demo-street}
         data: {kind: procedural, num_samples: 4}
@@ -30,7 +47,9 @@ def paths(small_bundle, tmp_path_factory):
         """))
     return {"spade": str(spade), "progan": str(progan), "msgunet": str(small_bundle("msgunet-512")),
             "label": str(tmp / "label.png"), "photo": str(tmp / "photo.png"), "tmp": str(tmp),
-            "nope": str(tmp / "nope"), "vgg": str(tmp / "vgg.yaml")}
+            "nope": str(tmp / "nope"), "vgg": str(tmp / "vgg.yaml"), "jpeg": str(tmp / "label.jpg"),
+            "regular": str(tmp / "regular"), "readonly": str(readonly), "huge": str(tmp / "huge.png"),
+            "labels": str(tmp / "labels")}
 
 
 SYN = ["synthesize", "--bundle", "{spade}", "--label", "{label}"]
@@ -40,6 +59,23 @@ CASES = [
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--n", "0"], "--n must be a whole number >= 1"),
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--n", "3"], "deterministic given its label map"),
     ("sdk", [*SYN, "--out", "{tmp}"], "is a folder"),
+    ("sdk", [*SYN, "--out", "{regular}/o.png"], "which is a file, not a folder"),
+    ("sdk", [*SYN, "--out", "{readonly}/o.png"], "cannot write in"),
+    ("sdk", ["synthesize", "--bundle", "{spade}", "--label", "{tmp}", "--out", "{tmp}/o.png"],
+     "is a folder, not an image file"),
+    ("sdk", ["synthesize", "--bundle", "{spade}", "--label", "{jpeg}", "--out", "{tmp}/o.png"], "JPEG file: lossy"),
+    ("sdk", ["synthesize", "--bundle", "{spade}", "--label", "{huge}", "--out", "{tmp}/o.png"],
+     "label is 8192x16384 (HxW), 134,217,728 pixels; maps up to 33,554,432 pixels"),
+    ("sdk", ["synthesize", "--bundle", "{spade}", "--label", "{label}", "--instance", "{jpeg}", "--out",
+             "{tmp}/o.png"], "instance map is a JPEG file"),
+    ("sdk", ["batch", "--bundle", "{spade}", "--input", "{labels}", "--out", "{regular}/out"],
+     "which is a file, not a folder"),
+    ("sdk", ["batch", "--bundle", "{spade}", "--input", "{labels}", "--out", "{readonly}/out"], "cannot write in"),
+    ("sdk", ["batch", "--bundle", "{spade}", "--input", "{labels}", "--out", "{tmp}/o", "--instances", "x"],
+     "no such folder, and no {stem} or {prefix} in it"),
+    ("sdk", ["batch", "--bundle", "{spade}", "--input", "{labels}", "--labels", "ids", "--out", "{tmp}/o"],
+     "--labels takes dataset or model"),
+    ("sdk", ["app", "--bundle", "{spade}", "--label", "{huge}"], "maps up to 33,554,432 pixels"),
     ("sdk", [*SYN, "--out", "{tmp}/o.txt"], "give an image file name"),
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--format", "uint8"], "writes a .npy array"),
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--backend", "nope"], "unknown backend 'nope'"),
@@ -79,8 +115,8 @@ CASES = [
 
 
 def _main(cli: str):
-    if cli == "sdk":
-        from sdk.cli import main
+    if cli == "sdk":  # python -m sdk: the runtime's commands and the doors
+        from sdk.services.cli import main
     elif cli == "export":
         from sdk.export.cli import main
     else:

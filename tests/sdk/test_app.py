@@ -88,7 +88,7 @@ def test_page_lists_the_bundle_classes(page):
     options = page.evaluate("() => [...document.querySelectorAll('#sdk-canvas select.cls option')]"
                             ".map(o => o.textContent)")
     from sdk import Bundle
-    from sdk.app import class_names
+    from sdk.services.canvas import class_names
 
     b = Bundle(DEMO)
     names = class_names(b)

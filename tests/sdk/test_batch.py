@@ -46,7 +46,8 @@ def records(out: Path) -> list[dict]:
 
 def test_killed_worker_loses_nothing_and_duplicates_nothing(local_ray, labels, tmp_path):
     from sdk import Synthesizer
-    from sdk.batch import bundle_sha, item_seed, synthesize_dataset
+    from sdk.services.batch import item_seed, synthesize_dataset
+    from sdk.services.common import bundle_sha
 
     out = tmp_path / "out"
     marker = tmp_path / "crashed"
@@ -77,7 +78,7 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(local_ray, labels, t
 
 
 def test_rerun_skips_finished_and_redoes_the_rest(local_ray, labels, tmp_path):
-    from sdk.batch import synthesize_dataset
+    from sdk.services.batch import synthesize_dataset
 
     out = tmp_path / "out"
     first = synthesize_dataset(DEMO, labels, out, seed=1, workers=2)
@@ -109,7 +110,7 @@ def test_rerun_skips_finished_and_redoes_the_rest(local_ray, labels, tmp_path):
 def test_seeds_follow_the_relative_path_not_the_folder(labels, tmp_path):
     """Models without a latent ignore seeds, so check the rule itself and that a copy of
     the data set elsewhere gives the same records."""
-    from sdk.batch import item_seed, list_labels, plan
+    from sdk.services.batch import item_seed, list_labels, plan
 
     root, paths = list_labels(labels)
     items = plan(root, paths, tmp_path, 7)
@@ -126,7 +127,7 @@ def test_seeds_follow_the_relative_path_not_the_folder(labels, tmp_path):
 
 
 def test_bad_labels_are_reported_and_the_rest_done(local_ray, tmp_path):
-    from sdk.batch import synthesize_dataset
+    from sdk.services.batch import synthesize_dataset
 
     src = tmp_path / "labels"
     src.mkdir()
@@ -135,8 +136,11 @@ def test_bad_labels_are_reported_and_the_rest_done(local_ray, tmp_path):
     report = synthesize_dataset(DEMO, src, tmp_path / "out", workers=1)
     assert report.written == 1 and len(report.failed) == 1
     label, why = report.failed[0]
-    assert label.endswith("small.png") and "this model takes 256x512 maps" in why
-    assert not (tmp_path / "out" / "small.png").exists() and len(records(tmp_path / "out")) == 1
+    assert label == "small.png" and "this model takes 256x512 maps" in why
+    assert not (tmp_path / "out" / "small.png").exists()
+    recs = {r["label"]: r for r in records(tmp_path / "out")}  # the failure has its record too
+    assert set(recs) == {"good.png", "small.png"} and "error" not in recs["good.png"]
+    assert recs["small.png"]["error"] == why and "out" not in recs["small.png"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -146,7 +150,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_on_the_running_cluster(local_ray, labels, tmp_path):
     out = tmp_path / "cli"
-    r = run_cli("batch", "--bundle", str(DEMO), "--labels", str(labels / "a" / "*.png"), "--out", str(out),
+    r = run_cli("batch", "--bundle", str(DEMO), "--input", str(labels / "a" / "*.png"), "--out", str(out),
                 "--address", local_ray, "--workers", "1", "--batch-size", "6")
     assert r.returncode == 0, r.stderr
     assert f"wrote {N // 2} images" in r.stdout and "images/s" in r.stdout
@@ -156,8 +160,10 @@ def test_cli_on_the_running_cluster(local_ray, labels, tmp_path):
 def test_cli_bad_input_is_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = run_cli("batch", "--bundle", str(DEMO), "--labels", str(empty), "--out", str(tmp_path / "o"))
+    r = run_cli("batch", "--bundle", str(DEMO), "--input", str(empty), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: no label maps (*.png) in folder")
-    r = run_cli("batch", "--bundle", str(tmp_path / "nope"), "--labels", str(empty), "--out", str(tmp_path / "o"))
+    r = run_cli("batch", "--bundle", str(DEMO), "--labels", str(empty), "--out", str(tmp_path / "o"))  # the old flag
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: no label maps (*.png) in folder")
+    r = run_cli("batch", "--bundle", str(tmp_path / "nope"), "--input", str(empty), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr

@@ -34,7 +34,7 @@ def test_no_float_one_hot_is_built_on_the_host(small_bundle, monkeypatch):
     monkeypatch.setattr(runner, "run", spy)
     s(labels[:1], seed=0)  # warm up: sessions and caches are not the call's allocations
     tracemalloc.start()
-    images = s(labels, seed=0)
+    images = s(labels, seed=0, batch_size=8)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     one_hot_bytes = 8 * classes * h * w * 4

@@ -49,6 +49,8 @@ def test_out_of_range_id_names_value_position_and_range():
     (np.zeros((4,), np.int64), "shape"),
     (np.zeros((0, 4), np.int64), "empty"),
     ("does/not/exist.png", "does not exist"),
+    (".", "is a folder, not an image file"),
+    (b"", "is empty"),
     (3.0, "must be a PNG path"),
 ])
 def test_bad_label_inputs(bad, message):
@@ -57,7 +59,59 @@ def test_bad_label_inputs(bad, message):
 
 
 def test_integral_floats_are_accepted():
-    assert L.read_ids(np.full((3, 3), 4.0)).dtype == np.int64
+    ids = L.read_ids(np.full((3, 3), 4.0))
+    assert ids.dtype.kind == "i" and (ids == 4).all()
+
+
+def test_files_keep_their_depth():
+    """8-bit maps decode to uint8, 16-bit ones to uint16: no wider copy of a full-size map."""
+    import io
+
+    for arr in (np.full((4, 6), 7, np.uint8), np.full((4, 6), 26001, np.uint16)):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        got = L.read_ids(buf.getvalue())
+        assert got.dtype == arr.dtype and np.array_equal(got, arr)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "I", "I;16", "RGB"])
+def test_nearest_resize_picks_pils_pixels(mode):
+    """resize_nearest on the values equals PIL's NEAREST resize of the image in mode 'I' (what the
+    official code's 32-bit maps get), for 8-bit, palette, 32-bit, 16-bit and RGB maps alike; PIL's
+    own resize of an 'I;16' image would pick other pixels."""
+    rng = np.random.default_rng(0)
+    for (h, w), (oh, ow) in [((427, 640), (256, 256)), ((1024, 2048), (128, 256)), ((100, 300), (333, 77))]:
+        ids = rng.integers(0, 200, (h, w))
+        want = np.asarray(Image.fromarray(ids.astype(np.int32), "I").resize((ow, oh), Image.NEAREST))
+        arr = ids.astype(np.uint16) * 300 if mode == "I;16" else ids.astype(np.int32 if mode == "I" else np.uint8)
+        if mode == "RGB":
+            arr = np.stack([arr, arr, arr], -1)
+        img = Image.fromarray(arr) if mode in ("I;16", "RGB") else Image.fromarray(arr, mode)
+        got = L.resize_nearest(np.asarray(img), (oh, ow))
+        got = got[..., 0] if mode == "RGB" else got // 300 if mode == "I;16" else got
+        assert got.dtype == np.asarray(img).dtype and np.array_equal(got, want), (mode, h, w)
+
+
+def test_header_bounds_before_decoding(tmp_path):
+    """A small file that claims huge dimensions is refused from its header, naming the limit;
+    a JPEG label is refused as lossy."""
+    import zlib
+
+    def png_header_only(h: int, w: int) -> bytes:  # a valid PNG of one compressed all-zero image
+        import struct
+
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        raw = zlib.compress(b"\0" * 64)  # PIL never decodes past the header here
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+    for h, w in ((8192, 16384), (12000, 12000), (60000, 60000)):
+        with pytest.raises(LabelError, match=f"{L.MAX_PIXELS:,} pixels"):
+            L.read_ids(png_header_only(h, w))
+    Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(tmp_path / "map.jpg")
+    with pytest.raises(LabelError, match="JPEG file: lossy compression"):
+        L.read_ids(tmp_path / "map.jpg")
 
 
 def test_size_error_says_how_to_resize():
@@ -82,3 +136,26 @@ def test_to_image_maps_range():
     x = np.stack([np.full((2, 2), -1.0), np.zeros((2, 2)), np.ones((2, 2))])
     arr = np.asarray(L.to_image(x))
     assert arr[0, 0].tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "I;16", "RGB", "RGBA", "1"])
+def test_files_resize_row_by_row_to_the_same_pixels(mode):
+    """A file is resized by reading only the rows nearest sampling picks: the same pixels as
+    resizing its whole decoded array, in its own dtype."""
+    import io
+
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 2 if mode == "1" else 200, (427, 640))
+    if mode == "I;16":
+        img = Image.fromarray((ids * 300).astype(np.uint16))
+    elif mode in ("RGB", "RGBA"):
+        img = Image.fromarray(np.stack([ids] * (3 if mode == "RGB" else 4), -1).astype(np.uint8), mode)
+    else:
+        img = Image.fromarray(ids.astype(np.uint8), "L").convert(mode) if mode == "1" else \
+            Image.fromarray(ids.astype(np.uint8), mode)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    whole = L.MapSource(buf.getvalue()).values()
+    for size in ((256, 256), (128, 192), (900, 1280)):
+        got = L.MapSource(buf.getvalue()).values(size)
+        assert got.dtype == whole.dtype and np.array_equal(got, L.resize_nearest(whole, size)), (mode, size)

@@ -35,6 +35,7 @@ def test_round_trip(data):
     (lambda d: d["graphs"]["model"]["inputs"][0].pop("dtype"), "lacks one of name, kind, shape, dtype"),
     (lambda d: d.update(schema_version=7), "schema 7"),
     (lambda d: d.update(label={"palette": []}), "label has no num_classes"),
+    (lambda d: d.update(task="semantic"), "a semantic model's manifest lacks label"),  # valid JSON, no label
 ])
 def test_schema_problems_are_named(data, change, message):
     path, raw = data

@@ -38,7 +38,7 @@ def urls(local_ray):
     (no batching, one request at a time, one queued) at /tight to overload."""
     from ray import serve
 
-    from sdk.serve import ServeOptions, start
+    from sdk.services.serve import ServeOptions, start
 
     port = _free_port()
     base = start(DEMO, ServeOptions(port=port, max_batch=8, batch_wait_ms=20, max_queued=256))
@@ -117,9 +117,9 @@ def test_concurrent_requests_are_batched(urls):
 
 
 @pytest.mark.parametrize("body, query, ctype, message", [
-    (b"", "", "image/png", "the request body is empty; POST a label map PNG"),
-    (b"not a png", "", "image/png", "cannot read the request body as an image"),
-    (png(np.full((256, 512), 99, np.uint8)), "", "image/png", "label contains id 99 at (0, 0); this model takes ids 0..34"),
+    (b"", "", "image/png", "the label is empty (0 bytes); send a PNG file"),
+    (b"not a png", "", "image/png", "cannot read the label as an image"),
+    (png(np.full((256, 512), 99, np.uint8)), "", "image/png", "label holds 99 at (0, 0), which is not a Cityscapes file value"),
     (png(np.zeros((128, 128), np.uint8)), "", "image/png", "label is 128x128 (HxW); this model takes 256x512 maps"),
     (LABEL.read_bytes(), "?seed=abc", "image/png", "seed must be an integer, got 'abc'"),
     (png(np.full((256, 512, 3), 7, np.uint8), "RGB"), "", "image/png", "which is not in this model's palette"),
@@ -143,7 +143,7 @@ def test_style_on_a_model_without_encoder_is_400(urls):
 
 
 def test_health_and_metadata(urls):
-    from sdk.batch import bundle_sha
+    from sdk.services.common import bundle_sha
 
     base, _ = urls
     with urllib.request.urlopen(f"{base}/healthz", timeout=30) as r:
@@ -233,7 +233,7 @@ def test_cli_serves_until_interrupted(tmp_path):
 def test_ctrl_c_exits_even_when_serve_shutdown_hangs():
     """Serve's shutdown can wait forever on a controller that is gone: Ctrl-C still ends the
     process, with one line that says so, within the shutdown budget."""
-    code = ("import time, ray, sdk.serve as m\n"
+    code = ("import time, ray, sdk.services.serve as m\n"
             "m.serve.shutdown = lambda: time.sleep(600)\n"
             "ray.shutdown = lambda: None\n"
             "m._shutdown_within(1.0)\n"

@@ -4,22 +4,26 @@
 
 * ``POST /synthesize`` -- the body is a label map PNG (``Content-Type: image/png``, seed in
   the query: ``/synthesize?seed=3``), or a multipart form with a ``label`` file and the
-  optional ``seed`` field and ``style`` image (models with a style encoder). Returns the
-  image as a PNG (``X-Seed``, ``X-Batch-Size`` and ``X-Inference-Ms`` headers say how it was
-  made). Bad input gets HTTP 400 whose body is the SDK's one-line error; when more than
-  ``max_queued`` requests wait for a replica the server answers 503 at once.
+  optional ``instance`` file (an instance map, models trained with instance edges),
+  ``seed`` field and ``style`` image (models with a style encoder). The label is read by
+  the bundle's :class:`~sdk.LabelIntake` as every door reads it (a dataset file through the
+  bundle's convention; ``--labels model`` for maps of model ids). Returns the image as a PNG
+  (``X-Seed``, ``X-Batch-Size``, ``X-Inference-Ms`` and, for models with instance edges,
+  ``X-Instance-Edges`` headers say how it was made). Bad input gets HTTP 400 whose body is
+  the SDK's one-line error, the same line every door gives; when more than ``max_queued``
+  requests wait for a replica the server answers 503 at once.
 * ``GET /healthz`` -- 200 once the replica has loaded its model.
 * ``GET /metadata`` -- the model: name, family, resolution, classes, palette, inputs,
   backend, batching settings.
 
 Requests that arrive within ``batch_wait_ms`` of each other run as one batch of up to
 ``max_batch`` (``@serve.batch``), each with its own seed: the image a request gets is the
-one ``Synthesizer(label, seed=seed)`` gives, batched or not.
+one ``Synthesizer(label, seed=seed)`` gives, batched or not. Every label is read (and
+refused, alone) before it joins a batch; should the synthesis still refuse a batch, its
+requests are run one by one, so a bad request fails itself only.
 """
 
 import asyncio
-import io
-import logging
 import os
 import signal
 import sys
@@ -34,9 +38,11 @@ from fastapi.responses import PlainTextResponse, Response
 from PIL import Image
 from ray import serve
 
-from . import labels as L
-from .errors import SDKError
-from .notices import notice
+from sdk import Bundle, Label, SDKError
+from sdk.labels import open_image
+from sdk.notices import notice
+
+from .common import bundle_sha, edges_line, error_line, isolated, open_synthesizer, png_bytes, start_ray, threads_for
 
 API_NAME = "sdk"
 
@@ -62,25 +68,16 @@ class ServeOptions:
     backend: str = "auto"
     png_level: int = 1
     request_timeout_s: float = 30.0
+    labels: str = "dataset"
+    """How label maps are read: the dataset's files through the bundle's convention, or
+    ``"model"``: maps of model class ids (as ``Synthesizer.from_pretrained(labels=)``)."""
 
 
 app = FastAPI(title="sdk synthesis", docs_url=None, redoc_url=None)
 
 
-def _bad(msg: str) -> PlainTextResponse:
-    return PlainTextResponse(msg + "\n", status_code=400)
-
-
-def _decode(data: bytes, what: str) -> Image.Image:
-    if not data:
-        raise SDKError(f"the {what} is empty; POST a label map PNG (Content-Type: image/png) or a multipart "
-                       f"form with a 'label' file")
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except Exception as exc:
-        raise SDKError(f"cannot read the {what} as an image ({type(exc).__name__}); send a PNG") from None
-    return img
+def _bad(msg: str, status: int = 400) -> PlainTextResponse:
+    return PlainTextResponse(msg + "\n", status_code=status)
 
 
 def _seed(text: str | None) -> int | None:
@@ -95,25 +92,28 @@ def _seed(text: str | None) -> int | None:
     return value
 
 
+async def _file(form: Any, name: str) -> bytes | None:
+    """The bytes of a multipart file field, None when absent."""
+    field = form.get(name)
+    if field is None or isinstance(field, str):
+        return None
+    return await field.read()
+
+
 @serve.deployment(name="Synthesis")
 @serve.ingress(app)
 class SynthesisService:
     """One replica: one Synthesizer, requests batched by ``@serve.batch``."""
 
     def __init__(self, bundle: str, options: dict[str, Any]) -> None:
-        from .backends import resolve_backend
-        from .batch import bundle_sha
-        from .bundle import Bundle
-        from .synthesizer import Synthesizer
-
         opts = ServeOptions(**options)
-        b = Bundle(bundle, verify=True)
+        self.s = open_synthesizer(bundle, backend=opts.backend, threads=threads_for(opts.cpus_per_replica),
+                                  labels=opts.labels)
+        b = self.s.bundle
         if b.task != "semantic":
             raise SDKError(f"{b.name} is a {b.task} model; sdk serve serves label-to-image models")
-        backend = resolve_backend(b, opts.backend)
-        kwargs = {"threads": max(1, int(opts.cpus_per_replica))} if backend == "onnxruntime" else {}
-        self.s = Synthesizer(b, backend, **kwargs)
-        self.s(np.zeros(b.resolution, dtype=np.int64))  # load and warm the runner before taking traffic
+        zeros = np.zeros(b.resolution, np.int32)  # model id 0 everywhere: load and warm the runner
+        self.s(self.s.intake.read(zeros, labels="model", regions_as_edges=True))
         self.opts = opts
         self.sha = bundle_sha(bundle)
         self.has_style = b.has_graph("encoder") and not self.s.has_codes
@@ -131,7 +131,8 @@ class SynthesisService:
         names = b.label.get("classes") or [f"class {i}" for i in range(n)]
         return {"name": b.name, "family": b.family, "task": b.task, "resolution": list(b.resolution),
                 "num_classes": n, "classes": names, "palette": b.label.get("palette"),
-                "instance_edge": bool(b.label.get("instance_edge")),
+                "instance_edge": bool(b.label.get("instance_edge")), "labels": self.s.labels,
+                "convention": (b.label.get("convention") or {}).get("name"),
                 "inputs": [{k: i[k] for k in ("name", "kind", "shape", "dtype")} for i in b.graph("model")["inputs"]],
                 "takes_style": self.has_style, "takes_seed": any(i["kind"] in ("latent", "codes")
                                                                  for i in b.graph("model")["inputs"]),
@@ -141,60 +142,62 @@ class SynthesisService:
     @app.post("/synthesize")
     async def synthesize(self, request: Request) -> Response:
         try:
-            ids, seed, style = await self._parse(request)
+            label, seed, style = await self._parse(request)
         except SDKError as exc:
             return _bad(str(exc))
-        try:
-            png, batch, ms = await self.synthesize_batch((ids, seed, style))
-        except SDKError as exc:  # e.g. a style image the encoder cannot take
-            return _bad(str(exc))
+        png, batch, ms = await self.synthesize_batch((label, seed, style))
+        if isinstance(png, Exception):  # this request's own failure; the others of its batch are served
+            return _bad(error_line(png), 400 if isinstance(png, SDKError) else 500)
         headers = {"X-Batch-Size": str(batch), "X-Inference-Ms": f"{ms:.2f}"}
         if seed is not None:
             headers["X-Seed"] = str(seed)
+        if label.edges_from:
+            headers["X-Instance-Edges"] = label.edges_from
         return Response(png, media_type="image/png", headers=headers)
 
-    async def _parse(self, request: Request) -> tuple[np.ndarray, int | None, Image.Image | None]:
-        b = self.s.bundle
+    async def _parse(self, request: Request) -> tuple[Label, int | None, Image.Image | None]:
+        """The request's label (read by the intake, off the event loop: health checks keep
+        their answers while a large map decodes), seed and style image."""
         ctype = request.headers.get("content-type", "")
-        style = None
+        style = instance = None
         if ctype.startswith("multipart/form-data"):
             form = await request.form()
-            label = form.get("label")
-            if label is None or isinstance(label, str):
+            label = await _file(form, "label")
+            if label is None:
                 raise SDKError("the multipart form has no 'label' file; send the label map PNG as the field 'label'")
-            img = _decode(await label.read(), "label")
+            instance = await _file(form, "instance")
             seed = _seed(form.get("seed") if isinstance(form.get("seed"), str) else None)
-            st = form.get("style")
-            if st is not None and not isinstance(st, str):
-                style = _decode(await st.read(), "style image")
+            style_bytes = await _file(form, "style")
+            if style_bytes is not None:
+                if not self.has_style:
+                    raise SDKError(f"{self.s.bundle.name} takes no style image (it has no style encoder); "
+                                   f"send the label map only")
+                style = open_image(style_bytes, "style image", lossless=False)
         else:
-            img = _decode(await request.body(), "request body")
+            label = await request.body()
             seed = _seed(request.query_params.get("seed"))
-        if style is not None and not self.has_style:
-            raise SDKError(f"{b.name} takes no style image (it has no style encoder); send the label map only")
-        ids = L.read_ids(img, palette=b.label.get("palette"))
-        L.check_size(ids, b.resolution)
-        L.check_ids(ids, b.num_classes)
-        return ids, seed, style
+        read = await asyncio.to_thread(self.s.intake.read, label, instance, regions_as_edges=True)
+        return read, seed, style
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def synthesize_batch(self, items: list[tuple[np.ndarray, int | None, Any]]) -> list[Any]:
+    async def synthesize_batch(self, items: list[tuple[Label, int | None, Any]]) -> list[Any]:
         # Runs off the event loop, so the replica keeps parsing requests and answering
-        # health checks while a batch synthesizes. An SDKError (a style image the encoder
-        # cannot take) is raised to every request of the batch.
+        # health checks while a batch synthesizes. Returns one result per request: its
+        # PNG, or its own exception (never raised to the whole batch).
         return await asyncio.to_thread(self._run_batch, items)
 
-    def _run_batch(self, items: list[tuple[np.ndarray, int | None, Any]]) -> list[tuple[bytes, int, float]]:
+    def _run_batch(self, items: list[tuple[Label, int | None, Any]]) -> list[tuple[Any, int, float]]:
         start = time.perf_counter()
-        images = self.s.synthesize_many([i[0] for i in items], [i[1] for i in items],
-                                        [i[2] for i in items] if any(i[2] is not None for i in items) else None)
+
+        def run(part: list[tuple[Label, int | None, Any]]) -> list[Image.Image]:
+            styles = [i[2] for i in part]
+            return self.s.synthesize_many([i[0] for i in part], [i[1] for i in part],
+                                          styles if any(st is not None for st in styles) else None)
+
+        images = isolated(run, items)
         ms = (time.perf_counter() - start) * 1e3
-        out = []
-        for img in images:
-            buf = io.BytesIO()
-            img.save(buf, format="PNG", compress_level=self.opts.png_level)
-            out.append((buf.getvalue(), len(items), ms))
-        return out
+        return [(img if isinstance(img, Exception) else png_bytes(img, self.opts.png_level), len(items), ms)
+                for img in images]
 
 
 def build_app(bundle: str | Path, options: ServeOptions | None = None) -> Any:
@@ -219,16 +222,12 @@ def start(bundle: str | Path, options: ServeOptions | None = None, *, address: s
     """Start Ray (or join ``address``), Serve's HTTP proxy and the app; returns its base URL."""
     import ray
 
-    from .bundle import Bundle
+    from sdk.conventions import check_mode
 
     opts = options or ServeOptions()
     Bundle(bundle, verify=False)  # a missing bundle is a one-line error here, not a replica crash loop
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(include_dashboard=False, **kwargs)
+    check_mode(opts.labels)
+    start_ray(address)
     http = {"host": opts.host, "port": opts.port, "request_timeout_s": opts.request_timeout_s}
     for attempt in (1, 2):
         try:
@@ -253,6 +252,9 @@ def serve_forever(bundle: str | Path, options: ServeOptions | None = None, *, ad
     print(f"serving {Path(bundle)} at {url}  (replicas {opts.replicas}, max batch {opts.max_batch}, "
           f"wait {opts.batch_wait_ms:g} ms, 503 beyond {opts.max_queued} queued)")
     print(f"  curl --data-binary @label.png -H 'Content-Type: image/png' '{url}/synthesize?seed=0' -o out.png")
+    edges = edges_line(Bundle(bundle, verify=False), "curl -F label=@label.png -F instance=@instance.png")
+    if edges:
+        print(f"  {edges}")
     print(f"  {url}/healthz   {url}/metadata        Ctrl-C stops", flush=True)
     _stop_on_signals()
     try:

@@ -1,7 +1,11 @@
 """Bulk synthesis on Ray: a folder (glob, list file) of label maps -> one PNG each.
 
->>> from sdk.batch import synthesize_dataset
+>>> from sdk.services.batch import synthesize_dataset
 >>> report = synthesize_dataset("demo/spade-street", "labels/", "out/", seed=0)
+
+Each label map (and its instance map, found by ``instances``) is read by the bundle's
+:class:`~sdk.LabelIntake` as every door reads it, so an image is the one
+``Synthesizer(label, instance=..., seed=item_seed(...))`` gives.
 
 Ray Data reads the label paths and ``map_batches`` runs them through a pool of actors,
 each holding one :class:`~sdk.Synthesizer` (one per GPU, or one per ``cpus_per_worker``
@@ -22,13 +26,15 @@ What makes a run restartable:
   image once (records are keyed by label), so nothing is lost and nothing duplicated.
   Temp files a killed worker left are removed at the end of the run.
 * One run at a time per output folder: the driver holds a lock on ``OUT/.sdk-batch.lock``.
+* A label map that cannot be read, or that the synthesis refuses, fails alone: it gets an
+  error record (``"error"``: the one line every door gives), the others of its batch are
+  made, and a re-run tries it again.
 """
 from __future__ import annotations
 
 import fcntl
 import glob as globlib
 import hashlib
-import io
 import json
 import os
 import socket
@@ -39,8 +45,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .atomic import write_bytes_atomic
-from .errors import SDKError
+from sdk import SDKError
+from sdk.atomic import check_writable, write_bytes_atomic
+from sdk.notices import notice
+
+from .common import bundle_sha, edges_line, error_line, isolated, open_synthesizer, png_bytes, start_ray, threads_for
 
 RECORDS = "records.jsonl"
 LOCK = ".sdk-batch.lock"
@@ -50,12 +59,14 @@ _GLOB_CHARS = set("*?[")
 
 @dataclass(frozen=True)
 class Item:
-    """One label map to synthesize: ``key`` is its path relative to the labels root."""
+    """One label map to synthesize: ``key`` is its path relative to the labels root;
+    ``instance`` its instance map's path ('' for none)."""
 
     key: str
     label: str
     out: str
     seed: int
+    instance: str = ""
 
 
 @dataclass
@@ -67,6 +78,7 @@ class BatchReport:
     written: int
     skipped: int
     failed: list[tuple[str, str]] = field(default_factory=list)
+    """(label key, the one-line reason) of every label map that got no image this run."""
     workers: int = 0
     backend: str = ""
     synthesis_s: float = 0.0
@@ -86,7 +98,7 @@ class BatchReport:
 
 # -- inputs ---------------------------------------------------------------------------
 def list_labels(spec: str | Path | Sequence[str | Path]) -> tuple[Path, list[Path]]:
-    """Resolve ``--labels`` to (root, sorted label files).
+    """Resolve ``--input`` to (root, sorted label files).
 
     ``spec`` is a folder (every ``*.png`` under it, recursively), a glob (``'maps/*.png'``,
     ``**`` allowed), a list file (one path per line, relative to the list file's folder;
@@ -126,7 +138,7 @@ def list_labels(spec: str | Path | Sequence[str | Path]) -> tuple[Path, list[Pat
                 raise SDKError(f"list file {p} names {len(missing)} missing file(s), e.g. {missing[0]}; "
                                f"paths are relative to the list file's folder")
         else:
-            raise SDKError(f"--labels {text}: no such folder, file or matching glob; give a folder, "
+            raise SDKError(f"--input {text}: no such folder, file or matching glob; give a folder, "
                            f"a glob such as 'maps/*.png' or a text file listing label PNGs")
     if not paths:
         raise SDKError(f"{what} matched no label files; give a folder, glob or list file of label PNGs")
@@ -147,31 +159,48 @@ def item_seed(global_seed: int, key: str) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def plan(root: Path, labels: Sequence[Path], out: Path, global_seed: int) -> list[Item]:
+def find_instances(root: Path, labels: Sequence[Path], spec: str | Path | None) -> list[Path | None]:
+    """The instance map of each label map, by ``spec`` (``--instances``):
+
+    * a pattern: a path relative to each label's folder with ``{stem}`` (the label file's
+      name without ``.png``) and ``{prefix}`` (the stem up to its last ``_``), e.g.
+      ``'{prefix}_instanceIds.png'`` beside Cityscapes' ``*_gtFine_labelIds.png``, or
+      ``'../val_inst/{stem}.png'`` for COCO-Stuff's folders;
+    * a folder holding the instance maps at the labels' relative paths;
+    * None: no instance maps.
+    A named file that does not exist fails that label map only (its error record says so).
+    """
+    if spec is None:
+        return [None] * len(labels)
+    text = str(spec)
+    if "{" in text:
+        try:
+            return [(p.parent / text.format(stem=p.stem, prefix=p.stem.rsplit("_", 1)[0])).resolve() for p in labels]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SDKError(f"--instances {text!r}: {type(exc).__name__} {exc}; a pattern may use {{stem}} "
+                           f"(the label's name without .png) and {{prefix}} (the stem up to its last '_')") from None
+    folder = Path(text)
+    if not folder.is_dir():
+        raise SDKError(f"--instances {text}: no such folder, and no {{stem}} or {{prefix}} in it; give the folder of "
+                       f"instance maps (same relative paths as the labels) or a pattern such as "
+                       f"'{{prefix}}_instanceIds.png'")
+    return [(folder / p.relative_to(root)).resolve() for p in labels]
+
+
+def plan(root: Path, labels: Sequence[Path], out: Path, global_seed: int,
+         instances: Sequence[Path | None] | None = None) -> list[Item]:
     """One :class:`Item` per label; output names mirror the labels' relative paths."""
     items, seen = [], {}
-    for p in labels:
+    for i, p in enumerate(labels):
         key = p.relative_to(root).as_posix()
         dest = (out / key).with_suffix(".png")
         if dest in seen:
             raise SDKError(f"{seen[dest]} and {key} would both be written to {dest}; "
                            f"rename one of them or run them into separate --out folders")
         seen[dest] = key
-        items.append(Item(key, str(p), str(dest), item_seed(global_seed, key)))
+        inst = instances[i] if instances is not None else None
+        items.append(Item(key, str(p), str(dest), item_seed(global_seed, key), str(inst) if inst else ""))
     return items
-
-
-def bundle_sha(bundle_path: str | Path) -> str:
-    """The bundle's identity in records: the manifest's sha256 of the weights (else of the
-    model graph), which fixes the images whatever backend runs them."""
-    from .bundle import Bundle
-
-    b = Bundle(bundle_path, verify=False)
-    files = b.manifest.files
-    for rel in (b.manifest.weights.get("file"), b.graph("model")["file"]):
-        if rel and rel in files:
-            return files[rel]["sha256"]
-    raise SDKError(f"{b.path} lists neither weights nor a model graph with a sha256; re-export it")
 
 
 # -- records --------------------------------------------------------------------------
@@ -240,15 +269,8 @@ class SynthesisWorker:
     on disk and returns one result row per item (errors included, as rows)."""
 
     def __init__(self, bundle: str, backend: str = "auto", threads: int | None = None,
-                 png_level: int = 1, crash_once: tuple[str, str] | None = None) -> None:
-        from .backends import resolve_backend
-        from .bundle import Bundle
-        from .synthesizer import Synthesizer
-
-        b = Bundle(bundle, verify=True)
-        chosen = resolve_backend(b, backend)
-        options = {"threads": threads} if chosen == "onnxruntime" and threads else {}
-        self.s = Synthesizer(b, chosen, **options)
+                 png_level: int = 1, labels: str = "dataset", crash_once: tuple[str, str] | None = None) -> None:
+        self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
         self.png_level = png_level
         self.where = f"{socket.gethostname()}:{os.getpid()}"
         # Fault injection for tests and benchmarks: the first time this label key comes up
@@ -258,32 +280,33 @@ class SynthesisWorker:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        from . import labels as L
-
         t0 = time.time()
         keys = [str(k) for k in batch["key"]]
         n = len(keys)
         error = [""] * n
-        ids: list[Any] = [None] * n
-        palette = self.s.bundle.label.get("palette")
-        for i, path in enumerate(batch["label"]):
+        read: list[Any] = [None] * n
+        instances = batch.get("instance", [""] * n)
+        for i in range(n):  # every label by the one rule, before any batching
             try:
-                x = L.read_ids(str(path), palette=palette)
-                L.check_size(x, self.s.bundle.resolution)
-                L.check_ids(x, self.s.bundle.num_classes)
-                ids[i] = x
+                read[i] = self.s.intake.read(str(batch["label"][i]), str(instances[i] or "") or None)
             except SDKError as exc:
                 error[i] = str(exc)
         good = [i for i in range(n) if not error[i]]
         ms = [0.0] * n
         if good:
             start = time.perf_counter()
-            images = self.s.synthesize_many([ids[i] for i in good], [int(batch["seed"][i]) for i in good])
+            images = isolated(lambda idx: self.s.synthesize_many([read[i] for i in idx],
+                                                                 [int(batch["seed"][i]) for i in idx]), good)
             per_image = (time.perf_counter() - start) * 1e3 / len(good)
             for i, img in zip(good, images):
-                buf = io.BytesIO()
-                img.save(buf, format="PNG", compress_level=self.png_level)
-                write_bytes_atomic(batch["out"][i], buf.getvalue())
+                if isinstance(img, Exception):
+                    error[i] = error_line(img)
+                    continue
+                try:
+                    write_bytes_atomic(batch["out"][i], png_bytes(img, self.png_level))
+                except OSError as exc:
+                    error[i] = f"cannot write {batch['out'][i]} ({exc.strerror or type(exc).__name__}); check --out"
+                    continue
                 ms[i] = per_image
                 self._maybe_crash(keys[i])
         return {"key": np.array(keys, dtype=object), "ms": np.array(ms), "error": np.array(error, dtype=object),
@@ -327,24 +350,9 @@ def _size_pool(workers: int | None, cpus_per_worker: float | None, gpus_per_work
     return _Sizing(workers, cpus, gpus)
 
 
-def _start_ray(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to ``address`` or start a local Ray; returns whether we started it."""
-    import logging
-
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
-    return True
-
-
-def synthesize_dataset(bundle: str | Path, labels: str | Path | Sequence[str | Path], out: str | Path, *,
-                       seed: int = 0, address: str | None = None, workers: int | None = None,
+def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, *,
+                       labels: str = "dataset", instances: str | Path | None = None, seed: int = 0,
+                       address: str | None = None, workers: int | None = None,
                        cpus_per_worker: float | None = None, gpus_per_worker: float | None = None,
                        batch_size: int = 8, backend: str = "auto", png_level: int = 1,
                        progress: bool | None = None, crash_once: tuple[str, str] | None = None) -> BatchReport:
@@ -352,8 +360,12 @@ def synthesize_dataset(bundle: str | Path, labels: str | Path | Sequence[str | P
 
     Args:
         bundle: bundle folder.
-        labels: folder, glob, list file or list of label PNG paths (see :func:`list_labels`).
+        inputs: folder, glob, list file or list of label PNG paths (see :func:`list_labels`).
         out: output folder: ``<relative label path>.png`` per label and ``records.jsonl``.
+        labels: ``"dataset"`` (the dataset's files, mapped by the bundle's convention) or
+            ``"model"`` (maps of model class ids), as ``Synthesizer.from_pretrained(labels=)``.
+        instances: where each label's instance map is (see :func:`find_instances`): a pattern
+            such as ``'{prefix}_instanceIds.png'`` or a folder with the labels' relative paths.
         seed: global seed; each image's seed is :func:`item_seed` (seed, relative path).
         address: Ray cluster address (``ray://...`` or ``HOST:PORT``); None starts a local
             Ray on this machine (or uses the one this process already started).
@@ -367,11 +379,12 @@ def synthesize_dataset(bundle: str | Path, labels: str | Path | Sequence[str | P
             itself after writing its image (fault-injection for tests and benchmarks).
 
     Returns:
-        A :class:`BatchReport`; images whose label maps could not be read are listed in
-        ``failed`` and get neither an image nor a record (fix them and re-run).
+        A :class:`BatchReport`. Every label map that failed (unreadable, refused) is listed in
+        ``failed`` and has an error record in ``records.jsonl``, no image; the rest are done.
     """
     t0 = time.perf_counter()
-    from .bundle import Bundle
+    from sdk import Bundle
+    from sdk.conventions import check_mode
 
     bundle = Path(bundle)
     b = Bundle(bundle, verify=True)
@@ -379,11 +392,22 @@ def synthesize_dataset(bundle: str | Path, labels: str | Path | Sequence[str | P
         raise SDKError(f"{b.name} is a {b.task} model; sdk batch synthesizes label maps with semantic models")
     if batch_size < 1:
         raise SDKError(f"batch size must be >= 1, got {batch_size}")
-    root, paths = list_labels(labels)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    items = plan(root, paths, out.resolve(), seed)
+    check_mode(labels)
+    if instances is not None and not b.label.get("instance_edge"):
+        raise SDKError(f"{b.name} takes no instance map (it was trained without instance edges); leave "
+                       f"--instances out")
+    root, paths = list_labels(inputs)
+    found = find_instances(root, paths, instances)
+    if instances is not None:  # instance maps that sit among the labels are no labels themselves
+        taken = {q for p, q in zip(paths, found) if q is not None and q != p}
+        kept = [i for i, p in enumerate(paths) if p not in taken]
+        paths, found = [paths[i] for i in kept], [found[i] for i in kept]
+    elif b.label.get("instance_edge"):
+        notice(edges_line(b, "--instances PATTERN or FOLDER"))
+    out = check_writable(out, "--out", folder=True)  # before Ray starts or any image is made
+    items = plan(root, paths, out.resolve(), seed, found)
     sha = bundle_sha(bundle)
+    out.mkdir(parents=True, exist_ok=True)
 
     lock_fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT, 0o666)
     try:
@@ -396,22 +420,27 @@ def synthesize_dataset(bundle: str | Path, labels: str | Path | Sequence[str | P
         records_path = out / RECORDS
         records = read_records(records_path)
         _check_compatible(records, sha, seed, out)
-        todo = [it for it in items if not (it.key in records and Path(it.out).is_file())]
-        for it in todo:  # an image deleted since its record was written is made (and recorded) anew
+        todo = [it for it in items if not (_done(records.get(it.key)) and Path(it.out).is_file())]
+        for it in todo:  # failed before, or an image deleted since its record: made (and recorded) anew
             records.pop(it.key, None)
         report = BatchReport(total=len(items), written=0, skipped=len(items) - len(todo),
                              records=str(records_path))
         if todo:
             _run(bundle, todo, records, records_path, sha, seed, report, address=address, workers=workers,
                  cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, batch_size=batch_size,
-                 backend=backend, png_level=png_level, progress=progress, crash_once=crash_once)
-        # A finished run leaves the records sorted, one per image, rewritten atomically.
+                 backend=backend, png_level=png_level, labels=labels, progress=progress, crash_once=crash_once)
+        # A finished run leaves the records sorted, one per label map, rewritten atomically.
         _rewrite_records(records_path, read_records(records_path))
         _remove_stale_temps(out)
     finally:
         os.close(lock_fd)
     report.wall_s = time.perf_counter() - t0
     return report
+
+
+def _done(record: dict[str, Any] | None) -> bool:
+    """A record of an image made (an error record is not: its label map is tried again)."""
+    return record is not None and not record.get("error")
 
 
 def _check_compatible(records: dict[str, dict[str, Any]], sha: str, seed: int, out: Path) -> None:
@@ -427,13 +456,13 @@ def _check_compatible(records: dict[str, dict[str, Any]], sha: str, seed: int, o
 def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], records_path: Path, sha: str,
          seed: int, report: BatchReport, *, address: str | None, workers: int | None,
          cpus_per_worker: float | None, gpus_per_worker: float | None, batch_size: int, backend: str,
-         png_level: int, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
+         png_level: int, labels: str, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
     import logging
 
     import numpy as np
     import ray
 
-    started = _start_ray(address, None)
+    started = start_ray(address)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ours below counts images, not blocks
@@ -449,7 +478,7 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
             compute=ray.data.ActorPoolStrategy(size=size.workers),
             num_cpus=size.cpus, num_gpus=size.gpus,
             fn_constructor_kwargs={"bundle": str(bundle.resolve()), "backend": backend,
-                                   "threads": max(1, int(size.cpus)), "png_level": png_level,
+                                   "threads": threads_for(size.cpus), "png_level": png_level, "labels": labels,
                                    "crash_once": crash_once})
         log = _RecordLog(records_path)
         bar = _progress(len(todo), progress)
@@ -461,21 +490,22 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
                 for key, ms, err, be, where in zip(batch["key"], batch["ms"], batch["error"], batch["backend"],
                                                    batch["worker"]):
                     key = str(key)
-                    if err:
-                        report.failed.append((by_key[key].label, str(err)))
-                        continue
                     if key in records:  # recorded once, whatever Ray re-ran
                         continue
                     it = by_key[key]
-                    rec = {"label": key, "label_path": it.label, "out": it.out, "seed": it.seed,
-                           "global_seed": seed, "bundle_sha": sha, "backend": str(be), "worker": str(where),
-                           "ms": round(float(ms), 3),
+                    rec = {"label": key, "label_path": it.label, "instance_path": it.instance or None,
+                           "global_seed": seed, "bundle_sha": sha, "worker": str(where),
                            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+                    if err:
+                        rec["error"] = str(err)
+                        report.failed.append((key, str(err)))
+                    else:
+                        rec.update({"out": it.out, "seed": it.seed, "backend": str(be), "ms": round(float(ms), 3)})
+                        report.written += 1
+                        report.backend = str(be)
                     records[key] = rec
                     new.append(rec)
-                    report.backend = str(be)
                 log.append(new)
-                report.written += len(new)
                 if len(batch["key"]):
                     span[0] = min(span[0], float(np.min(batch["t0"])))
                     span[1] = max(span[1], float(np.max(batch["t1"])))
@@ -508,21 +538,24 @@ def _progress(total: int, enabled: bool | None) -> Any:
 
 
 def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """The records of a finished (or interrupted) run, sorted by label."""
+    """The records of a finished (or interrupted) run, sorted by label: one per label map,
+    an image's or (with ``"error"``) a failure's."""
     for _, rec in sorted(read_records(Path(out) / RECORDS).items()):
         yield rec
 
 
 def format_report(report: BatchReport, out: str | Path) -> str:
-    """The CLI's closing lines."""
-    lines = [f"wrote {report.written} images to {out} ({report.skipped} already done, {report.total} labels)"]
+    """The CLI's closing lines: what was written, then every label map that failed, one line each."""
+    lines = [f"wrote {report.written} images to {out} ({report.skipped} already done, {report.total} labels"
+             + (f", {len(report.failed)} failed" if report.failed else "") + ")"]
     if report.written:
         lines.append(f"throughput {report.throughput:.1f} images/s with {report.workers} workers "
                      f"({report.backend}; {report.steady_throughput:.1f} images/s once the workers were up); "
                      f"{report.synthesis_s:.1f} s synthesizing, {report.wall_s:.1f} s in all")
+    lines += [f"failed {key}: {why}" for key, why in sorted(report.failed)]
     lines.append(f"records: {report.records}")
     return "\n".join(lines)
 
 
-__all__ = ["BatchReport", "Item", "SynthesisWorker", "bundle_sha", "format_report", "item_seed", "iter_records",
+__all__ = ["BatchReport", "Item", "SynthesisWorker", "find_instances", "format_report", "item_seed", "iter_records",
            "list_labels", "plan", "read_records", "synthesize_dataset"]

@@ -1,0 +1,241 @@
+"""``python -m sdk app``: paint a label map in the browser and watch the image change.
+
+A Gradio page in the spirit of the SPADE authors' GauGAN demo: a canvas at the model's
+resolution showing the label map in the bundle's palette, a class picker (names from
+the manifest, ``class i`` where a bundle has none) that sets the brush colour, brush size,
+seed, a style image where the model has a style encoder, an instance map where the model
+was trained with instance edges, and for GroupDNet bundles a per-class resample button.
+Every stroke re-synthesizes the image.
+
+The page paints model class ids (:mod:`sdk.services.canvas`) and says so to the intake
+(:meth:`sdk.LabelIntake.read_canvas`); a start map (``--label``, with ``--instance``) is a
+dataset file read as every door reads it. Instance edges come from the start instance map
+or an uploaded one, else from the painted regions' borders, and the page says which. The
+painted map downloads as a PNG of model class ids (read it back with ``--labels model``).
+
+:class:`AppSession` holds the callbacks (one method per page event); :func:`build` lays out
+the page and wires them. A new control is a method there and a few lines in ``build``.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sdk import Label, SDKError
+
+from .canvas import CSS, PAINT_JS, Painter, ids_png, paint_html
+from .common import open_synthesizer, png_bytes
+
+KEEP_FILES = 16
+"""Image and label files of the last strokes kept on disk (Gradio serves copies from its cache)."""
+
+
+class AppSession:
+    """The app over one bundle: its start map, and the callbacks the page's events call.
+
+    Per-browser state (per-class codes, the uploaded instance map) travels in the events'
+    inputs, not here; what is here is the same for every visitor.
+    """
+
+    def __init__(self, bundle: str | Path, *, backend: str = "auto", threads: int | None = None,
+                 labels: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0) -> None:
+        self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
+        self.painter = Painter(self.s)
+        self.seed = seed
+        h, w = self.s.bundle.resolution
+        if label is not None:
+            self.start = self.s.intake.read(label, instance, regions_as_edges=True)
+        elif instance is not None:
+            raise SDKError("an instance map needs its label map: give --label with --instance")
+        else:
+            blank = np.full((h, w), self.painter.paintable[0], np.int32)
+            self.start = self.s.intake.read(blank, labels="model", regions_as_edges=True)
+        self.out_dir = Path(tempfile.mkdtemp(prefix="sdk-app-"))
+        self._written: deque[Path] = deque()
+        self._edges: dict[str, np.ndarray] = {}  # uploaded instance map path -> its edges
+        self.last_ms = float("nan")
+
+    # -- reading what the page sends -----------------------------------------------------
+    def label(self, value: Any, instance_file: Any = None) -> Label:
+        """The map to synthesize: the start map before any stroke, else the canvas (model
+        ids), with the uploaded instance map's edges, or the start map's, or the painted
+        regions' borders."""
+        edges = self._upload_edges(instance_file)
+        if not value:
+            if edges is None:
+                return self.start
+            return Label(self.start.ids, edges, "instance map")
+        if edges is None and self.start.edges_from == "instance map":
+            edges = self.start.edges
+        return self.s.intake.read_canvas(value, edges)
+
+    def _upload_edges(self, instance_file: Any) -> np.ndarray | None:
+        if not instance_file:
+            return None
+        path = str(getattr(instance_file, "name", instance_file))
+        if path not in self._edges:
+            self._edges.clear()  # one upload at a time is plenty; the cache only saves re-reads per stroke
+            self._edges[path] = self.s.intake.instance_edges(path)
+        return self._edges[path]
+
+    # -- synthesis --------------------------------------------------------------------
+    def synthesize(self, label: Label, seed: int, style: Any, codes: np.ndarray | None) -> Image.Image:
+        """One image of ``label``: the seed's latent, the style image's, or GroupDNet's codes."""
+        start = time.perf_counter()
+        if self.painter.has_codes:
+            img = self.s(label, codes=codes)
+        elif style is not None and self.painter.takes_style:
+            img = self.s(label, style=style)
+        else:
+            img = self.s(label, seed=seed)
+        self.last_ms = (time.perf_counter() - start) * 1e3
+        return img
+
+    def render(self, value: Any, seed: float | None, style: Any, codes: Any, instance_file: Any = None
+               ) -> tuple[str, str, Any, str, list[str]]:
+        """The synthesis callback of every stroke: (image file, painted label file, the codes
+        used, status line, classes in the map). A map the intake refuses raises its one
+        line (shown on the page as the error message)."""
+        k = int(seed or 0)
+        label = self.label(value, instance_file)
+        if self.painter.has_codes and codes is None:
+            codes = self.s.sample_codes(k)
+        img = self.synthesize(label, k, style, codes)
+        # New names per stroke (browsers cache by URL); zlib level 1 writes the image ~5x
+        # faster than Gradio's own PNG encoding (level 6), which is most of a stroke's latency.
+        stamp = time.monotonic_ns()
+        image_path, label_path = self.out_dir / f"image_{stamp}.png", self.out_dir / f"label_{stamp}.png"
+        image_path.write_bytes(png_bytes(img))
+        label_path.write_bytes(ids_png(label.ids))
+        self._written.extend([image_path, label_path])
+        while len(self._written) > KEEP_FILES:
+            self._written.popleft().unlink(missing_ok=True)
+        return str(image_path), str(label_path), codes, self.status(label), self.classes(label)
+
+    def status(self, label: Label) -> str:
+        names = self.painter.names
+        classes = self.classes_of(label)
+        line = (f"{self.s.runner().describe()}: {self.last_ms:.0f} ms; classes in the map: "
+                + ", ".join(names[c] for c in classes[:12]) + (" ..." if len(classes) > 12 else ""))
+        if label.edges_from:
+            line += f"; instance edges from the {label.edges_from}"
+        return line
+
+    @staticmethod
+    def classes_of(label: Label) -> list[int]:
+        return sorted(np.unique(label.ids).tolist())
+
+    def classes(self, label: Label) -> list[str]:
+        return [self.painter.choice(c) for c in self.classes_of(label)]
+
+    def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, instance_file: Any = None
+                 ) -> tuple[str, str, Any, str, list[str]]:
+        """GroupDNet: new codes for one class (``choice``: "k: name"), the others kept."""
+        if not choice:
+            raise SDKError("pick a class to resample")
+        k = int(str(choice).split(":")[0])
+        base = codes if codes is not None else self.s.sample_codes(int(seed or 0))
+        new = base.copy()
+        new[k] = self.s.sample_codes(int(np.random.default_rng().integers(2**31)))[k]  # only class k's code changes
+        return self.render(value, seed, None, new, instance_file)
+
+
+def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: Any = None, instance: Any = None,
+          labels: str = "dataset", threads: int | None = None) -> Any:
+    """The Gradio Blocks of the app (``.launch()`` it, or use :func:`launch`)."""
+    session = AppSession(bundle, backend=backend, threads=threads, labels=labels, label=label, instance=instance,
+                         seed=seed)
+    return layout(session)
+
+
+def layout(session: AppSession) -> Any:
+    """The page of ``session``: canvas and image, controls, status, legend; events wired."""
+    import gradio as gr
+
+    s, p = session.s, session.painter
+    h, w = s.bundle.resolution
+    ids0 = session.start.ids
+    present = sorted(set(np.unique(ids0).tolist()) & set(p.paintable))
+
+    def guarded(fn: Any) -> Any:
+        def call(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except SDKError as exc:  # the intake's one line, as the page's error message
+                raise gr.Error(str(exc)) from None
+        return call
+
+    def render(value: Any, seed_: Any, style: Any, codes: Any, inst: Any) -> tuple[Any, ...]:
+        image, label, codes, status, classes = session.render(value, seed_, style, codes, inst)
+        return image, label, codes, status, (gr.update(choices=classes) if p.has_codes else gr.update())
+
+    def new_seed(value: Any, seed_: Any, style: Any, inst: Any) -> tuple[Any, ...]:
+        codes = s.sample_codes(int(seed_ or 0)) if p.has_codes else None
+        return render(value, seed_, style, codes, inst)
+
+    def resample(value: Any, seed_: Any, codes: Any, choice: Any, inst: Any) -> tuple[Any, ...]:
+        image, label, codes, status, classes = session.resample(value, seed_, codes, choice, inst)
+        return image, label, codes, status, gr.update(choices=classes)
+
+    with gr.Blocks(title=f"sdk app: {s.bundle.name}", delete_cache=(600, 600)) as demo:
+        gr.Markdown(f"### {s.bundle.name}: paint a label map, watch the image change\n"
+                    f"Pick a class and paint on the left; each stroke re-synthesizes the image on the right "
+                    f"({h}x{w}, {s.runner().describe()}). The canvas holds the model's class ids."
+                    + (" Instance edges come from the instance map (the start map's, or one you upload "
+                       "below), else from the borders of the painted regions." if p.takes_instances else ""))
+        codes_state = gr.State(None)
+        with gr.Row(equal_height=False):
+            canvas = gr.HTML("", html_template=paint_html(p, ids0, present[0] if present else p.paintable[0],
+                                                           max(4, w // 32)),
+                             js_on_load=PAINT_JS, elem_id="sdk-canvas", apply_default_css=False)
+            output = gr.Image(label="synthesized", type="filepath", format="png", interactive=False,
+                              elem_id="sdk-output", buttons=["download"])
+        with gr.Row():
+            seed_box = gr.Number(session.seed, precision=0, label="seed", visible=p.takes_seed, elem_id="sdk-seed")
+            style = gr.Image(label="style image", type="pil", visible=p.takes_style, elem_id="sdk-style",
+                             sources=["upload", "clipboard"], height=160)
+            instance = gr.File(label="instance map (PNG of instance ids, the label map's size)", file_types=[".png"],
+                               visible=p.takes_instances, elem_id="sdk-instance")
+        with gr.Row(visible=p.has_codes):
+            resample_class = gr.Dropdown([p.choice(c) for c in present], label="class to resample",
+                                         elem_id="sdk-resample-class")
+            resample_btn = gr.Button("resample this class", elem_id="sdk-resample")
+        status = gr.Markdown(elem_id="sdk-status")
+        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --labels model)",
+                             elem_id="sdk-label-file")
+        gr.HTML(p.legend_html())
+
+        outs = [output, label_file, codes_state, status, resample_class]
+        ins = [canvas, seed_box, style, codes_state, instance]
+        canvas.change(guarded(render), ins, outs, trigger_mode="always_last", show_progress="hidden", queue=False)
+        seed_box.change(guarded(new_seed), [canvas, seed_box, style, instance], outs, trigger_mode="always_last",
+                        show_progress="hidden")
+        style.change(guarded(render), ins, outs, show_progress="hidden")
+        instance.change(guarded(render), ins, outs, show_progress="hidden")
+        resample_btn.click(guarded(resample), [canvas, seed_box, codes_state, resample_class, instance], outs,
+                           show_progress="hidden")
+        demo.load(guarded(render), ins, outs, show_progress="hidden")
+    return demo
+
+
+def launch(bundle: str | Path, *, host: str = "127.0.0.1", port: int = 7860, backend: str = "auto",
+           seed: int = 0, label: Any = None, instance: Any = None, labels: str = "dataset",
+           threads: int | None = None, block: bool = True) -> Any:
+    """Serve the app at http://HOST:PORT (blocking until Ctrl-C unless ``block=False``)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, labels=labels, threads=threads)
+    print(f"sdk app for {bundle} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
+                ssr_mode=False, css=CSS, footer_links=[], show_error=True)
+    return demo
+
+
+__all__ = ["AppSession", "build", "launch", "layout"]

@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --scratch) SCRATCH=${2:-}; shift 2 || exit 2 ;;
     --aoti) AOTI=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

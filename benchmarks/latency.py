@@ -3,26 +3,51 @@
     python benchmarks/latency.py --models spade-ade20k,oasis-ade20k --batch 1,4,8 --out runs/latency
     python benchmarks/latency.py --quick --out /tmp/lat     # CPU smoke run, reduced sizes, < 1 min
 
-What is measured, per configuration (one record each in ``results.json``):
+What is measured, per configuration (one record each in ``results.json``, which is
+rewritten after every record: a run killed half way keeps what it finished):
 
-* latency of one call from host numpy arrays to host numpy arrays (the SDK's
-  ``Runner.run`` path: host<->device copies included, for every backend alike); median
-  and p90 over ``--runs`` (>= 50) calls after ``--warmup`` calls. GPU: CUDA events around
-  each call; CPU: ``time.perf_counter``.
+* latency of one call, median and p90 over ``--runs`` (>= 50) calls after ``--warmup``
+  calls. GPU: CUDA events around each call, recorded on the caller's stream; CPU:
+  ``time.perf_counter``. Rows come in two kinds (``io``), each with its own reference:
+
+  - ``host`` (end to end): class ids from host numpy in, the 8-bit image to host numpy
+    out (the SDK's ``Runner.run`` path, host<->device copies included). Its reference,
+    ``reference-host``, is what the official test code costs a user: host ids ->
+    upload -> float one-hot on the GPU -> network -> float image downloaded -> 8 bits on
+    the host (numpy, as the official ``tensor2im``).
+  - ``device`` (device-resident): ids already on the device in, the 8-bit image left there
+    (torch runner ``output="tensor"``, input checks off). Its reference,
+    ``reference-device``: ids already on the device -> float one-hot made there -> network,
+    the float image left there.
+
+  Both references run the same network (spectral norm folded, same weights) at the row's
+  precision (FP16 / BF16 with FP32 norms, channels-last on GPU), compiled with
+  ``torch.compile(mode="reduce-overhead", dynamic=False)`` on GPU (CUDA graphs; default
+  mode on CPU), compiled anew for each batch size. "x reference" compares a row only
+  with the reference of its own kind, precision, model, size and batch.
 * images/s = batch / median latency.
-* peak memory. GPU: ``torch.cuda.max_memory_allocated`` for the torch / aoti backends
-  (reset before the runner is built); device memory taken from ``cudaMemGetInfo``
-  (``torch.cuda.mem_get_info``) for onnxruntime / tensorrt, whose allocators torch does not
-  see. CPU: growth of the resident set size (``/proc/self/statm``, sampled after every
-  call) over its value before the runner was built; no tracemalloc (it misses native
-  allocations and slows the run).
+* peak memory. GPU: ``torch.cuda.max_memory_allocated`` over the timed calls (the peak
+  counters are reset after warm-up, so compilation, autotuning and cuDNN's algorithm
+  trials are not counted), less what was allocated before the configuration was built;
+  ``device_used_mb`` cross-checks it with ``cudaMemGetInfo`` (onnxruntime / tensorrt
+  allocate outside torch). CPU: growth of the resident set size (``/proc/self/statm``,
+  sampled after every call) over its value before the runner was built.
 * parameters of the synthesis graph; GFLOPs from ``sdk.train.models.flops.graph_flops``
   (``FlopCounterMode``: convolutions and matmuls, one multiply-accumulate = 2 FLOPs).
-* the roofline floor of the detected GPU (``benchmarks.roofline``) and efficiency =
-  floor / measured median. CPU: no roofline (fields are null).
+* the roofline floor and efficiency = floor / measured median, from ceilings measured in
+  the same process (``benchmarks.roofline.measure_ceilings``: an 8192^3 GEMM per precision
+  and a 1 GiB device copy), not a datasheet. CPU: no roofline (fields are null).
+* ``tf32``: on GPU, whether torch allowed TF32 for this row (cuDNN or cuBLAS), whatever
+  its precision (FP16 rows keep their norms in FP32). ``null``: not a torch row, or CPU.
 
-Backends: ``torch-eager``, ``torch-compiled`` (``torch.compile``), ``aoti`` (a package built
-into the run's bundle with ``export.engine_build``), ``onnxruntime`` (the bundle's FP32
+Between configurations the run collects garbage, resets dynamo (``torch._dynamo.reset()``:
+no earlier configuration's graphs or CUDA-graph pools stay alive) and empties the CUDA cache.
+``--parity fp16`` adds one figure per preset: the relative L2 error of the torch runner's
+float image at that precision against FP32 (TF32 off), eager, batch 1, block label maps.
+
+Backends: ``reference-device``, ``reference-host`` (above), ``torch-eager``,
+``torch-compiled`` (``torch.compile``, with the runner's own CUDA graphs on GPU), ``aoti``
+(a package built into the run's bundle with ``export.engine_build``), ``onnxruntime`` (the bundle's FP32
 ONNX graph; other precisions are skipped), ``tensorrt`` (skipped with the reason when
 TensorRT is not installed), ``openvino`` (FP32 / BF16 / INT8) and ``onnxruntime-int8``
 (CPU engines built into the run's bundle by ``export.engine_build``, through the SDK's
@@ -44,7 +69,10 @@ every preset (about 15 minutes on 2 cores, most of it exporting).
 Output in ``--out``: ``results.json`` (one record per measurement), ``results.md`` (the
 table, with each backend's speed-up over torch-eager FP32 of the same run), ``latency.png``
 (latency vs batch per backend) and ``claims.md`` / ``claims.json`` (the papers' efficiency
-claims next to our counts, ``benchmarks/report.py``).
+claims next to our counts, ``benchmarks/report.py``). With ``--append`` (one run over
+several processes: ``gpu_check.sh`` runs each preset in its own) the records already in
+``--out``'s ``results.json`` are kept and only ``results.json`` / ``results.md`` are
+written. Bundles are exported to ``--bundles`` (default ``--out``/bundles).
 """
 from __future__ import annotations
 
@@ -72,11 +100,15 @@ try:
 except ImportError:  # the runtime-only install: main() says what to install; --help still works
     torch = None
 
-from sdk.benchmarks.roofline import lookup_gpu, min_bytes, roofline_floor_ms
+from sdk.atomic import write_bytes_atomic
+from sdk.benchmarks.roofline import GPUSpec, measure_ceilings, min_bytes, roofline_floor_ms
 from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS
 
-BACKENDS = ("reference", "torch-eager", "torch-compiled", "aoti", "onnxruntime", "tensorrt", "openvino",
-            "onnxruntime-int8")
+BACKENDS = ("reference-device", "reference-host", "torch-eager", "torch-compiled", "aoti", "onnxruntime",
+            "tensorrt", "openvino", "onnxruntime-int8")
+REFERENCES = {"reference-device": "device", "reference-host": "host"}
+"""The reference rows and the kind of row (``io``) each one is the reference of."""
+TORCH_BACKENDS = ("torch-eager", "torch-compiled")
 NOISY_P90_OVER_MEDIAN = 1.5
 """A measurement whose p90 exceeds its median by this factor is flagged noisy."""
 DEFAULT_MODELS = ("spade-ade20k", "oasis-ade20k", "dpsims-ade20k", "groupdnet-deepfashion",
@@ -118,10 +150,10 @@ class Record:
     efficiency: float | None = None
     roofline_note: str = ""
     speedup_vs_eager_fp32: float | None = None  # torch-eager FP32 median / this median, same model, size, batch
-    speedup_vs_reference: float | None = None  # reference median / this median, same model, size, batch
+    speedup_vs_reference: float | None = None  # reference-<io> median / this median, same io, precision, model, size, batch
     speedup_vs_onnxruntime_fp32: float | None = None  # onnxruntime FP32 median / this median (CPU engines)
     io: str = "host"  # "host": numpy in and out (end to end); "device": tensors on the device
-    tf32: bool | None = None  # FP32 rows: whether TF32 tensor cores were allowed (None: n/a)
+    tf32: bool | None = None  # GPU torch rows: whether torch allowed TF32 (cuDNN or cuBLAS); None: n/a
     noisy: bool = False  # p90 > NOISY_P90_OVER_MEDIAN x median: the machine was busy
     device_used_mb: float | None = None  # GPU: cudaMemGetInfo delta, cross-check of peak_memory_mb
     extra: dict[str, Any] = field(default_factory=dict)
@@ -144,10 +176,16 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def time_calls(fn: Callable[[], Any], runs: int, warmup: int, cuda: bool,
-               after_each: Callable[[], None] | None = None) -> list[float]:
-    """Milliseconds of ``runs`` calls of ``fn`` after ``warmup`` calls."""
+               after_each: Callable[[], None] | None = None,
+               after_warmup: Callable[[], None] | None = None) -> list[float]:
+    """Milliseconds of ``runs`` calls of ``fn`` after ``warmup`` calls (``after_warmup``
+    runs between the two, e.g. to reset peak-memory counters)."""
     for _ in range(warmup):
         fn()
+    if cuda:
+        torch.cuda.synchronize()
+    if after_warmup:
+        after_warmup()
     times = []
     for _ in range(runs):
         if cuda:
@@ -171,33 +209,71 @@ class Skip(Exception):
     """This backend / precision cannot run here; the message says why."""
 
 
-def _reference_callable(bundle: Any, precision: str, device: str) -> Callable[[dict], Any]:
-    """How people run the official code: the same network in torch, the float one-hot
-    label (and float edge map) already on the device, output left there; on GPU FP16 (or
-    the asked precision), channels-last and ``torch.compile(mode="reduce-overhead")``
-    (CUDA graphs). Feeds: the one-hot tensors from :func:`reference_feeds`."""
+def official_one_hot(ids: Any, num_classes: int) -> Any:
+    """(N, H, W) class ids on a device -> (N, C, H, W) float one-hot made there, as the
+    official code makes it (``FloatTensor(N, C, H, W).zero_().scatter_(1, label, 1.0)``)."""
+    n, h, w = ids.shape
+    out = torch.zeros(n, num_classes, h, w, dtype=torch.float32, device=ids.device)
+    return out.scatter_(1, ids.long().unsqueeze(1), 1.0)
+
+
+def to_uint8_host(image: Any) -> np.ndarray:
+    """(N, 3, H, W) float image in [-1, 1] on a device -> (N, H, W, 3) uint8 numpy, as the
+    official ``tensor2im`` does it: downloaded as float, converted on the host."""
+    x = image.float().cpu().numpy()
+    return np.clip((np.transpose(x, (0, 2, 3, 1)) + 1) / 2.0 * 255.0, 0, 255).astype(np.uint8)
+
+
+def _reference_callable(bundle: Any, precision: str, device: str, io: str) -> Callable[[dict], Any]:
+    """The family's network as its official code runs it, at ``precision`` (FP16 / BF16 with
+    FP32 norms; channels-last on GPU), ``torch.compile(mode="reduce-overhead",
+    dynamic=False)`` on GPU. Make one per batch size (the caller resets dynamo between).
+
+    ``io="device"``: feeds are class ids (and edges) already on the device; the float
+    one-hot is made there and the float image is left there. ``io="host"``: numpy feeds
+    are uploaded first and the float image comes back as 8-bit numpy (:func:`to_uint8_host`)."""
     from sdk.train.deploy.precision import ReducedPrecision
     from sdk.train.deploy.runner import build_model
 
-    if device == "cpu" and precision in ("fp16", "tf32"):
-        raise Skip(f"torch {precision} is a GPU precision")
+    if device == "cpu" and precision == "tf32":
+        raise Skip("tf32 is a GPU precision")
+    cuda = device == "cuda"
     spec = build_model(bundle).graphs()["model"]
     module = spec.module.to(device).eval()
     if precision in ("fp16", "bf16"):
         dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-        module = ReducedPrecision(module, dtype, channels_last=device == "cuda").eval()
-    elif device == "cuda":
+        module = ReducedPrecision(module, dtype, channels_last=cuda).eval()
+    elif cuda:
         module = module.to(memory_format=torch.channels_last)
-    if device == "cuda":
+    if cuda:  # the same settings as the torch runner: TF32 only for tf32, cuDNN autotuning on
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
         torch.backends.cudnn.benchmark = True
-    module = torch.compile(module, mode="reduce-overhead" if device == "cuda" else None)
-    names = [s.name for s in spec.inputs]
+    module = torch.compile(module, mode="reduce-overhead" if cuda else "default", dynamic=False)
+    image_index = next(i for i, o in enumerate(spec.outputs) if o.kind == "image")
 
-    def run(feeds: dict) -> Any:
+    def network_inputs(feeds: dict) -> list:
+        args = []
+        for s in spec.inputs:
+            x = feeds[s.name]
+            if s.kind == "label":
+                x = official_one_hot(x, s.attrs["num_classes"])
+            elif s.kind == "instance_edge":
+                x = x.float().unsqueeze(1)
+            args.append(x)
+        return args
+
+    def image(args: list) -> Any:
         with torch.inference_mode():
-            return module(*[feeds[n] for n in names])
+            out = module(*args)
+        return out[image_index] if isinstance(out, tuple) else out
 
+    if io == "device":
+        def run(feeds: dict) -> Any:
+            return image(network_inputs(feeds))
+    else:
+        def run(feeds: dict) -> Any:
+            on_device = {n: torch.from_numpy(np.ascontiguousarray(x)).to(device) for n, x in feeds.items()}
+            return to_uint8_host(image(network_inputs(on_device)))
     return run
 
 
@@ -208,12 +284,14 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
     from sdk.backends import make_runner
 
     options: dict[str, Any] = {}
-    if backend in ("torch-eager", "torch-compiled"):
-        if device == "cpu" and precision in ("fp16", "tf32"):
-            raise Skip(f"torch {precision} is a GPU precision")
+    if backend in TORCH_BACKENDS:
+        if device == "cpu" and precision == "tf32":
+            raise Skip("tf32 is a GPU precision")
         compiled = backend == "torch-compiled"
-        options = dict(device=device, precision=precision, compile=compiled, cuda_graphs=compiled,
-                       output="tensor" if io == "device" else "numpy")
+        # device rows: tensors in and out, no range check of the ids (one reduction and a
+        # host sync per call, which the reference does not pay either)
+        options = dict(device=device, precision=precision, compile=compiled, cuda_graphs=compiled and device == "cuda",
+                       output="tensor" if io == "device" else "numpy", check_inputs=io != "device")
         name = "torch"
     elif backend == "onnxruntime":
         if precision != "fp32":
@@ -225,16 +303,15 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
     elif backend in ("aoti", "tensorrt"):
         if io == "device":
             raise Skip(f"{backend} takes host arrays here")
-        _build_engine(bundle, backend, precision, batches, device)
+        bundle = _build_engine(bundle, backend, precision, batches, device)
         options, name = {"precision": precision}, backend
     elif backend in CPU_ENGINE_BACKENDS:
         if device != "cpu" or io == "device":
             raise Skip(f"{backend} is a CPU engine (host arrays)")
         if precision not in BACKEND_PRECISIONS[backend]:
             raise Skip(f"{backend} builds {', '.join(BACKEND_PRECISIONS[backend])} engines")
-        _build_engine(bundle, backend, precision, batches, device)
+        bundle = _build_engine(bundle, backend, precision, batches, device)
         options, name = {"precision": precision}, backend
-        bundle = type(bundle)(bundle.path)  # the manifest as the build rewrote it
     else:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     runner = make_runner(bundle, name, **options)
@@ -257,7 +334,11 @@ def cpu_engine_facts(record: dict[str, Any]) -> dict[str, Any]:
                 "kept_float")}
 
 
-def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> None:
+def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> Any:
+    """Build ``backend``'s engine into the bundle unless it has one; returns the bundle
+    re-read from disk (the build rewrote its manifest: a runner made from the old object
+    would not see the new engine)."""
+    from sdk import Bundle
     from sdk.engines import current_key, engines_of
     from sdk.export.engine_build import build_engine
     from sdk.export.engine_cpu import QualityError
@@ -277,26 +358,24 @@ def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[i
                              progress=lambda m: print(f"  [engine] {m}", flush=True))
             except QualityError as exc:
                 raise Skip(str(exc)) from None
-        return
+        return Bundle(bundle.path)
     if not engines_of(bundle, backend, precision):
         build_engine(bundle.path, backend, precision=precision,
                      batch=BatchProfile(min(batches), max(batches), max(batches)),
                      progress=lambda m: print(f"  [engine] {m}", flush=True))
-    from sdk import Bundle
-
-    record = next(iter(engines_of(Bundle(bundle.path), backend, precision)), None)
+    bundle = Bundle(bundle.path)
+    record = next(iter(engines_of(bundle, backend, precision)), None)
     from sdk.backends.aoti import probe_failed
 
     if backend == "aoti" and record is not None and probe_failed(record):
         raise Skip(f"the AOTInductor package does not load in a fresh process ({probe_failed(record)})")
+    return bundle
 
 
 def make_callable(backend: str, bundle: Any, precision: str, batches: Sequence[int], device: str,
                   io: str = "host") -> Callable:
-    if backend == "reference":
-        if io != "device":
-            raise Skip("the reference runs device-resident only (one-hot already on the device)")
-        return _reference_callable(bundle, precision, device)
+    if backend in REFERENCES:
+        return _reference_callable(bundle, precision, device, REFERENCES[backend])
     from sdk import Bundle
 
     return _runner_callable(backend, Bundle(bundle.path), precision, batches, device, io)
@@ -313,33 +392,66 @@ def device_feeds(spec: Any, batch: int, device: str, seed: int = 0) -> dict[str,
     return {s.name: x.to(device) for s, x in zip(spec.inputs, spec.examples(batch, seed=seed))}
 
 
-def reference_feeds(spec: Any, batch: int, device: str, seed: int = 0) -> dict[str, Any]:
-    """The same inputs as the official code takes them, on ``device``: float one-hot labels."""
-    examples = spec.examples(batch, seed=seed)
-    return {s.name: x.to(device) for s, x in zip(spec.inputs, spec.as_one_hot(examples))}
-
-
-def _free_device_memory(device: str) -> None:
+def _between_configurations(device: str) -> None:
+    """Nothing of the last configuration stays alive: its objects, dynamo's compiled
+    graphs and guards (and the CUDA-graph pools they hold), the CUDA cache."""
+    gc.collect()
+    torch._dynamo.reset()
     gc.collect()
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
 
 
+def torch_tf32(backend: str, device: str) -> bool | None:
+    """Whether torch allowed TF32 (cuDNN or cuBLAS) for a torch row on GPU; None otherwise."""
+    if device != "cuda" or not (backend in REFERENCES or backend in TORCH_BACKENDS or backend == "aoti"):
+        return None
+    return bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+
+
+def parity_figure(bundle: Any, precision: str, device: str, seed: int = 0) -> dict[str, Any]:
+    """The torch runner's float image at ``precision`` against FP32 (TF32 off): relative L2
+    and the largest 8-bit difference, eager, batch 1, block label maps."""
+    from sdk.backends import make_runner
+
+    ref = make_runner(bundle, "torch", device=device, precision="fp32", compile=False, cuda_graphs=False)
+    feeds = {s.name: x.numpy() for s, x in zip(ref.spec.inputs, ref.spec.examples(1, seed=seed, layout="blocks"))}
+    want = ref.run(feeds, outputs=["image", "image_u8"])
+    ref.close()
+    runner = make_runner(bundle, "torch", device=device, precision=precision, compile=False, cuda_graphs=False)
+    got = runner.run(feeds, outputs=["image", "image_u8"])
+    runner.close()
+    a, b = got["image"].astype(np.float64), want["image"].astype(np.float64)
+    return {"model": bundle.name, "precision": precision, "against": "fp32 (TF32 off)", "device": describe_device(device),
+            "how": "torch runner, eager, batch 1, block label maps (seed 0)",
+            "relative_l2": float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)),
+            "u8_max_levels": int(np.abs(got["image_u8"].astype(int) - want["image_u8"].astype(int)).max()),
+            "finite": bool(np.isfinite(got["image"]).all())}
+
+
 def configurations(args: argparse.Namespace, device: str) -> list[tuple[str, str, str]]:
-    """(backend, precision, io) to measure; ``io`` "device" only where it means something."""
+    """(backend, precision, io) to measure: each reference row in its own kind (if ``--io``
+    has it); the torch runner in every kind of ``--io`` (default: both on GPU, host on CPU);
+    every other backend end to end."""
+    kinds = args.io or (["host", "device"] if device == "cuda" else ["host"])
     out = []
     for backend in args.backends:
         for precision in args.precision:
-            ios = ["device"] if backend == "reference" else ["host"]
-            if device == "cuda" and backend in ("torch-eager", "torch-compiled"):
-                ios.append("device")
+            if backend in REFERENCES:
+                ios = [REFERENCES[backend]] if REFERENCES[backend] in kinds else []
+            elif backend in TORCH_BACKENDS:
+                ios = kinds
+            else:
+                ios = ["host"]
             out += [(backend, precision, io) for io in ios]
     return out
 
 
 def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
-                workdir: Path) -> list[Record]:
+                bundles: Path, results: "Results") -> None:
+    """Every configuration of one preset at one size; each record goes to ``results`` (and
+    to disk) as soon as it is measured."""
     from sdk import Bundle
     from sdk.export.bundle import build_bundle
     from sdk.train.models import get_preset
@@ -347,14 +459,14 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
 
     preset = get_preset(name)
     size = "x".join(str(overrides.get(k, getattr(preset.config, k))) for k in ("height", "width"))
-    path = workdir / "bundles" / f"{name}-{size}"
+    path = bundles / f"{name}-{size}"
     if not (path / "manifest.json").is_file():
         if name == DEMO_PRESET and not overrides and args.onnx and (DEMO_BUNDLE / "manifest.json").is_file():
             print(f"[latency] copying the trained demo bundle {DEMO_BUNDLE} to {path}", flush=True)
             shutil.copytree(DEMO_BUNDLE, path)  # the bundle the README's first command runs
         else:
             print(f"[latency] exporting {name} at {size} to {path}", flush=True)
-            build_bundle(name, path, overrides=overrides, onnx=args.onnx)
+            build_bundle(name, path, overrides=overrides, onnx=args.onnx, calibration_device=device)
     bundle = Bundle(path)
     with torch.device("meta"):
         model = preset.build(**overrides)
@@ -362,34 +474,37 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
         params = count_params(spec.module)
     h, w = bundle.resolution
     flops1 = graph_flops(name, batch=1, **overrides)
-    gpu = lookup_gpu(torch.cuda.get_device_name()) if device == "cuda" else None
     io_elems = sum(int(np.prod([d for d in s["shape"][1:]])) for s in
                    (*bundle.graph("model")["inputs"], *bundle.graph("model")["outputs"]))
-    records = []
+    for precision in args.parity:
+        _between_configurations(device)
+        try:
+            figure = parity_figure(bundle, precision, device)
+            print(f"[latency] {name} parity {precision} vs fp32: relative L2 {figure['relative_l2']:.2e}, "
+                  f"8-bit max {figure['u8_max_levels']} levels", flush=True)
+        except Exception as exc:  # a figure that cannot be taken says why; the timings go on
+            figure = {"model": name, "precision": precision, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+            print(f"[latency] {name} parity {precision}: {figure['error']}", flush=True)
+        results.add_parity(figure)
     for backend, precision, io in configurations(args, device):
-        _free_device_memory(device)
+        _between_configurations(device)
         fn = None
         for batch in args.batch:
             rec = Record(name, backend, precision, batch, h, w, reduced, describe_device(device), io=io,
-                         tf32=None if device == "cpu" or precision in ("fp16", "bf16") else precision == "tf32",
                          params=params, gflops_per_image=flops1 / 1e9, gflops_per_batch=flops1 * batch / 1e9)
             try:
-                if fn is None:  # memory is counted from before the runner is built
+                if backend in REFERENCES and fn is not None:  # one compile per batch size
+                    fn = None
+                    _between_configurations(device)
+                if fn is None:  # memory is counted from before the callable is built
                     mem0 = _rss_bytes()
                     if device == "cuda":
-                        torch.cuda.reset_peak_memory_stats()
                         alloc0 = torch.cuda.memory_allocated()
                         free0 = torch.cuda.mem_get_info()[0]
                     fn = make_callable(backend, bundle, precision, args.batch, device, io)
+                rec.tf32 = torch_tf32(backend, device)
                 rec.extra.update(getattr(fn, "extra", None) or {})
-                if device == "cuda":  # allocator peak per batch, the weights included
-                    torch.cuda.reset_peak_memory_stats()
-                if backend == "reference":
-                    feeds: dict[str, Any] = reference_feeds(spec, batch, device)
-                elif io == "device":
-                    feeds = device_feeds(spec, batch, device)
-                else:
-                    feeds = seeded_feeds(spec, batch)
+                feeds = device_feeds(spec, batch, device) if io == "device" else seeded_feeds(spec, batch)
                 peak = [0]
 
                 def sample() -> None:
@@ -398,15 +513,19 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
                     else:
                         peak[0] = max(peak[0], _rss_bytes() - mem0)
 
-                times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample)
+                def after_warmup() -> None:  # compile, autotuning and cuDNN trials are not the run's memory
+                    if device == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+
+                times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample, after_warmup)
             except Skip as exc:
                 rec.status = f"skipped: {exc}"
-                records.append(rec)
+                results.add(rec)
                 print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
                 break
             except Exception as exc:  # report and go on with the other configurations
                 rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
-                records.append(rec)
+                results.add(rec)
                 print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
                 break
             rec.runs, rec.warmup = len(times), args.warmup
@@ -419,26 +538,26 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
             if device == "cuda":
                 rec.peak_memory_mb = (torch.cuda.max_memory_allocated() - alloc0) / 2**20
                 rec.device_used_mb = peak[0] / 2**20
-                rec.memory_method = ("torch.cuda.max_memory_allocated over the configuration's start "
-                                     "(reset per configuration); device_used_mb: cudaMemGetInfo delta")
+                rec.memory_method = ("torch.cuda.max_memory_allocated over the timed calls (reset after warm-up) "
+                                     "less the memory allocated before the configuration; device_used_mb: "
+                                     "cudaMemGetInfo delta")
             else:
                 rec.peak_memory_mb = peak[0] / 2**20
                 rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
-            if gpu is not None:
+            ceilings = results.ceilings
+            if ceilings is not None:
                 nbytes = min_bytes(params, io_elems * batch, precision)
-                rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, gpu, precision)
+                rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, ceilings, precision)
                 rec.efficiency = rec.roofline_floor_ms / rec.median_ms
-                rec.roofline_note = f"{gpu.name}: max(FLOPs / {gpu.peak_flops(precision) / 1e12:g} TFLOP/s, " \
-                                    f"bytes / {gpu.bandwidth_gbs:g} GB/s)"
+                rec.roofline_note = (f"{ceilings.name}: max(FLOPs / {ceilings.peak_flops(precision) / 1e12:.0f} "
+                                     f"TFLOP/s, bytes / {ceilings.bandwidth_gbs:.0f} GB/s)")
             else:
-                rec.roofline_note = ("CPU: skipped (peak FLOP/s of this CPU unknown)" if device == "cpu"
-                                     else "GPU not in benchmarks.roofline.KNOWN_GPUS")
-            records.append(rec)
+                rec.roofline_note = "CPU: skipped (peak FLOP/s of this CPU unknown)"
+            results.add(rec)
             print(f"[latency] {name} {backend} {precision} {io} b{batch} {h}x{w}: median {rec.median_ms:.2f} ms, "
                   f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
         fn = None
-    _free_device_memory(device)
-    return records
+    _between_configurations(device)
 
 
 def describe_device(device: str) -> str:
@@ -453,40 +572,88 @@ def describe_device(device: str) -> str:
 # -- report -----------------------------------------------------------------------------
 def add_speedups(records: list[Record]) -> None:
     """Fill ``speedup_vs_eager_fp32`` (torch-eager FP32, host I/O), ``speedup_vs_reference``
-    (the reference row; FP16 where it ran at several precisions) and
-    ``speedup_vs_onnxruntime_fp32`` of the same run, model, size and batch."""
+    (the reference of the row's own kind: ``reference-host`` for end-to-end rows,
+    ``reference-device`` for device-resident ones, at the row's precision; none for the
+    references themselves) and ``speedup_vs_onnxruntime_fp32``, all of the same run,
+    model, size and batch."""
     def key(r: Record) -> tuple:
         return r.model, r.height, r.width, r.batch
 
     eager = {key(r): r.median_ms for r in records
              if r.backend == "torch-eager" and r.precision == "fp32" and r.io == "host" and r.median_ms}
-    reference: dict[tuple, float] = {}
-    for r in sorted((r for r in records if r.backend == "reference" and r.median_ms),
-                    key=lambda r: r.precision != "fp16"):
-        reference.setdefault(key(r), r.median_ms)
+    reference = {(key(r), r.io, r.precision): r.median_ms for r in records if r.backend in REFERENCES and r.median_ms}
     ort = {key(r): r.median_ms for r in records
            if r.backend == "onnxruntime" and r.precision == "fp32" and r.io == "host" and r.median_ms}
     for r in records:
-        if r.median_ms and key(r) in ort:
+        r.speedup_vs_onnxruntime_fp32 = r.speedup_vs_eager_fp32 = r.speedup_vs_reference = None
+        if not r.median_ms:
+            continue
+        if key(r) in ort:
             r.speedup_vs_onnxruntime_fp32 = ort[key(r)] / r.median_ms
-        if r.median_ms and key(r) in eager:
+        if key(r) in eager:
             r.speedup_vs_eager_fp32 = eager[key(r)] / r.median_ms
-        if r.median_ms and key(r) in reference:
-            r.speedup_vs_reference = reference[key(r)] / r.median_ms
+        ref = reference.get((key(r), r.io, r.precision))
+        if ref and r.backend not in REFERENCES:
+            r.speedup_vs_reference = ref / r.median_ms
 
 
-def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
+class Results:
+    """The records of a run, written to ``out`` (``results.json`` and ``results.md``,
+    atomically) after every record: a run killed half way keeps what it finished.
+
+    ``append``: the records (and parity figures) already in ``out/results.json`` are kept,
+    so several processes (one per preset) make one run."""
+
+    def __init__(self, out: Path, header: dict[str, Any], append: bool = False,
+                 ceilings: GPUSpec | None = None) -> None:
+        self.out = out
+        self.records: list[Record] = []
+        self.parity: list[dict[str, Any]] = []
+        self.header = dict(header)
+        self.ceilings = ceilings
+        old = out / "results.json"
+        if append and old.is_file():
+            data = json.loads(old.read_text())
+            self.records = [Record(**r) for r in data.get("records", [])]
+            self.parity = list(data.get("parity", []))
+            self.header = {**{k: v for k, v in data.items() if k not in ("records", "parity")}, **self.header}
+        if ceilings is not None:
+            self.header["roofline_ceilings"] = asdict(ceilings)
+        self.write()
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+        self.write()
+
+    def add_parity(self, figure: dict[str, Any]) -> None:
+        self.parity.append(figure)
+        self.write()
+
+    def write(self) -> None:
+        add_speedups(self.records)
+        data = {**self.header, "parity": self.parity, "records": [asdict(r) for r in self.records]}
+        write_bytes_atomic(self.out / "results.json", (json.dumps(data, indent=2) + "\n").encode())
+        write_markdown(self.records, self.out / "results.md", bool(self.header.get("quick")), self.parity)
+
+
+def write_markdown(records: list[Record], path: Path, quick: bool,
+                   parity: Sequence[dict[str, Any]] = ()) -> None:
     lines = ["# Latency", ""]
     if quick:
         lines += ["**Quick run: reduced sizes** (each preset at its CI size, `Preset.test_overrides`); "
                   "these figures are a smoke test, not the models' latency.", ""]
-    lines += ["Median / p90 of one call. I/O `host`: the SDK's path end to end, class ids from host numpy in, "
-              "the 8-bit image to host numpy out. `device`: tensors already on the device, output left there. "
-              "`reference`: the same network as people run the official code, float one-hot already on the "
-              "device, `torch.compile(mode=\"reduce-overhead\")`, channels-last. FP32 rows on GPU: TF32 as the "
-              "`tf32` column says (PyTorch's default allows it for cuDNN convolutions). `noisy`: p90 > "
-              f"{NOISY_P90_OVER_MEDIAN:g} x median. GFLOPs: FlopCounterMode, conv + matmul, MAC = 2 FLOPs. "
-              "Roofline floor and efficiency on known GPUs only.", "",
+    lines += ["Median / p90 of one call after warm-up. I/O `host` (end to end): class ids from host numpy in, "
+              "the 8-bit image to host numpy out. `device` (device-resident): ids already on the device in, the "
+              "image left there, input checks off. `reference-host`: the official test path end to end (host ids "
+              "uploaded, float one-hot made on the device, network, float image downloaded, 8 bits on the host); "
+              "`reference-device`: ids already on the device, float one-hot made there, network, float image left "
+              "there; both the same network at the row's precision, channels-last and "
+              "`torch.compile(mode=\"reduce-overhead\", dynamic=False)` on GPU, compiled per batch size. "
+              "`x reference`: over the reference of the same I/O and precision (host rows over reference-host, "
+              "device rows over reference-device). `tf32`: whether torch allowed TF32 for the row (GPU torch rows). "
+              f"`noisy`: p90 > {NOISY_P90_OVER_MEDIAN:g} x median. GFLOPs: FlopCounterMode, conv + matmul, "
+              "MAC = 2 FLOPs. Roofline floor and efficiency: from ceilings measured in the same process (GEMM, "
+              "device copy), GPU only.", "",
               "| model | HxW | backend | precision | tf32 | I/O | batch | median ms | p90 ms | img/s | "
               "x reference | x eager FP32 | peak MB | params (M) | GFLOPs/img | floor ms | efficiency | status |",
               "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -505,7 +672,17 @@ def write_markdown(records: list[Record], path: Path, quick: bool) -> None:
                      f"{f(r.roofline_floor_ms, '.3f')} | {f(r.efficiency, '.1%')} | {status} |")
     methods = sorted({r.memory_method for r in records if r.memory_method})
     lines += ["", "Peak memory: " + "; ".join(methods) if methods else "", ""]
-    path.write_text("\n".join(lines))
+    if parity:
+        lines += ["## Parity of the torch runner against FP32", "",
+                  "| model | precision | relative L2 | 8-bit max levels | how |", "|---|---|---:|---:|---|"]
+        for p in parity:
+            if "error" in p:
+                lines.append(f"| {p['model']} | {p['precision']} | - | - | error: {p['error']} |")
+            else:
+                lines.append(f"| {p['model']} | {p['precision']} | {p['relative_l2']:.2e} | {p['u8_max_levels']} | "
+                             f"{p['how']}, against {p['against']}, {p['device']} |")
+        lines.append("")
+    write_bytes_atomic(path, "\n".join(lines).encode())
 
 
 def write_claims(records: list[dict[str, Any]], out: Path) -> None:
@@ -568,6 +745,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", dest="onnx", action="store_false",
                    help="export bundles without ONNX graphs (torch backends only; saves minutes per full-size "
                         "preset on a GPU machine)")
+    p.add_argument("--io", type=_csv, help="kinds of rows: host (end to end), device (device-resident); "
+                                            "default both on GPU, host on CPU")
+    p.add_argument("--bundles", help="folder for the exported bundles (default OUT/bundles)")
+    p.add_argument("--append", action="store_true",
+                   help="keep the records already in OUT/results.json (one run over several processes); "
+                        "writes results.json and results.md only")
+    p.add_argument("--parity", type=_csv, default=[],
+                   help="half precisions (fp16,bf16) whose torch-runner image to compare with FP32, once per preset")
     return p
 
 
@@ -603,9 +788,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"[latency] unknown models {unknown}; see python -m export list", file=sys.stderr)
         return 2
+    unknown = sorted(set(args.io or []) - {"host", "device"})
+    if unknown:
+        print(f"[latency] --io takes host and device, not {unknown}", file=sys.stderr)
+        return 2
+    unknown = sorted(set(args.parity) - {"fp16", "bf16"})
+    if unknown:
+        print(f"[latency] --parity takes fp16 and bf16, not {unknown}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records: list[Record] = []
+    bundles = Path(args.bundles) if args.bundles else out / "bundles"
+    ceilings = None
+    if device == "cuda":  # the roofline's ceilings, measured here and now
+        wanted = ["fp16", "bf16"] + [p for p in args.precision if p in ("fp32", "tf32")]
+        ceilings = measure_ceilings(torch.cuda.get_device_name(), wanted)
+        print(f"[latency] measured ceilings: {ceilings}", flush=True)
+    results = Results(out, {"quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
+                            "torch": torch.__version__,
+                            "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs"},
+                      append=args.append, ceilings=ceilings)
     for name in args.models:
         preset = get_preset(name)
         sizes: list[dict[str, Any]] = []
@@ -618,13 +820,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sizes.append({})
         for overrides in sizes:
-            records += bench_model(name, overrides, args.quick, args, device, out)
-    add_speedups(records)
-    (out / "results.json").write_text(json.dumps({
-        "quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
-        "torch": torch.__version__, "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs",
-        "records": [asdict(r) for r in records]}, indent=2) + "\n")
-    write_markdown(records, out / "results.md", args.quick)
+            bench_model(name, overrides, args.quick, args, device, bundles, results)
+    if args.append:
+        print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}")
+        return 0
+    records = results.records
     if any(r.backend in CPU_ENGINE_BACKENDS for r in records):
         from sdk.benchmarks.report import cpu_summary
 

@@ -51,12 +51,21 @@ print("ok")
 """
 
 
-def probe_package(path: str, inputs: list[dict[str, Any]], device: str, timeout: float = 300.0) -> dict[str, Any]:
+PROBE_TIMEOUT_S = 90.0
+"""How long a probe may take before it counts as hung. A healthy one imports torch, starts
+CUDA, unpacks the package and runs batch 1: seconds (7 s for a CI-size CPU package on a
+loaded 2-core machine, 2026-12-02). A hang is a hang however long one waits, and on a lent
+GPU machine (15 minutes of device time in all) the old bound, five minutes, was a third."""
+
+
+def probe_package(path: str, inputs: list[dict[str, Any]], device: str,
+                  timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     """Load ``path`` and run it once at batch 1 in a fresh subprocess.
 
     Loading a CUDA AOTInductor package in a fresh process segfaults (or hangs) on some
     torch builds (seen with torch 2.11 + CUDA 13 on an H100); a crash here costs a
-    subprocess, not the user's process. Returns ``{"ok", "returncode", "seconds", "detail"}``.
+    subprocess, not the user's process, and a hang at most ``timeout`` seconds.
+    Returns ``{"ok", "returncode", "seconds", "detail"}``.
     """
     start = time.perf_counter()
     try:

@@ -85,7 +85,7 @@ def test_torch_runner_takes_tensors_and_returns_them(small_bundle):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"precision": "fp16"}, "needs a CUDA GPU"), ({"precision": "int4"}, "choose one of"),
+    ({"precision": "tf32"}, "needs a CUDA GPU"), ({"precision": "int4"}, "choose one of"),
     ({"device": "cuda"}, "no CUDA GPU"), ({"output": "list"}, "'numpy' or 'tensor'")])
 def test_torch_runner_refuses_what_this_machine_cannot_do(small_bundle, options, message):
     if torch.cuda.is_available():

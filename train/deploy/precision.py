@@ -48,3 +48,52 @@ class ReducedPrecision(nn.Module):
         def back(o: torch.Tensor) -> torch.Tensor:
             return o.float() if o.is_floating_point() else o
         return tuple(back(o) for o in out) if isinstance(out, tuple) else back(out)
+
+
+
+def _convolution_ops() -> set:
+    aten = torch.ops.aten
+    return {aten.conv1d.default, aten.conv2d.default, aten.conv3d.default, aten.conv_transpose1d.default,
+            aten.conv_transpose2d.input, aten.conv_transpose3d.input, aten.convolution.default,
+            aten._convolution.default}
+
+
+class cpu_fp16_convolutions:  # noqa: N801 (a context manager, named like torch's own)
+    """FP16 on CPU, for testing the FP16 path: convolutions whose input, weight and bias
+    are all FP16 CPU tensors run in FP32 and round their output to FP16.
+
+    CPUs without FP16 convolution kernels (most) fall back to a naive loop that made CI-size
+    networks 25-100x slower than in FP32. This does what a GPU does with FP16 (FP16 values
+    in, products accumulated in FP32 by cuDNN on tensor cores, the output rounded to FP16).
+    Every other op, and any convolution whose dtypes disagree (the bug an FP16 test is
+    there to catch), runs as it is. Eager mode only (``torch.compile`` does not see it).
+    """
+
+    def __enter__(self) -> "cpu_fp16_convolutions":
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        convs = _convolution_ops()
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                if func in convs and _all_cpu_half(args[:3]):
+                    x, w, b = args[:3]
+                    out = func(x.float(), w.float(), None if b is None else b.float(), *args[3:], **(kwargs or {}))
+                    return out.half()
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode.__exit__(*exc)
+
+
+def _all_cpu_half(tensors: tuple) -> bool:
+    if len(tensors) < 3:
+        return False
+    x, w, b = tensors
+    return (isinstance(x, torch.Tensor) and x.device.type == "cpu" and x.dtype == torch.float16
+            and isinstance(w, torch.Tensor) and w.dtype == torch.float16
+            and (b is None or (isinstance(b, torch.Tensor) and b.dtype == torch.float16)))

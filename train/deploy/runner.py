@@ -13,14 +13,18 @@ On a CUDA device this is the GPU runner, built to keep the work on the device:
   bundle's engines (``engines/torch-<precision>-<device>-<versions>/compile_cache.bin``,
   or the user cache when the bundle is read-only) and loaded by the next process;
 * CUDA tensors are accepted as feeds (no host round trip) and ``output="tensor"``
-  returns device tensors, for apps that keep the label map on the GPU.
+  returns device tensors, for apps that keep the label map on the GPU; the runner's
+  stream is ordered against the caller's by the rules of ``train/deploy/streams.py``.
 
-On CPU it runs the module in FP32 (or BF16), optionally compiled. Needs the ``torch``
-extra and the ``train`` package (the network code). The CUDA-only parts are
-:class:`_CapturedBatch` and the staging in :meth:`TorchRunner._run_cuda`.
+On CPU it runs the module in FP32 (or BF16), optionally compiled; FP16 on CPU is for
+testing the GPU's default precision (``train/deploy/precision.py``: convolutions in FP32
+from FP16 values, as a GPU accumulates) and says so once. Needs the ``torch`` extra and
+the ``train`` package (the network code). The CUDA-only parts are :class:`_CapturedBatch`
+and the staging in :meth:`TorchRunner._run_cuda`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,8 @@ from sdk.atomic import write_bytes_atomic
 from sdk.backends.base import Runner
 from sdk.bundle import Bundle
 from sdk.errors import BackendError, BundleError, LabelError
+from sdk.notices import notice
+from sdk.train.deploy.streams import on_side_stream, own_cuda_graphs
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
@@ -101,7 +107,7 @@ class _CapturedBatch:
 
     def __init__(self, torch: Any, module: Any, examples: list[Any], stream: Any, pool: Any) -> None:
         self.static_in = [x.clone() for x in examples]
-        stream.wait_stream(torch.cuda.current_stream())  # the clones were made on the current stream
+        stream.wait_stream(torch.cuda.current_stream(stream.device))  # the clones were made on the current stream
         with torch.cuda.stream(stream), torch.inference_mode():
             for _ in range(2):  # compile and let cuDNN pick its kernels before capture
                 module(*self.static_in)
@@ -112,6 +118,9 @@ class _CapturedBatch:
         self.static_out = out if isinstance(out, tuple) else (out,)
         self.pinned_in = [torch.empty(x.shape, dtype=x.dtype, pin_memory=True) for x in self.static_in]
         self.pinned_out = [torch.empty(o.shape, dtype=o.dtype, pin_memory=True) for o in self.static_out]
+        # recorded on the runner's stream after the copies out of pinned_in: the host waits on
+        # it before overwriting them (with output="tensor" no call ends in a host sync)
+        self.inputs_copied = torch.cuda.Event()
 
 
 class TorchRunner(Runner):
@@ -119,10 +128,12 @@ class TorchRunner(Runner):
 
     Args:
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``; default CUDA when available.
-        precision: ``fp32`` | ``tf32`` | ``fp16`` | ``bf16``; default fp16 on CUDA, fp32 on CPU.
+        precision: ``fp32`` | ``tf32`` | ``fp16`` | ``bf16``; default fp16 on CUDA, fp32 on CPU
+            (fp16 on CPU: for testing, slow; tf32 needs a GPU).
         compile: ``torch.compile`` the module (default: on CUDA).
         compile_mode: passed to ``torch.compile`` (default ``"default"``; CUDA graphs are ours).
-        cuda_graphs: capture and replay each batch size as a CUDA graph (default: on CUDA).
+        cuda_graphs: capture and replay each batch size as a CUDA graph (default: on CUDA,
+            unless ``compile_mode`` captures its own: ``"reduce-overhead"``, ``"max-autotune"``).
         output: ``"numpy"`` (host arrays) or ``"tensor"`` (device tensors).
         threads: CPU threads of torch (process-wide: torch has one pool).
         check_inputs: check the range of class ids given as tensors (one reduction, and on a
@@ -152,8 +163,11 @@ class TorchRunner(Runner):
         self.precision = precision or ("fp16" if cuda else "fp32")
         if self.precision not in PRECISIONS:
             raise BackendError(f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
-        if not cuda and self.precision in ("fp16", "tf32"):
-            raise BackendError(f"precision {self.precision} needs a CUDA GPU; on CPU use fp32 or bf16")
+        if not cuda and self.precision == "tf32":
+            raise BackendError("precision tf32 needs a CUDA GPU; on CPU use fp32 or bf16")
+        if not cuda and self.precision == "fp16":
+            notice("precision fp16 on CPU is for testing the GPU's FP16 path: it is slow here "
+                   "(convolutions run in FP32 from FP16 values); use fp32 or bf16 on a CPU")
         if output not in ("numpy", "tensor"):
             raise BackendError(f"output must be 'numpy' or 'tensor', got {output!r}")
         if threads is not None:
@@ -180,7 +194,7 @@ class TorchRunner(Runner):
             self._cache_files = cache_files(bundle, self.cache_key())
             self._load_compile_cache()
             self.module = torch.compile(self.module, mode=compile_mode, dynamic=False)
-        self.cuda_graphs = cuda if cuda_graphs is None else (cuda_graphs and cuda)
+        self.cuda_graphs = own_cuda_graphs(cuda, cuda_graphs, self.compiled, compile_mode)
         self._captured: dict[int, _CapturedBatch] = {}
         self._stream = torch.cuda.Stream(self.device) if cuda else None
         self._pool = torch.cuda.graph_pool_handle() if self.cuda_graphs else None
@@ -265,7 +279,7 @@ class TorchRunner(Runner):
                 result = self._run_cuda(feeds, outputs)
             else:
                 args = [torch.as_tensor(feeds[n]).to(self.device, non_blocking=True) for n in self.input_order]
-                with torch.inference_mode():
+                with torch.inference_mode(), self._cpu_fp16():
                     out = self.module(*args)
                 out = dict(zip(self.output_names, out if isinstance(out, tuple) else (out,)))
                 result = {n: out[n] if self.output == "tensor" else out[n].cpu().numpy() for n in outputs}
@@ -275,17 +289,30 @@ class TorchRunner(Runner):
             self._save_compile_cache()
         return result
 
+    def _cpu_fp16(self) -> Any:
+        """FP16 on CPU in eager mode: convolutions through FP32 (see ``precision.py``)."""
+        if self.device.type == "cpu" and self.precision == "fp16" and not self.compiled:
+            from sdk.train.deploy.precision import cpu_fp16_convolutions
+
+            return cpu_fp16_convolutions()
+        return contextlib.nullcontext()
+
     def _run_cuda(self, feeds: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
         """CUDA only: stage host feeds in pinned memory, copy on the runner's stream into the
-        captured batch's static inputs, replay, copy the requested outputs back."""
+        captured batch's static inputs, replay, copy the requested outputs out (device
+        tensors handed to the caller's stream, or host arrays after a sync)."""
         torch = self.torch
         batch = int(feeds[self.input_order[0]].shape[0])
         slot = self._captured.get(batch)
         if slot is None:
             examples = [torch.as_tensor(feeds[n]).to(self.device) for n in self.input_order]
             slot = self._captured[batch] = _CapturedBatch(torch, self.module, examples, self._stream, self._pool)
-        stream = self._stream
-        with torch.cuda.stream(stream):
+        index = {n: i for i, n in enumerate(self.output_names)}
+        tensors = self.output == "tensor"
+
+        def work() -> dict[str, Any]:  # runs on the runner's stream
+            if not all(isinstance(feeds[n], torch.Tensor) for n in self.input_order):
+                slot.inputs_copied.synchronize()  # the last call's copies out of pinned_in are done
             for name, static, pinned in zip(self.input_order, slot.static_in, slot.pinned_in):
                 x = feeds[name]
                 if isinstance(x, torch.Tensor):
@@ -293,15 +320,18 @@ class TorchRunner(Runner):
                 else:
                     pinned.numpy()[...] = x
                     static.copy_(pinned, non_blocking=True)
+            slot.inputs_copied.record()
             slot.graph.replay()
-            index = {n: i for i, n in enumerate(self.output_names)}
-            if self.output == "tensor":
-                result = {n: slot.static_out[index[n]].clone() for n in outputs}
-                stream.synchronize()
-                return result
+            if tensors:  # copies: the next replay overwrites static_out
+                return {n: slot.static_out[index[n]].clone() for n in outputs}
             for n in outputs:
                 slot.pinned_out[index[n]].copy_(slot.static_out[index[n]], non_blocking=True)
-        stream.synchronize()
+            return {}
+
+        result = on_side_stream(torch.cuda, self._stream, work, lambda r: r.values())
+        if tensors:
+            return result
+        self._stream.synchronize()  # the host reads pinned_out next
         return {n: slot.pinned_out[index[n]].numpy().copy() for n in outputs}
 
     def _memory_error(self, feeds: dict[str, Any]) -> BackendError:

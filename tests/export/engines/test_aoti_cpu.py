@@ -15,18 +15,21 @@ from sdk.engines import current_key
 
 @pytest.mark.slow
 def test_aoti_cpu_engine_end_to_end(tiny_bundle, capsys):
-    from sdk.export.cli import main
+    """Built as ``gpu_check.sh --aoti`` builds it: the latency benchmark builds the package
+    into the bundle it holds, then runs it (from the manifest the build rewrote)."""
+    from sdk.benchmarks.latency import make_callable
 
-    assert main(["engine", "--bundle", str(tiny_bundle), "--backend", "aoti", "--precision", "fp32",
-                 "--batch", "1:2:4"]) == 0
-    assert "parity batch_1" in capsys.readouterr().out
+    run = make_callable("aoti", Bundle(tiny_bundle), "fp32", [1, 4], "cpu")
+    z = np.random.default_rng(1).standard_normal((4, 16)).astype(np.float32)
+    assert run({"z": z})["image_u8"].shape == (4, 16, 16, 3)
+    assert "[engine] probing model" in capsys.readouterr().out
     b = Bundle(tiny_bundle)  # sha256 of the package and the rewritten manifest verify
     key = current_key("aoti", "fp32")
     rec = b.manifest.engines[key]
     assert rec["files"]["model"] == f"engines/{key}/model.pt2" and rec["files"]["model"] in b.manifest.files
-    assert rec["batch"] == {"min": 1, "opt": 2, "max": 4}
+    assert rec["batch"] == {"min": 1, "opt": 4, "max": 4}
     figures = rec["parity"]["model"]
-    assert set(figures) == {"batch_1", "batch_2", "blocks_batch_1", "blocks_batch_2", "u8_max_levels"}
+    assert set(figures) == {f"{p}batch_{n}" for p in ("", "blocks_") for n in (1, 2, 4)} | {"u8_max_levels"}
     assert max(v for k, v in figures.items() if k != "u8_max_levels") < 1e-4
     assert rec["parity"]["model"]["u8_max_levels"] <= 1
     # the package was loaded and run once in a fresh process before the parity check

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sdk.train.models.layers.label_map import dense_label, label_input
+from sdk.train.models.layers.label_map import conv_dtype, dense_label, label_input
 from sdk.train.models.registry import Preset, register_model
 from sdk.train.models.spec import (
     GraphSpec,
@@ -217,9 +217,10 @@ class _SynthesisGraph(nn.Module):
         if self.instance_edge and instance_edge is None:
             raise ValueError("this pix2pixHD preset takes an instance_edge map")
         # The generator pads by reflection and averages the map for its global branch:
-        # it reads the dense one-hot, made here on the device.
+        # it reads the dense one-hot, made here on the device in the generator's dtype
+        # (FP16 / BF16 when deployed so; an FP32 one-hot into a half-precision conv fails).
         seg = label_input(label, self.num_classes, instance_edge if self.instance_edge else None)
-        return self.netG(dense_label(seg))
+        return self.netG(dense_label(seg, conv_dtype(self.netG)))
 
 
 class Pix2PixHDModel(SynthesisModel):

@@ -158,6 +158,15 @@ def dense_label(seg: "LabelMap | torch.Tensor", dtype: torch.dtype = torch.float
     return seg.dense(dtype) if isinstance(seg, LabelMap) else seg
 
 
+def conv_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of ``module``'s first convolution: what a dense label map fed to it must
+    be (FP16 / BF16 under ``ReducedPrecision``, whose normalisation layers stay FP32)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return m.weight.dtype
+    return torch.float32
+
+
 def read_label(module: nn.Module, seg: "LabelMap | torch.Tensor") -> torch.Tensor:
     """Apply a layer that reads the label map (a conv, or a Sequential starting with one).
 

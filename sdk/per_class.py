@@ -340,7 +340,7 @@ class PerClassMixin:
         present = np.unique(self.read_label(label))
         absent = [c for c in classes if c not in present]
         if absent:
-            notice(f"class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} "
+            notice(f"{self.bundle.name}: class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} "
                    f"{'have' if len(absent) > 1 else 'has'} no pixel in this label map: no region of "
                    f"{'them' if len(absent) > 1 else 'it'} to redraw")
 

@@ -81,6 +81,8 @@ def test_old_bundle_runs_and_names_the_re_export(old, new, tmp_path):
                  overrides=get_preset(NAME).test_overrides)
     r = Synthesizer.from_pretrained(tmp_path / "re", backend="torch", labels="model")
     mine, theirs = (load_file(str(p / "weights.safetensors")) for p in (tmp_path / "re", old))
-    assert r.has_codes and mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    # (the old bundle's file also holds its ONNX graph's tables, under onnx/)
+    assert r.has_codes and mine.keys() == {k for k in theirs if not k.startswith("onnx/")}
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert np.abs(np.asarray(r(label, seed=2), np.int16) - image).max() <= 1
     assert np.abs(np.asarray(r.resample(label, [int(label[0, 0])], seed=4), np.int16) - image).max() > 8

@@ -207,11 +207,18 @@ class PerClassMixin:
         Returns:
             The image, or ``(image, codes)`` with ``return_codes``.
         """
+        idx = self._class_ids(classes, "classes")
+        self._notice_absent(label, idx)
+        return self._render(label, self.resample_codes(idx, seed=seed, base=base), instance, return_codes)
+
+    def resample_codes(self, classes: Iterable[int | str], *, seed: int | None = None, base: Base = None) -> np.ndarray:
+        """The (C, D) codes :meth:`resample` renders, without rendering: ``base``'s codes
+        (default seed 0) with the rows of ``classes`` taken from seed ``seed``'s. For apps
+        that keep the codes and render them themselves (``s(label, codes=...)``)."""
         codes = self._base_codes(base)
         idx = self._class_ids(classes, "classes")
         codes[idx] = self.sample_codes(seed)[idx]
-        self._notice_absent(label, idx)
-        return self._render(label, codes, instance, return_codes)
+        return codes
 
     def interpolate_classes(self, label: L.LabelLike, *, seed_a: int, seed_b: int,
                             classes: Iterable[int | str] | None = None, steps: int = 8,

@@ -89,6 +89,7 @@ def test_resample_changes_only_the_listed_classes_codes(s):
     assert np.array_equal(_px(s.resample(label, [cls], seed=0)), _px(s(label, seed=0)))
     _, again = s.resample(label, [cls], seed=5, base=base, return_codes=True)
     assert np.array_equal(again, codes)
+    assert np.array_equal(s.resample_codes([cls], seed=5, base=2), codes)  # the codes alone, for apps
     assert np.abs(_px(img) - _px(s(label, codes=base)))[label == cls].mean() > 0  # the class is redrawn
     c = s.codes_shape[0]
     with pytest.raises(SDKError, match=rf"class ids are integers 0..{c - 1}"):

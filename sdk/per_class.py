@@ -49,12 +49,14 @@ from . import labels as L
 from .atomic import atomic_path
 from .errors import LabelError, SDKError
 from .inputs import check_seed
+from .intake import Label
 from .latents import NO_CODES, ClassCodes
 from .notices import notice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backends import Runner
     from .bundle import Bundle
+    from .intake import LabelIntake
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 Base = Union[np.ndarray, int, None]
@@ -136,13 +138,15 @@ class PerClassMixin:
     """Per-class latent control; :class:`~sdk.Synthesizer` inherits it.
 
     Uses only the Synthesizer's public surface: ``bundle``, ``latents`` (a
-    :class:`~sdk.latents.ClassCodes` on GroupDNet bundles), ``read_label``, ``runner`` and
-    calling it with ``codes=``.
+    :class:`~sdk.latents.ClassCodes` on GroupDNet and OASIS bundles), ``intake`` (a label
+    map is read once, then rendered as read), ``read_label``, ``runner`` and calling it
+    with ``codes=``.
     """
 
     if TYPE_CHECKING:  # pragma: no cover
         bundle: Bundle
         latents: Any
+        intake: LabelIntake
 
         def runner(self, graph: str = "model") -> Runner: ...
         def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray: ...
@@ -208,8 +212,9 @@ class PerClassMixin:
             The image, or ``(image, codes)`` with ``return_codes``.
         """
         idx = self._class_ids(classes, "classes")
-        self._notice_absent(label, idx)
-        return self._render(label, self.resample_codes(idx, seed=seed, base=base), instance, return_codes)
+        read = self._read_one(label, instance)
+        self._notice_absent(read, idx)
+        return self._render(read, self.resample_codes(idx, seed=seed, base=base), return_codes)
 
     def resample_codes(self, classes: Iterable[int | str], *, seed: int | None = None, base: Base = None) -> np.ndarray:
         """The (C, D) codes :meth:`resample` renders, without rendering: ``base``'s codes
@@ -239,15 +244,16 @@ class PerClassMixin:
             raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
         a = self.sample_codes(check_seed(seed_a, "seed_a"))
         b = self.sample_codes(check_seed(seed_b, "seed_b"))
+        read = self._read_one(label, instance)
         if classes is None:
             idx = list(range(len(a)))
         else:
             idx = self._class_ids(classes, "classes")
-            self._notice_absent(label, idx)
+            self._notice_absent(read, idx)
         codes = np.repeat(a[None], steps, axis=0)  # unlisted rows stay exactly seed_a's
         for i, t in enumerate(np.linspace(0.0, 1.0, steps)):
             codes[i, idx] = interpolate_codes(a[idx], b[idx], float(t), mode)
-        return self._render_frames(label, codes, instance, batch_size)
+        return self._render_frames(read, codes, batch_size)
 
     def mix(self, label: L.LabelLike, styles: Mapping[int, StyleRef], *, base: Base = None,
             instance: L.LabelLike | None = None,
@@ -286,7 +292,7 @@ class PerClassMixin:
             mus = self._encode_batch([r for _, r in refs], "styles")
             for (cls, _), mu in zip(refs, mus):
                 codes[cls] = mu[cls]
-        return self._render(label, codes, instance, return_codes)
+        return self._render(self._read_one(label, instance), codes, return_codes)
 
     def morph(self, image_a: ImageLike, label_a: L.LabelLike, image_b: ImageLike, label_b: L.LabelLike,
               *, steps: int = 8, label: L.LabelLike | None = None, mode: Literal["slerp", "linear"] = "slerp",
@@ -306,9 +312,9 @@ class PerClassMixin:
         if mode not in ("slerp", "linear"):
             raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
         code_a, code_b = self._encode_batch([(image_a, label_a), (image_b, label_b)], "morph")
-        target = label_a if label is None else label
+        target = self._read_one(label_a if label is None else label, instance)
         codes = np.stack([interpolate_codes(code_a, code_b, t, mode) for t in np.linspace(0.0, 1.0, steps)])
-        return self._render_frames(target, codes, instance, batch_size)
+        return self._render_frames(target, codes, batch_size)
 
     # -- steps ------------------------------------------------------------------------
     def _codes(self) -> ClassCodes:
@@ -327,24 +333,26 @@ class PerClassMixin:
             raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
         return self.bundle.graph("encoder")
 
-    def _render_frames(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
-                       batch_size: int) -> list[Image.Image]:
+    def _read_one(self, label: L.LabelLike | Label, instance: L.LabelLike | None) -> Label:
+        """One label map (and instance map) read by the intake, once for the whole call."""
+        if L.is_batch(label):
+            raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
+        return self.intake.read(label, instance)
+
+    def _render_frames(self, label: Label, codes: np.ndarray, batch_size: int) -> list[Image.Image]:
         """One image per row of ``codes`` (S, C, D) on ``label``, ``batch_size`` at a time."""
         if batch_size < 1:
             raise SDKError(f"batch_size must be >= 1, got {batch_size}")
         frames: list[Image.Image] = []
         for i in range(0, len(codes), batch_size):
             chunk = codes[i:i + batch_size]
-            frames.extend(self([label] * len(chunk), codes=chunk,
-                               instance=None if instance is None else [instance] * len(chunk)))
+            frames.extend(self([label] * len(chunk), codes=chunk))
         return frames
 
-    def _notice_absent(self, label: L.LabelLike, classes: list[int]) -> None:
+    def _notice_absent(self, label: Label, classes: list[int]) -> None:
         """One notice when listed classes have no pixel in the label map: there is no region to redraw
         (OASIS reads no code of an absent class; GroupDNet's first layers read every code)."""
-        if L.is_batch(label):
-            return
-        present = np.unique(self.read_label(label))
+        present = np.unique(label.ids)
         absent = [c for c in classes if c not in present]
         if absent:
             notice(f"{self.bundle.name}: class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} "
@@ -374,9 +382,9 @@ class PerClassMixin:
                 x = names.index(x)
             elif isinstance(x, str):
                 close = difflib.get_close_matches(x, names, n=1)
-                raise SDKError(f"{what} holds {x!r}, which is not a class name of {self.bundle.name}"
-                               + (f" (did you mean {close[0]!r}?)" if close else "")
-                               + "; give ids 0.." + str(c - 1) + " or names from python -m sdk info --json (label.classes)")
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SDKError(f"{what} holds {x!r}, which is not a class name of {self.bundle.name}{hint}; give "
+                               f"ids 0..{c - 1} or names from python -m sdk info --json (label.classes)")
             if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or not 0 <= x < c:
                 raise SDKError(f"{what} holds {x!r}; class ids are integers 0..{c - 1}")
             out.append(int(x))
@@ -392,9 +400,7 @@ class PerClassMixin:
         feeds = {names["image"]: imgs, names["label"]: ids}
         return self.runner("encoder").run(feeds, outputs=[mu])[mu]
 
-    def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
+    def _render(self, label: Label, codes: np.ndarray,
                 return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:
-        if L.is_batch(label):
-            raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
-        image = self(label, codes=codes, instance=instance)
+        image = self(label, codes=codes)
         return (image, codes) if return_codes else image

@@ -1,7 +1,7 @@
 """How local is "redraw one class"? OASIS and GroupDNet on block label maps, and the figure.
 
     python benchmarks/resample_locality.py [--oasis BUNDLE] [--groupdnet BUNDLE] [--maps 4]
-        [--figure docs/resample_locality.png] [--json benchmarks/results/resample-locality.json]
+        [--figure docs/resample_locality.png] [--json benchmarks/results/resample-locality/results.json]
 
 For each bundle and each of ``--maps`` block label maps (a 4x4 grid of uniform blocks, each
 a random class; the class of block (1, 1) is redrawn): the base image is ``s(label,

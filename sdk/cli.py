@@ -1,7 +1,6 @@
 """The runtime's commands: synthesize (label maps), sample (unconditional), translate
 (image to image), morph (GroupDNet), resample (per-class codes: GroupDNet, OASIS) and
-info; and the plumbing every CLI of the project
-shares (:class:`Parser`, :func:`run_cli`).
+info; and the plumbing every CLI of the project shares (:class:`Parser`, :func:`run_cli`).
 
 ``python -m sdk`` is :mod:`sdk.services.cli`: these commands plus the doors beyond one
 process (batch, serve, app), which live a layer above the runtime. Bad input exits with

@@ -1,6 +1,6 @@
 """The runtime's commands: synthesize (label maps), sample (unconditional), translate
-(image to image), morph (GroupDNet) and info; and the plumbing every CLI of the project
-shares (:class:`Parser`, :func:`run_cli`).
+(image to image), morph (GroupDNet), resample (per-class codes: GroupDNet, OASIS) and
+info; and the plumbing every CLI of the project shares (:class:`Parser`, :func:`run_cli`).
 
 ``python -m sdk`` is :mod:`sdk.services.cli`: these commands plus the doors beyond one
 process (batch, serve, app), which live a layer above the runtime. Bad input exits with
@@ -155,6 +155,46 @@ def cmd_morph(args: argparse.Namespace) -> int:
     save_gif(frames, out, args.duration_ms)
     print(f"wrote {out} ({len(frames)} frames, {frames[0].width}x{frames[0].height}, per-class "
           f"{args.mode} from {args.image_a} to {args.image_b}, {s.runner().describe()})")
+    return 0
+
+
+def _class_list(text: str) -> list[int | str]:
+    """--classes "21,23" or "sky-other,tree" -> [21, 23] / names (checked against the bundle later)."""
+    items: list[int | str] = [int(x) if x.strip().lstrip("-").isdigit() else x.strip()
+                              for x in text.split(",") if x.strip()]
+    if not items:
+        raise SDKError("--classes is empty; give class ids or names separated by commas, e.g. --classes 21,23")
+    return items
+
+
+def cmd_resample(args: argparse.Namespace) -> int:
+    from .per_class import load_codes, save_codes
+
+    gif = Path(args.out).suffix.lower() == ".gif"
+    out = check_writable(args.out) if gif else _check_out(args.out, "image", 1)
+    classes = _class_list(args.classes)
+    if gif and (args.base_codes or args.save_codes):
+        raise SDKError("a .gif interpolates from --base (a seed) to --seed: --base-codes and --save-codes "
+                       "go with a single image (--out ending in .png)")
+    if args.save_codes:
+        if Path(args.save_codes).suffix.lower() != ".npy":
+            raise SDKError(f"--save-codes writes a .npy array; give a file name ending in .npy, not "
+                           f"{args.save_codes!r}")
+        check_writable(args.save_codes, "--save-codes")
+    base: Any = load_codes(args.base_codes) if args.base_codes else args.base
+    s = _open(args)
+    if gif:
+        frames = s.interpolate_classes(args.label, seed_a=args.base, seed_b=args.seed, classes=classes,
+                                       steps=args.steps, instance=args.instance)
+        save_gif(frames, out, args.duration_ms)
+        print(f"wrote {out} ({len(frames)} frames: classes {args.classes} from seed {args.base} to {args.seed}, "
+              f"{frames[0].width}x{frames[0].height}, {s.runner().describe()})")
+        return 0
+    image, codes = s.resample(args.label, classes, seed=args.seed, base=base, instance=args.instance,
+                              return_codes=True)
+    _write([image], [out], s.runner(), "image")
+    if args.save_codes:
+        print(f"wrote {save_codes(args.save_codes, codes)} (codes {codes.shape[0]}x{codes.shape[1]})")
     return 0
 
 
@@ -318,6 +358,27 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     _runtime_args(m, batch=False)
     m.add_argument("--out", required=True, help="output animated GIF (.gif)")
     m.set_defaults(func=cmd_morph)
+
+    r = add_command(sub, "resample", "GroupDNet, OASIS: redraw the listed classes with another seed, keep the rest")
+    r.add_argument("--bundle", required=True, help="bundle folder of a model with per-class codes "
+                   "(groupdnet-*, oasis-*)")
+    r.add_argument("--label", required=True, help="label map PNG (index, grayscale or palette RGB)")
+    r.add_argument("--classes", required=True, help="classes to redraw, comma-separated: model class ids (e.g. "
+                   "21,23) or the bundle's class names (sky-other,tree; python -m sdk info --json: label.classes)")
+    r.add_argument("--seed", type=int, required=True, help="the listed classes take their codes from this seed")
+    r.add_argument("--base", type=int, default=0, help="seed of every other class's code (the image of "
+                   "`synthesize --seed BASE`)")
+    r.add_argument("--base-codes", help="codes .npy of every other class instead of --base (e.g. --save-codes "
+                   "of an earlier run)")
+    r.add_argument("--save-codes", help="also write the rendered codes (C, D) to this .npy")
+    r.add_argument("--instance", help="instance-id PNG (models with instance edges)")
+    labels_arg(r)
+    r.add_argument("--steps", type=int, default=8, help="frames of a .gif --out, end points included")
+    r.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
+    _runtime_args(r, batch=False)
+    r.add_argument("--out", required=True, help="output image (.png), or .gif: the classes moving from "
+                   "--base to --seed")
+    r.set_defaults(func=cmd_resample)
 
     i = add_command(sub, "info", "describe a bundle and verify its files")
     i.add_argument("bundle_path", nargs="?", metavar="BUNDLE", help="bundle folder (or --bundle)")

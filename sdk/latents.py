@@ -2,8 +2,8 @@
 
 A :class:`~sdk.Synthesizer` holds one latent kind (as a diffusers pipeline holds its
 scheduler): :class:`NoLatent` (deterministic models), :class:`VectorLatent` (a ``latent``
-input: noise or a style code, N x D) or :class:`ClassCodes` (GroupDNet's per-class
-``codes``, N x C x D). For one request it hands out a :class:`LatentStream` that yields
+input: noise or a style code, N x D) or :class:`ClassCodes` (per-class ``codes``, N x C x D:
+GroupDNet's codes, OASIS' 3D noise). For one request it hands out a :class:`LatentStream` that yields
 the latents of images ``0, 1, 2, ...`` chunk by chunk: a seeded stream draws them from one
 generator in order, so the images of a request do not depend on how it is chunked.
 """
@@ -16,8 +16,8 @@ import numpy as np
 from .errors import SDKError
 from .inputs import check_seed
 
-NO_CODES = ("{name} has no per-class codes; resample/mix/morph need a GroupDNet bundle "
-            "(e.g. python -m export bundle --model groupdnet-deepfashion)")
+NO_CODES = ("{name} has no per-class codes; resample/mix/morph need a GroupDNet or OASIS bundle "
+            "(e.g. python -m export bundle --model oasis-ade20k)")
 
 class LatentStream:
     """The latents of one request, taken in order: ``take(k)`` -> feeds for the next k images."""
@@ -118,7 +118,13 @@ class VectorLatent:
 
 
 class ClassCodes:
-    """GroupDNet's per-class ``codes`` input (N, C, D): one latent code per class."""
+    """A per-class ``codes`` input (N, C, D): one latent code per class.
+
+    GroupDNet draws every class's code independently. OASIS (``attrs["broadcast"]``) was
+    trained with one noise vector per image at every pixel, so a seed draws one vector
+    and gives it to every class (the image of a seed is the official broadcast-noise
+    image; ``z=`` is taken the same way), and only a redrawn class gets a row of its own.
+    """
 
     kind = "codes"
 
@@ -126,9 +132,16 @@ class ClassCodes:
         self.model, self.spec = model, spec
         self.name = spec["name"]
         self.shape = (int(spec["shape"][1]), int(spec["shape"][2]))
+        self.broadcast = bool((spec.get("attrs") or {}).get("broadcast"))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        if self.broadcast:  # the same draw as a single-vector latent: seeds keep their images
+            return self.tile(rng.standard_normal((count, self.shape[1]), dtype=np.float32))
         return rng.standard_normal((count, *self.shape), dtype=np.float32)
+
+    def tile(self, z: np.ndarray) -> np.ndarray:
+        """(N, D) vectors -> (N, C, D) codes, each vector given to every class."""
+        return np.ascontiguousarray(np.repeat(z[:, None], self.shape[0], axis=1))
 
     def sample(self, seed: Any, count: int = 1) -> np.ndarray:
         return self.draw(np.random.default_rng(check_seed(seed)), count)
@@ -148,7 +161,14 @@ class ClassCodes:
     def stream(self, count: int, *, seed: Any = None, z: Any = None, style: Any = None, codes: Any = None,
                encode_style: Callable[[Any], np.ndarray] | None = None) -> LatentStream:
         seed = check_seed(seed)
+        if self.broadcast and z is not None and style is None and codes is None:
+            # one noise vector per image, as the official code takes it
+            vectors = VectorLatent(self.model, {"name": self.name, "shape": [None, self.shape[1]]})
+            return LatentStream(self.name, given=self.tile(vectors.check(z, count)))
         if z is not None or style is not None:
+            if self.broadcast:
+                raise SDKError(f"{self.model} has no style encoder, and takes z= or codes=, one of them: z= "
+                               f"((D,) or (N, D), every class) or codes= ((C, D) or (N, C, D), per class)")
             raise SDKError(f"{self.model} takes per-class codes, not z= or style=: give codes= "
                            f"((C, D) or (N, C, D)), or use s.mix(...) / s.encode(image, label)")
         if codes is None:

@@ -1,24 +1,34 @@
-"""Per-class latent control for models with per-class codes (GroupDNet / SMIS).
+"""Per-class latent control for models with per-class codes: GroupDNet (SMIS) and OASIS.
 
-GroupDNet gives every class ``c`` of the label map its own latent code, so the
-appearance of one class can change while every other class keeps its look. Codes are
-plain float32 numpy arrays of shape ``(C, D)`` (``C`` classes, ``D`` values per class;
-``(N, C, D)`` for a batch): apps can keep them, edit rows, and store them with
-:func:`save_codes` / :func:`load_codes` (``.npy``, written atomically).
+GroupDNet gives every class ``c`` of the label map its own latent code; OASIS' 3D noise
+lives per pixel, and its bundles take it per class (one noise vector per class, each pixel
+reading its class's). Either way the appearance of one class can change while every other
+class keeps its code. Codes are plain float32 numpy arrays of shape ``(C, D)`` (``C``
+classes, ``D`` values per class; ``(N, C, D)`` for a batch): apps can keep them, edit rows,
+and store them with :func:`save_codes` / :func:`load_codes` (``.npy``, written atomically).
 
->>> s = Synthesizer.from_pretrained("bundles/groupdnet-deepfashion")
->>> image = s(label, seed=3)                                  # random codes for every class
+>>> s = Synthesizer.from_pretrained("bundles/groupdnet-deepfashion")   # or bundles/oasis-ade20k
+>>> image = s(label, seed=3)                                  # codes of seed 3 for every class
 >>> image, codes = s.resample(label, classes=[2], seed=7, base=3, return_codes=True)
->>> image = s.mix(label, styles={2: (ref_image, ref_label)}, base=codes)
->>> frames = s.morph(image_a, label_a, image_b, label_b, steps=8)
->>> codes = s.encode(image_a, label_a)                         # (C, D) encoder mean
+>>> frames = s.interpolate(label, seed_a=3, seed_b=7, classes=[2], steps=8)   # class 2 only
+>>> image = s.mix(label, styles={2: (ref_image, ref_label)}, base=codes)      # GroupDNet: encoder
+>>> frames = s.morph(image_a, label_a, image_b, label_b, steps=8)             # GroupDNet: encoder
+>>> codes = s.encode(image_a, label_a)                         # (C, D) encoder mean (GroupDNet)
+
+A seed's codes (:meth:`PerClassMixin.sample_codes`) are drawn as the model was trained:
+GroupDNet one code per class; OASIS one noise vector given to every class, so ``s(label,
+seed=k)`` is the official broadcast-noise image and a redrawn class takes seed ``k``'s
+vector. OASIS has no encoder: the calls that encode photos say so.
 
 Only the listed classes' rows of the codes change; whether *pixels* of other classes
-stay put depends on the trained network (GroupDNet's early layers are grouped by class,
-its last layers blend classes), so rows, not pixels, are what these methods guarantee.
+stay put depends on the network: GroupDNet's early layers are grouped by class, its last
+layers blend classes; OASIS' noise also feeds its first, coarse layers, whose 3x3
+convolutions reach across regions. ``benchmarks/resample_locality.py`` measures how far
+a change spreads. Rows, not pixels, are what these methods guarantee.
 """
 from __future__ import annotations
 
+import difflib
 import io
 from pathlib import Path
 from typing import (
@@ -38,11 +48,15 @@ from PIL import Image
 from . import labels as L
 from .atomic import atomic_path
 from .errors import LabelError, SDKError
+from .inputs import check_seed
+from .intake import Label
 from .latents import NO_CODES, ClassCodes
+from .notices import notice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .backends import Runner
     from .bundle import Bundle
+    from .intake import LabelIntake
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 Base = Union[np.ndarray, int, None]
@@ -50,6 +64,13 @@ StyleRef = Union[Tuple[ImageLike, L.LabelLike], np.ndarray]
 
 DEFAULT_BASE_SEED = 0
 """Seed of the base codes when ``resample`` / ``mix`` get no ``base``."""
+
+WHY_NO_CODES = {
+    "dpsims": ("{name} cannot redraw one class: DP-SIMS draws one global z, which an MLP maps to tokens that "
+               "every pixel attends to (cross-attention at 1/16 and 1/32 scale) before self-attention mixes all "
+               "positions, so no part of its noise belongs to a region; use an OASIS or GroupDNet bundle"),
+}
+"""Families whose single latent admits no per-class form, and why (one line each)."""
 
 
 
@@ -117,13 +138,15 @@ class PerClassMixin:
     """Per-class latent control; :class:`~sdk.Synthesizer` inherits it.
 
     Uses only the Synthesizer's public surface: ``bundle``, ``latents`` (a
-    :class:`~sdk.latents.ClassCodes` on GroupDNet bundles), ``read_label``, ``runner`` and
-    calling it with ``codes=``.
+    :class:`~sdk.latents.ClassCodes` on GroupDNet and OASIS bundles), ``intake`` (a label
+    map is read once, then rendered as read), ``read_label``, ``runner`` and calling it
+    with ``codes=``.
     """
 
     if TYPE_CHECKING:  # pragma: no cover
         bundle: Bundle
         latents: Any
+        intake: LabelIntake
 
         def runner(self, graph: str = "model") -> Runner: ...
         def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray: ...
@@ -132,8 +155,24 @@ class PerClassMixin:
     # -- public API ---------------------------------------------------------------------
     @property
     def has_codes(self) -> bool:
-        """Whether the model takes per-class codes (GroupDNet)."""
+        """Whether the model takes per-class codes (GroupDNet, OASIS): resample, interpolate
+        per class, ``codes=`` and ``sample_codes`` apply."""
         return isinstance(self.latents, ClassCodes)
+
+    @property
+    def no_codes_reason(self) -> str | None:
+        """None where per-class control applies; else the one line its calls raise, naming why
+        (apps show it next to a disabled control)."""
+        if self.has_codes:
+            return None
+        b = self.bundle
+        if b.family in WHY_NO_CODES:
+            return WHY_NO_CODES[b.family].format(name=b.name)
+        if b.family == "oasis":  # exported before OASIS took its noise per class
+            return (f"{b.name} was exported before OASIS took its noise per class (its graph takes one z); "
+                    f"re-export it from its own weights to redraw one class: python -m export bundle --model "
+                    f"{b.name} --checkpoint {b.path / 'weights.safetensors'} --out NEW_FOLDER")
+        return NO_CODES.format(name=b.name)
 
     @property
     def codes_shape(self) -> tuple[int, int]:
@@ -141,7 +180,8 @@ class PerClassMixin:
         return self._codes().shape
 
     def sample_codes(self, seed: int | None = None) -> np.ndarray:
-        """Random codes (C, D) from ``seed``: exactly those ``s(label, seed=seed)`` uses."""
+        """Random codes (C, D) from ``seed``: exactly those ``s(label, seed=seed)`` uses
+        (OASIS: one noise vector in every row)."""
         return self._codes().sample(seed)[0]
 
     def encode(self, image: ImageLike, label: L.LabelLike) -> np.ndarray:
@@ -152,14 +192,14 @@ class PerClassMixin:
         """
         return self._encode_batch([(image, label)], "image")[0]
 
-    def resample(self, label: L.LabelLike, classes: Iterable[int], *, seed: int | None = None,
+    def resample(self, label: L.LabelLike, classes: Iterable[int | str], *, seed: int | None = None,
                  base: Base = None, instance: L.LabelLike | None = None,
                  return_codes: bool = False) -> Image.Image | tuple[Image.Image, np.ndarray]:
         """Change the appearance of ``classes`` only; every other class keeps its code.
 
         Args:
             label: one label map.
-            classes: class ids whose codes are redrawn.
+            classes: class ids (or names from the bundle's ``label.classes``) whose codes are redrawn.
             seed: the listed classes take the codes that ``seed`` gives them, i.e. their
                 rows of :meth:`sample_codes` (``seed``); ``seed == base`` reproduces the base.
             base: codes of every other class: a (C, D) array (e.g. from ``encode`` or a
@@ -171,10 +211,49 @@ class PerClassMixin:
         Returns:
             The image, or ``(image, codes)`` with ``return_codes``.
         """
+        idx = self._class_ids(classes, "classes")
+        read = self._read_one(label, instance)
+        self._notice_absent(read, idx)
+        return self._render(read, self.resample_codes(idx, seed=seed, base=base), return_codes)
+
+    def resample_codes(self, classes: Iterable[int | str], *, seed: int | None = None, base: Base = None) -> np.ndarray:
+        """The (C, D) codes :meth:`resample` renders, without rendering: ``base``'s codes
+        (default seed 0) with the rows of ``classes`` taken from seed ``seed``'s. For apps
+        that keep the codes and render them themselves (``s(label, codes=...)``)."""
         codes = self._base_codes(base)
         idx = self._class_ids(classes, "classes")
         codes[idx] = self.sample_codes(seed)[idx]
-        return self._render(label, codes, instance, return_codes)
+        return codes
+
+    def interpolate_classes(self, label: L.LabelLike, *, seed_a: int, seed_b: int,
+                            classes: Iterable[int | str] | None = None, steps: int = 8,
+                            mode: Literal["slerp", "linear"] = "slerp", instance: L.LabelLike | None = None,
+                            batch_size: int = 4) -> list[Image.Image]:
+        """Frames in which ``classes`` (default: every class) move from their look in seed
+        ``seed_a``'s image to their look in seed ``seed_b``'s; every other class keeps seed
+        ``seed_a``'s code.
+
+        The first frame is ``s(label, seed=seed_a)``, the last ``s.resample(label, classes,
+        seed=seed_b, base=seed_a)`` (``s(label, seed=seed_b)`` for every class); codes are
+        interpolated class by class (:func:`interpolate_codes`). ``s.interpolate(label, ...,
+        classes=...)`` calls this.
+        """
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
+        if mode not in ("slerp", "linear"):
+            raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
+        a = self.sample_codes(check_seed(seed_a, "seed_a"))
+        b = self.sample_codes(check_seed(seed_b, "seed_b"))
+        read = self._read_one(label, instance)
+        if classes is None:
+            idx = list(range(len(a)))
+        else:
+            idx = self._class_ids(classes, "classes")
+            self._notice_absent(read, idx)
+        codes = np.repeat(a[None], steps, axis=0)  # unlisted rows stay exactly seed_a's
+        for i, t in enumerate(np.linspace(0.0, 1.0, steps)):
+            codes[i, idx] = interpolate_codes(a[idx], b[idx], float(t), mode)
+        return self._render_frames(read, codes, batch_size)
 
     def mix(self, label: L.LabelLike, styles: Mapping[int, StyleRef], *, base: Base = None,
             instance: L.LabelLike | None = None,
@@ -204,6 +283,7 @@ class PerClassMixin:
             else:
                 raise SDKError(f"styles[{cls}] must be (reference image, reference label) or a ({d},) code")
         if refs:
+            self._encoder()
             for cls, (_, ref_label) in refs:
                 ids = self.read_label(ref_label, f"the reference label of class {cls}")
                 if not (ids == cls).any():
@@ -212,7 +292,7 @@ class PerClassMixin:
             mus = self._encode_batch([r for _, r in refs], "styles")
             for (cls, _), mu in zip(refs, mus):
                 codes[cls] = mu[cls]
-        return self._render(label, codes, instance, return_codes)
+        return self._render(self._read_one(label, instance), codes, return_codes)
 
     def morph(self, image_a: ImageLike, label_a: L.LabelLike, image_b: ImageLike, label_b: L.LabelLike,
               *, steps: int = 8, label: L.LabelLike | None = None, mode: Literal["slerp", "linear"] = "slerp",
@@ -232,21 +312,52 @@ class PerClassMixin:
         if mode not in ("slerp", "linear"):
             raise SDKError(f"mode must be 'slerp' or 'linear', got {mode!r}")
         code_a, code_b = self._encode_batch([(image_a, label_a), (image_b, label_b)], "morph")
-        target = label_a if label is None else label
+        target = self._read_one(label_a if label is None else label, instance)
         codes = np.stack([interpolate_codes(code_a, code_b, t, mode) for t in np.linspace(0.0, 1.0, steps)])
-        frames: list[Image.Image] = []
-        for i in range(0, steps, batch_size):
-            chunk = codes[i:i + batch_size]
-            out = self([target] * len(chunk), codes=chunk,
-                       instance=None if instance is None else [instance] * len(chunk))
-            frames.extend(out)
-        return frames
+        return self._render_frames(target, codes, batch_size)
 
     # -- steps ------------------------------------------------------------------------
     def _codes(self) -> ClassCodes:
         if not isinstance(self.latents, ClassCodes):
-            raise SDKError(NO_CODES.format(name=self.bundle.name))
+            raise SDKError(self.no_codes_reason)
         return self.latents
+
+    def _encoder(self) -> dict[str, Any]:
+        """The encoder graph's manifest entry, or the one line saying why there is none."""
+        codes = self._codes()
+        if not self.bundle.has_graph("encoder"):
+            if codes.broadcast:  # OASIS: noise in, no encoder by design
+                raise SDKError(f"{self.bundle.name} has no encoder (OASIS draws its noise; it cannot encode a "
+                               f"photo): redraw classes by seed with s.resample(label, classes, seed=) or "
+                               f"s.interpolate(label, seed_a=, seed_b=, classes=), or give codes=")
+            raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
+        return self.bundle.graph("encoder")
+
+    def _read_one(self, label: L.LabelLike | Label, instance: L.LabelLike | None) -> Label:
+        """One label map (and instance map) read by the intake, once for the whole call."""
+        if L.is_batch(label):
+            raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
+        return self.intake.read(label, instance)
+
+    def _render_frames(self, label: Label, codes: np.ndarray, batch_size: int) -> list[Image.Image]:
+        """One image per row of ``codes`` (S, C, D) on ``label``, ``batch_size`` at a time."""
+        if batch_size < 1:
+            raise SDKError(f"batch_size must be >= 1, got {batch_size}")
+        frames: list[Image.Image] = []
+        for i in range(0, len(codes), batch_size):
+            chunk = codes[i:i + batch_size]
+            frames.extend(self([label] * len(chunk), codes=chunk))
+        return frames
+
+    def _notice_absent(self, label: Label, classes: list[int]) -> None:
+        """One notice when listed classes have no pixel in the label map: there is no region to redraw
+        (OASIS reads no code of an absent class; GroupDNet's first layers read every code)."""
+        present = np.unique(label.ids)
+        absent = [c for c in classes if c not in present]
+        if absent:
+            notice(f"{self.bundle.name}: class{'es' if len(absent) > 1 else ''} {', '.join(map(str, absent))} "
+                   f"{'have' if len(absent) > 1 else 'has'} no pixel in this label map: no region of "
+                   f"{'them' if len(absent) > 1 else 'it'} to redraw")
 
     def _base_codes(self, base: Base) -> np.ndarray:
         if base is None:
@@ -258,22 +369,30 @@ class PerClassMixin:
             raise SDKError(f"base must be one image's codes {self.codes_shape} or a seed; got shape {arr.shape}")
         return arr.copy()
 
-    def _class_ids(self, classes: Iterable[int], what: str) -> list[int]:
+    def _class_ids(self, classes: Iterable[int | str], what: str) -> list[int]:
+        """Class ids (0..C-1) or names from the bundle's class list (``label.classes``) -> ids."""
         c = self.codes_shape[0]
-        ids = list(classes) if not isinstance(classes, (int, np.integer)) else [classes]
+        ids = [classes] if isinstance(classes, (int, np.integer, str)) else list(classes)
         if not ids:
             raise SDKError(f"{what} is empty; list at least one class id")
+        names = list((self.bundle.label or {}).get("classes") or [])
+        out = []
         for x in ids:
+            if isinstance(x, str) and x in names:
+                x = names.index(x)
+            elif isinstance(x, str):
+                close = difflib.get_close_matches(x, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise SDKError(f"{what} holds {x!r}, which is not a class name of {self.bundle.name}{hint}; give "
+                               f"ids 0..{c - 1} or names from python -m sdk info --json (label.classes)")
             if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or not 0 <= x < c:
                 raise SDKError(f"{what} holds {x!r}; class ids are integers 0..{c - 1}")
-        return [int(x) for x in ids]
+            out.append(int(x))
+        return out
 
     def _encode_batch(self, pairs: Sequence[tuple[ImageLike, L.LabelLike]], what: str) -> np.ndarray:
         """Encoder means (N, C, D) of (image, label) pairs, in one encoder run."""
-        self._codes()
-        if not self.bundle.has_graph("encoder"):
-            raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
-        enc = self.bundle.graph("encoder")
+        enc = self._encoder()
         names = {s["kind"]: s["name"] for s in enc["inputs"]}
         mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
         ids = np.stack([self.read_label(lab, f"{what} label[{i}]") for i, (_, lab) in enumerate(pairs)])
@@ -281,9 +400,7 @@ class PerClassMixin:
         feeds = {names["image"]: imgs, names["label"]: ids}
         return self.runner("encoder").run(feeds, outputs=[mu])[mu]
 
-    def _render(self, label: L.LabelLike, codes: np.ndarray, instance: L.LabelLike | None,
+    def _render(self, label: Label, codes: np.ndarray,
                 return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:
-        if L.is_batch(label):
-            raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
-        image = self(label, codes=codes, instance=instance)
+        image = self(label, codes=codes)
         return (image, codes) if return_codes else image

@@ -14,7 +14,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -220,19 +220,28 @@ class Synthesizer(PerClassMixin):
         return self(label, seed=seed, n=n) if n > 1 else [self(label, seed=seed)]
 
     def interpolate(self, label: L.LabelLike | None = None, *, seed_a: int, seed_b: int,
-                    steps: int = 8) -> list[Image.Image]:
+                    steps: int = 8, classes: Iterable[int | str] | None = None) -> list[Image.Image]:
         """Frames along the spherical interpolation between the latents of two seeds.
 
         The first frame equals ``s(label, seed=seed_a)``, the last ``s(label, seed=seed_b)``
         (for "sphere" latents too: slerp keeps unit vectors on the sphere). Unconditional
         models take no label: ``s.interpolate(seed_a=0, seed_b=1, steps=8)``.
+
+        Models with per-class codes (GroupDNet, OASIS) interpolate class by class; with
+        ``classes`` only those classes move and every other class keeps seed ``seed_a``'s
+        code (:meth:`interpolate_classes`).
         """
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
             raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
+        if classes is not None and not self.has_codes:
+            raise SDKError(self.no_codes_reason)
+        if self.has_codes:
+            if label is None:
+                raise LabelError(self._wrong_task("needs a label map"))
+            return self.interpolate_classes(label, seed_a=seed_a, seed_b=seed_b, classes=classes, steps=steps)
         if not isinstance(self.latents, VectorLatent):
             raise SDKError(f"{self.bundle.name} takes no latent vector, so interpolate has nothing to vary; "
-                           f"use a model with a latent (e.g. a -vae SPADE preset)"
-                           + (" (GroupDNet: s.morph interpolates per-class codes)" if self.has_codes else ""))
+                           f"use a model with a latent (e.g. a -vae SPADE preset)")
         za = self.latents.sample(check_seed(seed_a, "seed_a"))[0]
         zb = self.latents.sample(check_seed(seed_b, "seed_b"))[0]
         zs = np.stack([slerp(za, zb, t) for t in np.linspace(0.0, 1.0, steps)])

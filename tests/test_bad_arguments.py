@@ -53,6 +53,7 @@ def paths(small_bundle, tmp_path_factory):
 
 
 SYN = ["synthesize", "--bundle", "{spade}", "--label", "{label}"]
+RES = ["resample", "--bundle", "{spade}", "--label", "{label}", "--classes", "1", "--seed", "5"]
 CASES = [
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--seed", "-1"], "seed must be a non-negative integer"),
     ("sdk", [*SYN, "--out", "{tmp}/o.png", "--seed", "x"], "argument --seed: invalid int value"),
@@ -98,6 +99,13 @@ CASES = [
              "--label-b", "{label}", "--out", "{tmp}/o.png"], "animated GIF"),
     ("sdk", ["morph", "--bundle", "{spade}", "--image-a", "{photo}", "--label-a", "{label}", "--image-b", "{photo}",
              "--label-b", "{label}", "--out", "{tmp}/o.gif"], "has no per-class codes"),
+    ("sdk", [*RES, "--out", "{tmp}/o.png"], "has no per-class codes; resample/mix/morph need a GroupDNet or OASIS"),
+    ("sdk", [*RES[:5], "--classes", ",", "--seed", "5", "--out", "{tmp}/o.png"], "--classes is empty"),
+    ("sdk", [*RES[:7], "--out", "{tmp}/o.png"], "the following arguments are required: --seed"),
+    ("sdk", [*RES, "--out", "{tmp}/o.txt"], "give an image file name"),
+    ("sdk", [*RES, "--out", "{tmp}/o.gif", "--save-codes", "{tmp}/c.npy"], "go with a single image"),
+    ("sdk", [*RES, "--out", "{tmp}/o.png", "--save-codes", "{tmp}/c.txt"], "--save-codes writes a .npy array"),
+    ("sdk", [*RES, "--out", "{tmp}/o.png", "--base-codes", "{nope}"], "does not exist"),
     ("sdk", ["info", "--bundle", "{nope}"], "does not exist"),
     ("sdk", ["info"], "give the bundle folder"),
     ("sdk", ["bogus"], "invalid choice"),

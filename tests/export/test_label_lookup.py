@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+from unittest import mock
 
 import onnx
 import pytest
@@ -13,7 +14,7 @@ from sdk.export.label_lookup import OneHotLookupConv, use_label_lookup
 from sdk.export.parity import relative_l2
 from sdk.train.deploy.fold import calibrate_norm_stats, export_ready
 from sdk.train.models import create_model, get_preset
-from sdk.train.models.layers.label_map import LabelMap, read_label, resize_label
+from sdk.train.models.layers.label_map import LabelMap, gather_by_class, read_label, resize_label
 from sdk.train.models.layers.onehot import mark_one_hot_input, one_hot_channels
 
 
@@ -55,6 +56,35 @@ def test_label_map_stands_for_the_one_hot_tensor():
     assert seg.at((16, 24)) is seg.at((16, 24))  # memoised: one resize per resolution
     with pytest.raises(TypeError, match="reads class ids"):
         OneHotLookupConv(torch.nn.Conv2d(11, 4, 3, padding=1), 0, 11)(dense)
+
+
+def per_class_map(n: int, h: int, w: int, before: int, classes: int, seed: int = 0) -> LabelMap:
+    """Class ids with ``before`` channels given per class (OASIS' noise per class)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, classes, (n, h, w), generator=g, dtype=torch.int32)
+    return LabelMap(ids, classes, before_by_class=torch.randn(n, classes, before, generator=g))
+
+
+def test_per_class_channels_stand_for_their_full_size_map():
+    """Channels given per class are, at every size, the full-size gathered map resized
+    (nearest): what the one-hot network reads from cat(z3d, one_hot)."""
+    seg = per_class_map(2, 32, 48, 5, 7)
+    table = seg.before_by_class
+    z3d = torch.stack([table[i][seg.ids[i].long()].permute(2, 0, 1) for i in range(2)])
+    dense = seg.dense()
+    assert seg.span == (5, 12) and seg.shape == dense.shape == (2, 12, 32, 48)
+    assert torch.equal(dense, torch.cat([z3d, F.one_hot(seg.ids.long(), 7).permute(0, 3, 1, 2).float()], 1))
+    for size in ((16, 24), (8, 8), (5, 7), (64, 96)):
+        assert torch.equal(seg.at(size).dense(), F.interpolate(dense, size=size, mode="nearest")), size
+    # the exported form of the gather (rows, then one transpose) copies the same values
+    with mock.patch("torch.onnx.is_in_onnx_export", return_value=True):
+        assert torch.equal(gather_by_class(seg.ids, table), z3d)
+    assert torch.equal(gather_by_class(seg.ids, table), z3d) and gather_by_class(seg.ids, table).is_contiguous()
+    conv = torch.nn.Conv2d(12, 6, 3, padding=1)
+    with torch.no_grad():  # the lookup reads the per-class channels through its dense part
+        assert relative_l2(read_label(OneHotLookupConv(conv, 5, 12), seg), conv(dense)) < 1e-6
+    with pytest.raises(ValueError, match=r"before_by_class must be \(N, 7, B\)"):
+        LabelMap(seg.ids, 7, before_by_class=torch.zeros(2, 6, 5))
 
 
 def test_unsupported_convolutions_are_refused():

@@ -1,5 +1,5 @@
 """Synthesizer.synthesize_many: per-image seeds (and codes) in one runner call equal the
-single calls, for latent (SPADE-VAE) and per-class-code (GroupDNet) models."""
+single calls, for latent (SPADE-VAE) and per-class-code (GroupDNet, OASIS) models."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from sdk import SDKError, Synthesizer
 from tests.conftest import random_ids
 
 
-@pytest.mark.parametrize("name", ["spade-cityscapes-vae", "groupdnet-deepfashion"])
+@pytest.mark.parametrize("name", ["spade-cityscapes-vae", "groupdnet-deepfashion", "oasis-ade20k"])
 def test_each_image_is_its_single_call(small_bundle, name):
     s = Synthesizer.from_pretrained(small_bundle(name), labels="model")  # random model ids
     h, w = s.bundle.resolution

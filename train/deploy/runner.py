@@ -59,6 +59,9 @@ def build_model(bundle: Bundle) -> Any:
     except ConfigMismatch as exc:
         raise BundleError(f"{bundle.path}: {exc}; re-export it") from None
     model = preset.model_cls(config)
+    if getattr(model, "noise_input", None) == "codes" and any(
+            s["kind"] == "latent" for s in bundle.graph("model")["inputs"]):
+        model.noise_input = "latent"  # an OASIS bundle from before per-class noise: its graph takes one z
     weights = bundle.file("weights.safetensors")
     if not weights.is_file():
         raise BundleError(f"{weights} is missing; the torch backend needs the bundle's weights")

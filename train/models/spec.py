@@ -15,7 +15,10 @@ instance_edge    instance boundaries as SPADE computes them, uint8 0/1 (N, H, W)
 latent           noise / style vector (N, D); attrs["distribution"] is
                  "normal" or "sphere" (normalised to the unit sphere in-graph
                  or by the caller, see attrs)
-codes            per-class latent codes (N, C, D) (GroupDNet)
+codes            per-class latent codes (N, C, D) (GroupDNet; OASIS' noise per
+                 class). attrs["broadcast"]: the model was trained with one
+                 code per image given to every class (OASIS), so that is how
+                 seeds draw them; rows differ only where a class is redrawn
 image            RGB image in [-1, 1], float32 (N, 3, H, W)
 image_u8         the same image as 8-bit RGB, uint8 (N, H, W, 3), made in the
                  graph (:meth:`GraphSpec.with_uint8_outputs`): a quarter of the
@@ -63,8 +66,15 @@ class TensorSpec:
         ``layout`` shapes label maps: ``"random"`` draws every pixel's class independently,
         ``"blocks"`` draws one class per block of about 1/8 of the map's side, as real label
         maps are large uniform regions (where reductions over a plane drift most).
+        Broadcast ``codes`` (OASIS) are one vector per image given to every class with
+        ``"random"`` (as trained and as seeds draw them; normalisation statistics are
+        calibrated on these) and a vector per class with ``"blocks"`` (as a redrawn class
+        makes them), so the parity checks cover both.
         """
         shape = tuple(batch if s is None else s for s in self.shape)
+        if self.kind == "codes" and self.attrs.get("broadcast") and layout == "random":
+            n, c, d = shape
+            return torch.randn((n, d), generator=generator)[:, None].expand(n, c, d).contiguous()
         if self.kind == "label":
             classes = self.attrs["num_classes"]
             if layout == "blocks":

@@ -198,6 +198,7 @@ class DPSIMSModel(OASISModel):
     generator = DPSIMSGenerator
     distribution = "sphere"
     clamp = True
+    noise_input = "latent"  # one global z: no part of it belongs to a region (see sdk.per_class)
     official_parts = SynthesisModel.official_parts
 
 

@@ -5,7 +5,15 @@ The generator downsamples ``cat(z, label)`` to the latent grid, applies a 3x3 co
 each pair), then ``conv_img`` and tanh. The 64-d noise ``z ~ N(0, I)`` is broadcast over
 every pixel and concatenated *in front of* the one-hot label map, so every SPADE
 conditions on ``z_dim + num_classes`` channels ("3D noise"; in the official code the
-noise is drawn inside ``forward``, here it is the graph input ``z``).
+noise is drawn inside ``forward``, here it is an input).
+
+The noise lives per pixel, which is what lets one region be redrawn while the rest stays
+(the paper's local re-sampling; the official code has no call for it). The deployed graph
+therefore takes it per class: ``codes`` (N, C, 64), and each pixel reads the row of its
+class (gathered from the class ids at every resolution, see ``LabelMap``). The same row
+for every class is the official broadcast noise, value for value, so the image is the
+same. Training keeps the official one vector per image; ``forward`` also takes a spatial
+map (N, 64, H, W).
 
 Attribute names follow boschresearch/OASIS (``fc``, ``body.i.conv_0``,
 ``body.i.norm_0.first_norm``, ``conv_img``), so its released ``best_EMA.pth`` (the EMA
@@ -50,7 +58,8 @@ class OASISConfig:
 
 class OASISGenerator(nn.Module):
     """``forward(seg, z) -> image in [-1, 1]``; ``seg`` one-hot (N, C, H, W) or a
-    ``LabelMap``, ``z`` (N, z_dim)."""
+    ``LabelMap``; ``z`` the 3D noise: one vector per image (N, z_dim) broadcast over the
+    pixels (official), one per class (N, C, z_dim), or a map (N, z_dim, H, W)."""
 
     def __init__(self, cfg: OASISConfig) -> None:
         super().__init__()
@@ -77,19 +86,31 @@ class OASISGenerator(nn.Module):
         mark_one_hot_input(self.fc, *one_hot)
 
     def forward(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = seg.shape
-        # 3D noise: the same z at every pixel, placed before the label channels.
-        z3d = z.view(n, self.cfg.z_dim, 1, 1)
-        if isinstance(seg, LabelMap):  # kept 1x1 until a layer reads it
-            cond: LabelMap | torch.Tensor = seg.with_before(z3d)
-        else:
-            cond = torch.cat((z3d.expand(n, self.cfg.z_dim, h, w), seg), 1)
+        cond = self.condition(seg, z)
         x = read_label(self.fc, resize_label(cond, (self.init_h, self.init_w)))
         for i, block in enumerate(self.body):
             x = block(x, cond)
             if i < len(self.body) - 1:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def condition(self, seg: LabelMap | torch.Tensor, z: torch.Tensor) -> LabelMap | torch.Tensor:
+        """``cat(z3d, seg)``: the 3D noise in front of the label channels, what every layer reads."""
+        n, _, h, w = seg.shape
+        d = self.cfg.z_dim
+        if z.dim() == 2:  # one vector per image: the same z at every pixel (kept 1x1 in a LabelMap)
+            z3d = z.view(n, d, 1, 1)
+            return seg.with_before(z3d) if isinstance(seg, LabelMap) else torch.cat((z3d.expand(n, d, h, w), seg), 1)
+        if z.dim() == 3:  # one vector per class: each pixel reads its class's row
+            if tuple(z.shape[1:]) != (self.cfg.num_classes, d):
+                raise ValueError(f"per-class noise must be (N, {self.cfg.num_classes}, {d}), got {tuple(z.shape)}")
+            if isinstance(seg, LabelMap):
+                return seg.with_before_by_class(z)
+            # one-hot: the matching row times 1, plus zeros (exactly the row)
+            return torch.cat((torch.einsum("nchw,ncd->ndhw", seg, z), seg), 1)
+        if z.dim() == 4:  # a map at the label's size
+            return seg.with_before(z) if isinstance(seg, LabelMap) else torch.cat((z, seg), 1)
+        raise ValueError(f"z must be (N, {d}), (N, C, {d}) or (N, {d}, H, W), got {tuple(z.shape)}")
 
 
 class LabelNoiseGraph(nn.Module):
@@ -107,14 +128,18 @@ class LabelNoiseGraph(nn.Module):
 
 
 class OASISModel(SynthesisModel):
-    """OASIS generator; ``graphs()["model"]``: ``(label, z) -> image``. DP-SIMS, whose
-    generator extends OASIS', reuses this model with its own generator and latent."""
+    """OASIS generator; ``graphs()["model"]``: ``(label, codes) -> image``, the noise per
+    class. ``noise_input = "latent"`` gives the graph of bundles before per-class noise,
+    ``(label, z) -> image`` (old bundles run on the torch backend, benchmarks compare).
+    DP-SIMS, whose generator extends OASIS', reuses this model with its own generator and
+    a ``latent``."""
 
     family = "oasis"
     task = "semantic"
     generator: type[nn.Module] = OASISGenerator
     distribution = "normal"  # of z
     clamp = False  # the deploy graph clamps a generator without tanh
+    noise_input = "codes"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -126,10 +151,17 @@ class OASISModel(SynthesisModel):
     def graphs(self) -> dict[str, GraphSpec]:
         cfg = self.config
         h, w = cfg.height, cfg.width
+        attrs: dict[str, Any] = {"distribution": self.distribution}
+        if self.noise_input == "codes":
+            # drawn once per image and given to every class, as trained; rows differ where resampled
+            noise = TensorSpec("codes", "codes", (None, cfg.num_classes, cfg.z_dim), {**attrs, "broadcast": True})
+        elif self.noise_input == "latent":
+            noise = TensorSpec("z", "latent", (None, cfg.z_dim), attrs)
+        else:
+            raise ValueError(f"noise_input {self.noise_input!r}: use 'codes' or 'latent'")
         return {"model": GraphSpec(
             LabelNoiseGraph(self.netG, self.clamp),
-            (label_spec(cfg.num_classes, h, w),
-             TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": self.distribution})),
+            (label_spec(cfg.num_classes, h, w), noise),
             (TensorSpec("image", "image", (None, 3, h, w)),))}
 
     def official_parts(self) -> dict[str, nn.Module]:

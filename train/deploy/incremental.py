@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sdk.errors import LabelError
 from sdk.train.deploy.locality import MODULATIONS, locality_reason
 from sdk.train.models.layers.label_map import LabelMap, nearest, read_label, resize_label
 
@@ -304,7 +305,8 @@ class EditSession:
         mask = None
         for name, x in args.items():
             if x.shape != prev[name].shape:
-                return None, 1.0, f"{name} changed shape {tuple(prev[name].shape)} -> {tuple(x.shape)}"
+                raise LabelError(f"{name} is {tuple(x.shape)} but this session started from {tuple(prev[name].shape)}; "
+                                 f"a session edits one size: start a new one")
             if kinds[name] in SPATIAL_KINDS:
                 diff = x != prev[name]
                 mask = diff if mask is None else mask | diff

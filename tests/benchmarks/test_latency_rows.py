@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from sdk.benchmarks.latency import Record, add_speedups, official_one_hot, to_uint8_host
-
 from tests.conftest import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 pytest.importorskip("gradio", reason="sdk app needs the app extra (gradio)")
 pytest.importorskip("playwright", reason="the browser test needs playwright (in the dev extra)")
@@ -104,7 +104,7 @@ def test_bad_start_label_is_one_line(tmp_path):
     bad = tmp_path / "small.png"
     Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(bad)
     r = subprocess.run([sys.executable, "-m", "sdk", "app", "--bundle", str(DEMO), "--label", str(bad)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "label is 10x10 (HxW); this model takes 256x512 maps" in r.stderr
 
@@ -131,7 +131,7 @@ def test_groupdnet_resamples_one_class(small_bundle, browser):
         pg.click("#sdk-resample-class input")
         pg.click(f"#sdk-resample-class li[role='option'][aria-label^='{k}: ']")
         pg.click("#sdk-resample")
-        pg.wait_for_function(f"() => window.sdkOutputs.length > {n}", timeout=60_000)
+        pg.wait_for_function(f"() => window.sdkOutputs.length > {n}", timeout=HANG_S * 1000)
         after = np.asarray(fetch_png(output_src(pg)).convert("RGB"), dtype=np.int16)
         assert np.array_equal(painted_label(pg), ids)
         assert np.abs(after - before).mean() > 0.5

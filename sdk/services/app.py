@@ -175,14 +175,15 @@ class AppSession:
             if edit is not None and edit.key == key:
                 self._edits.move_to_end(session)
                 return edit.editor.update(label)
-            cause = "a new page" if edit is None else next(CAUSES[k] for k in key if edit.key.get(k) != key[k])
+            cause = (f"a new page (or one idle while {KEEP_SESSIONS} others painted)" if edit is None
+                     else next(CAUSES[k] for k in key if edit.key.get(k) != key[k]))
             if self.painter.has_codes:
                 editor = self.s.editor(label, codes=codes)
             elif "style" in key:
                 editor = self.s.editor(label, style=style)
             else:
                 editor = self.s.editor(label, seed=seed)
-            self.forget(session)
+            self._drop(session)
             self._edits[session] = _Edit(editor, key)
             while len(self._edits) > KEEP_SESSIONS:
                 self._edits.popitem(last=False)[1].editor.close()
@@ -191,6 +192,10 @@ class AppSession:
 
     def forget(self, session: str) -> None:
         """Close ``session``'s editor (the page was closed), freeing its caches."""
+        with self._lock:  # not while an update of it runs
+            self._drop(session)
+
+    def _drop(self, session: str) -> None:
         edit = self._edits.pop(session, None)
         if edit is not None:
             edit.editor.close()

@@ -345,3 +345,33 @@ def test_full_passes_say_why(small_bundle, backend, incremental):
         assert f"ms, full pass: {reason}; classes in the map" in status
         ids = np.asarray(Image.open(label)).astype(np.int64)
         assert np.abs(_px(path) - _px(session.s(ids, seed=0))).max() <= 1
+
+
+def test_page_strokes_are_incremental_on_torch(small_bundle, browser):
+    """A torch-backend app in the browser: the page says strokes update incrementally, the
+    first image is a full pass, and two strokes are incremental updates whose image is the
+    Synthesizer's image of the painted map."""
+    from sdk.benchmarks.app_browser import update_kind
+
+    bundle = small_bundle("spade-cityscapes")
+    s = Synthesizer.from_pretrained(bundle, backend="torch", labels="model", threads=1)
+    h, w = s.bundle.resolution
+    with running_app(bundle, backend="torch", threads=1) as url:
+        pg = browser.new_page()
+        open_app(pg, url)
+        assert pg.inner_text("#sdk-incremental-note").startswith("Incremental updates: each stroke")
+        assert update_kind(pg) == {"incremental": False, "reason": "a new page"}
+        # strokes of different lengths, so each changes another share of the map (a new status line)
+        for cls, y, x1 in [(7, h / 3, 7 * w / 8), (21, 2 * h / 3, w / 2)]:
+            before = pg.inner_text("#sdk-status")
+            paint(pg, [(w / 8, y), ((w / 8 + x1) / 2, y), (x1, y)], cls, max(4, w // 32))
+            pg.wait_for_function("(b) => document.querySelector('#sdk-status').innerText !== b", arg=before,
+                                 timeout=HANG_S * 1000)
+            kind = update_kind(pg)
+            assert kind["incremental"], kind
+            assert 0 < float(kind["changed"].rstrip("%")) < 20
+        ids = painted_label(pg)
+        assert (ids[int(h / 3)] == 7).sum() > w / 2 and (ids[int(2 * h / 3)] == 21).sum() > w / 4
+        shown = _px(fetch_png(output_src(pg)).convert("RGB"))
+        assert np.abs(shown - _px(s(ids, seed=0))).max() <= 1
+        pg.close()

@@ -49,8 +49,8 @@ KEEP_FILES = 16
 KEEP_SESSIONS = 4
 """Browser sessions whose editor is kept (least recently painted dropped first; its next
 stroke is then a full pass). On the torch runner an editor holds every modulation layer's
-cached scale and shift for its map: ~190 MB for spade-ade20k at full size (measured,
-benchmarks/results/app-edit-2026-12-02), so the count, not the visitors, bounds memory."""
+cached scale and shift for its map: 309 MB for spade-ade20k at full size (FP32, measured
+2026-12-02), so the count, not the visitors, bounds memory (4 x 309 MB here)."""
 
 OFF_REASON = "incremental updates are off (--no-incremental)"
 

@@ -1,6 +1,8 @@
 """sdk app: headless Debian chromium driven by Playwright paints strokes on the canvas, and
 the page's image must be the Synthesizer's image of the painted map; the "redraw this class"
-control over a matrix of families, in the browser and through :class:`AppSession` (no browser)."""
+control over a matrix of families, in the browser and through :class:`AppSession` (no browser);
+incremental strokes (one editor per browser session) on the torch runner, full passes with
+their reason elsewhere."""
 from __future__ import annotations
 
 import subprocess
@@ -301,10 +303,11 @@ def test_session_strokes_update_incrementally_and_match_a_full_pass(small_bundle
     assert "incremental (" in status and np.abs(_px(path) - _px(fresh(again, 5))).max() <= 1
 
 
-def test_sessions_keep_their_own_editors(small_bundle):
-    """Two pages paint apart: each stroke is measured against its own page's last map; a
-    page beyond KEEP_SESSIONS drops the least recently painted one (whose next stroke is a
-    full pass), and a closed page's editor is freed."""
+def test_sessions_keep_their_own_editors(small_bundle, tmp_path):
+    """Two pages paint apart: each stroke is measured against its own page's last map; a new
+    seed or instance map on one page starts its full pass alone; a page beyond KEEP_SESSIONS
+    drops the least recently painted one (whose next stroke is a full pass), and a closed
+    page's editor is freed."""
     from sdk.services.canvas import ids_png
 
     session = _edit_session(small_bundle, "spade-cityscapes", "torch")
@@ -321,6 +324,12 @@ def test_sessions_keep_their_own_editors(small_bundle):
     # b's seed is b's: a new seed on b leaves a's editor alone
     assert "full pass: a new seed" in session.render(ids_png(b1), 7, None, None, None, "b")[3]
     assert "incremental (" in session.render(ids_png(a2), 0, None, None, None, "a")[3]
+    instance = tmp_path / "instance.png"
+    Image.fromarray((start * 3 % 251).astype(np.uint8)).save(instance)
+    path, *_, status, _ = session.render(ids_png(a2), 0, None, None, str(instance), "a")
+    assert "full pass: a new instance map" in status
+    assert np.abs(_px(path) - _px(s(a2, seed=0, instance=instance))).max() <= 1
+    assert "incremental (" in session.render(ids_png(a2), 0, None, None, str(instance), "a")[3]
     others = [f"p{i}" for i in range(KEEP_SESSIONS - 1)]
     for page in others:  # with a, KEEP_SESSIONS pages painted since b: b's editor is dropped
         session.render(None, 0, None, None, None, page)

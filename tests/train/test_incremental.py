@@ -16,6 +16,7 @@ import torch
 from benchmarks.edits import block_map, brush_stroke, region_relabel
 from sdk import Bundle, LabelError
 from sdk.labels import instance_edges
+from sdk.train.deploy import incremental
 from sdk.train.deploy.incremental import TUNING, block_for
 from sdk.train.deploy.locality import locality_reason
 from sdk.train.deploy.runner import TorchRunner
@@ -122,6 +123,22 @@ def test_incremental_equals_full_pass(small_bundle, name):
     # one pixel reaches a few tiles per layer; the larger edits reach more, never everything
     assert 0 < by["pixel"]["recomputed"] < by["stroke"]["recomputed"] < 1.0
     assert 0 < by["pixel"]["changed"] < by["stroke"]["changed"] < by["region"]["changed"] < 0.2
+
+
+@pytest.mark.parametrize("name", ["groupdnet-deepfashion", "spade-cityscapes"])
+def test_the_cuda_tile_copies_run_on_cpu_too(small_bundle, name, monkeypatch):
+    """The indexed gather / scatter a CUDA device uses (one kernel for all tiles), on CPU:
+    the same images as the per-tile copies. GroupDNet hands its norms dense label maps,
+    SPADE a LabelMap with instance edges behind the one-hot."""
+    runner = TorchRunner(Bundle(small_bundle(name)), device="cpu")
+    _, classes, size = label_input(runner)
+    ids = block_map(size, classes, seed=5)
+    loop = run_chain(runner, ids, classes)
+    monkeypatch.setattr(incremental, "LOOP_DEVICES", ())
+    indexed = run_chain(runner, ids, classes)
+    for a, b in zip(loop, indexed):
+        assert b["levels"] <= MAX_LEVELS and b["rel"] <= MAX_REL_L2 and b["incremental"], b
+        assert a["recomputed"] == b["recomputed"] and abs(a["rel"] - b["rel"]) < 1e-6
 
 
 @pytest.mark.parametrize("block", [4, 32])

@@ -64,6 +64,23 @@ def running_app(bundle: str | Path, label: str | Path | None = None, port: int |
                 incremental: bool = True) -> Iterator[str]:
     """``python -m sdk app`` in a subprocess on 127.0.0.1; yields its URL, stops it after.
     ``backend``, ``threads``, ``incremental=False``: the app's options of those names."""
+    with app_process(bundle, label, port, timeout_s, backend=backend, threads=threads,
+                     incremental=incremental) as (url, _):
+        yield url
+
+
+def cpu_ms(proc: subprocess.Popen) -> float:
+    """CPU time (user + system, every thread) the process has used so far, in ms: on a
+    shared machine a figure that other work does not inflate as it inflates wall time."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1e3 / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def app_process(bundle: str | Path, label: str | Path | None = None, port: int | None = None,
+                timeout_s: float = 180.0, *, backend: str | None = None, threads: int | None = None,
+                incremental: bool = True) -> Iterator[tuple[str, subprocess.Popen]]:
+    """:func:`running_app`, yielding (URL, the app's process)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "sdk", "app", "--bundle", str(bundle), "--port", str(port)]
     if label is not None:
@@ -93,7 +110,7 @@ def running_app(bundle: str | Path, label: str | Path | None = None, port: int |
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sdk app did not answer at {url} within {timeout_s:.0f} s")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
@@ -221,7 +238,7 @@ def measure(bundle: str | Path, label: str | Path | None, strokes: int, screensh
             ) -> dict[str, Any]:
     """Paint ``strokes`` strokes; per-stroke latency against the server's synthesis time."""
     rows = []
-    with running_app(bundle, label, backend=backend, threads=threads, incremental=incremental) as url, \
+    with app_process(bundle, label, backend=backend, threads=threads, incremental=incremental) as (url, proc), \
             browser_page() as page:
         open_app(page, url)
         note = page.inner_text("#sdk-incremental-note")
@@ -234,10 +251,12 @@ def measure(bundle: str | Path, label: str | Path | None, strokes: int, screensh
             y = float(rng.uniform(0.1, 0.9) * h)
             x0, x1 = sorted(rng.uniform(0.05, 0.95, 2) * w)
             cls = int(classes[int(rng.integers(len(classes)))])
+            cpu0 = cpu_ms(proc)
             r = paint(page, [(x0, y), ((x0 + x1) / 2, y + 4), (x1, y)], cls, max(4, w // 32))
             time.sleep(0.3)  # let the status line of this stroke arrive
             rows.append({"stroke": i, "class": cls, "latency_ms": round(r["latency_ms"], 1),
-                         "synthesis_ms": server_ms(page), **update_kind(page)})
+                         "synthesis_ms": server_ms(page), "server_cpu_ms": round(cpu_ms(proc) - cpu0),
+                         **update_kind(page)})
         if screenshot:
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -246,6 +265,7 @@ def measure(bundle: str | Path, label: str | Path | None, strokes: int, screensh
     over = [a - b for a, b in zip(lat, syn)]
     return {"strokes": rows, "page_note": note, "incremental_strokes": sum(bool(r["incremental"]) for r in rows),
             "median_latency_ms": round(statistics.median(lat), 1),
+            "median_server_cpu_ms": round(statistics.median(r["server_cpu_ms"] for r in rows)),
             "max_latency_ms": round(max(lat), 1), "median_synthesis_ms": round(statistics.median(syn), 1),
             "median_overhead_ms": round(statistics.median(over), 1), "max_overhead_ms": round(max(over), 1),
             "target": "latency <= synthesis + 150 ms",
@@ -285,12 +305,15 @@ def markdown(res: dict[str, Any]) -> str:
              f"{m['date']}, {m['cpu']} ({m['cpus']} CPUs), {res['threads']} inference threads, load average "
              f"{m['load_avg_1_5_15'][0]} at the start / {res['load_after'][0]} at the end (other work ran on "
              f"the machine). Pointer-up to the new image in headless chromium, measured in the page; "
-             f"synthesis is the server's time for the update (status line). Start map {res['label']}.", "",
-             "| app | median stroke to image (ms) | max (ms) | median synthesis (ms) | incremental strokes | "
-             f"<= {STROKE_TARGET_MS:.0f} ms |", "|---|---:|---:|---:|---:|---|"]
+             f"synthesis is the server's wall time for the update (status line); server CPU is the app "
+             f"process's CPU time (all threads) per stroke, which other work on the machine does not inflate. "
+             f"Start map {res['label']}.", "",
+             "| app | median stroke to image (ms) | max (ms) | median synthesis (ms) | median server CPU (ms) | "
+             f"incremental strokes | <= {STROKE_TARGET_MS:.0f} ms |", "|---|---:|---:|---:|---:|---:|---|"]
     for name, r in res["runs"].items():
         lines.append(f"| {name} | {r['median_latency_ms']} | {r['max_latency_ms']} | {r['median_synthesis_ms']} | "
-                     f"{r['incremental_strokes']}/{len(r['strokes'])} | {'yes' if r['met_stroke_target'] else 'no'} |")
+                     f"{r['median_server_cpu_ms']} | {r['incremental_strokes']}/{len(r['strokes'])} | "
+                     f"{'yes' if r['met_stroke_target'] else 'no'} |")
     lines += ["", "Changed fraction of the map per stroke (incremental run): "
               + ", ".join(str(s.get("changed", "-")) for s in next(iter(res["runs"].values()))["strokes"]), ""]
     for name, r in res["runs"].items():

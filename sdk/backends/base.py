@@ -26,7 +26,14 @@ class TensorMeta:
 
 
 class Runner(ABC):
-    """``run(feeds) -> outputs`` over one graph of a bundle."""
+    """``run(feeds) -> outputs`` over one graph of a bundle.
+
+    Optional, for editing sessions (:mod:`sdk.editor` looks it up with ``getattr``):
+    ``edit_session(feeds, outputs) -> session``, the session holding ``last`` (the outputs of
+    ``feeds``), ``reason`` (why its updates are full passes, or None), ``update(feeds) ->
+    (outputs, stats)`` with ``stats`` a dict of ``incremental`` (bool), ``reason`` (str),
+    ``changed`` and ``recomputed`` (fractions), ``ms``; and ``close()``. The torch runner has it.
+    """
 
     name: ClassVar[str]
 

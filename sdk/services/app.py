@@ -8,6 +8,13 @@ was trained with instance edges, and, where the model takes per-class codes (Gro
 OASIS), a "redraw this class" control; a bundle without them gets one line saying why
 (:attr:`sdk.Synthesizer.no_codes_reason`). Every stroke re-synthesizes the image.
 
+Each browser session paints through its own :class:`sdk.Editor` (``s.editor``): on the
+torch runner and a local generator (SPADE, OASIS, GroupDNet) a stroke redoes only the work
+it reaches, against that session's previous image; a new seed, style image, instance map or
+redrawn class (a new latent) starts a new editor, a full pass. The status line gives each
+update's time and whether it was incremental; the page says once why strokes are full passes
+where they are (another backend, a family that is not local, ``--no-incremental``).
+
 The page paints model class ids (:mod:`sdk.services.canvas`) and says so to the intake
 (:meth:`sdk.LabelIntake.read_canvas`); a start map (``--label``, with ``--instance``) is a
 dataset file read as every door reads it. Instance edges come from the start instance map
@@ -19,16 +26,19 @@ the page and wires them. A new control is a method there and a few lines in ``bu
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import tempfile
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from sdk import Label, SDKError
+from sdk import EditResult, Editor, Label, SDKError
 
 from .canvas import CSS, PAINT_JS, Painter, ids_png, paint_html
 from .common import open_synthesizer, png_bytes
@@ -36,16 +46,53 @@ from .common import open_synthesizer, png_bytes
 KEEP_FILES = 16
 """Image and label files of the last strokes kept on disk (Gradio serves copies from its cache)."""
 
+KEEP_SESSIONS = 4
+"""Browser sessions whose editor is kept (least recently painted dropped first; its next
+stroke is then a full pass). On the torch runner an editor holds every modulation layer's
+cached scale and shift for its map: 309 MB for spade-ade20k at full size (FP32, measured
+2026-12-02), so the count, not the visitors, bounds memory (4 x 309 MB here)."""
+
+OFF_REASON = "incremental updates are off (--no-incremental)"
+
+CAUSES = {"seed": "a new seed", "codes": "new per-class codes (a new seed or a redrawn class)",
+          "style": "a new style image", "instance": "a new instance map"}
+"""Why a session's editor is replaced (each part of what its latent and edges come from)."""
+
+
+@dataclass
+class _Edit:
+    """One browser session's editor and what it was opened with (see :meth:`AppSession.latent_key`)."""
+
+    editor: Editor
+    key: dict[str, Any]
+
+
+def _digest(x: Any) -> str | None:
+    return None if x is None else hashlib.blake2b(np.ascontiguousarray(np.asarray(x)).tobytes(), digest_size=16).hexdigest()
+
+
+def _percent(x: float) -> str:
+    return "<0.1%" if 0 < x < 1e-3 else f"{x:.1%}"
+
 
 class AppSession:
     """The app over one bundle: its start map, and the callbacks the page's events call.
 
-    Per-browser state (per-class codes, the uploaded instance map) travels in the events'
-    inputs, not here; what is here is the same for every visitor.
+    Per-browser state: the per-class codes and the uploaded instance map travel in the
+    events' inputs; each session's :class:`sdk.Editor` (the last map and image, and on the
+    torch runner each layer's cached label branch) is kept here, keyed by the browser
+    session (``session``: Gradio's session hash), the ``KEEP_SESSIONS`` most recent only.
+    A dict rather than a ``gr.State``: the count bounds memory (Gradio keeps a closed
+    session's state for an hour), and the callbacks stay testable without a browser.
+    Synthesis runs one update at a time (a lock): the sessions share the runner's module,
+    whose layers an incremental update patches for its pass.
+
+    ``incremental=False`` runs a plain call per stroke, as before editors (a baseline).
     """
 
     def __init__(self, bundle: str | Path, *, backend: str = "auto", threads: int | None = None,
-                 labels: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0) -> None:
+                 labels: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0,
+                 incremental: bool = True) -> None:
         self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
         self.painter = Painter(self.s)
         self.seed = seed
@@ -60,7 +107,11 @@ class AppSession:
         self.out_dir = Path(tempfile.mkdtemp(prefix="sdk-app-"))
         self._written: deque[Path] = deque()
         self._edges: dict[str, np.ndarray] = {}  # uploaded instance map path -> its edges
-        self.last_ms = float("nan")
+        self.incremental = incremental
+        self._edits: OrderedDict[str, _Edit] = OrderedDict()  # browser session -> its editor, oldest first
+        self._lock = threading.Lock()
+        self.full_reason = self._full_reason()
+        """Why every stroke is a full pass here (None: strokes update incrementally)."""
 
     # -- reading what the page sends -----------------------------------------------------
     def label(self, value: Any, instance_file: Any = None) -> Label:
@@ -86,28 +137,80 @@ class AppSession:
         return self._edges[path]
 
     # -- synthesis --------------------------------------------------------------------
-    def synthesize(self, label: Label, seed: int, style: Any, codes: np.ndarray | None) -> Image.Image:
-        """One image of ``label``: the seed's latent, the style image's, or the per-class codes (GroupDNet, OASIS)."""
-        start = time.perf_counter()
-        if self.painter.has_codes:
-            img = self.s(label, codes=codes)
-        elif style is not None and self.painter.takes_style:
-            img = self.s(label, style=style)
-        else:
-            img = self.s(label, seed=seed)
-        self.last_ms = (time.perf_counter() - start) * 1e3
-        return img
+    def _full_reason(self) -> str | None:
+        if not self.incremental:
+            return OFF_REASON
+        with self.s.editor(self.start, seed=self.seed) as probe:  # one full pass: the editor knows why
+            return probe.reason
 
-    def render(self, value: Any, seed: float | None, style: Any, codes: Any, instance_file: Any = None
-               ) -> tuple[str, str, Any, str, list[str]]:
-        """The synthesis callback of every stroke: (image file, painted label file, the codes
-        used, status line, classes in the map). A map the intake refuses raises its one
-        line (shown on the page as the error message)."""
+    def latent_key(self, seed: int, style: Any, codes: np.ndarray | None, instance_file: Any) -> dict[str, Any]:
+        """What an editor's latent (the seed's, the style image's, or the per-class codes) and
+        instance map come from: a stroke goes to the session's editor only when all match."""
+        if self.painter.has_codes:
+            key: dict[str, Any] = {"codes": _digest(codes)}
+        elif style is not None and self.painter.takes_style:
+            key = {"style": _digest(style)}
+        else:
+            key = {"seed": seed}
+        key["instance"] = str(getattr(instance_file, "name", instance_file)) if instance_file else None
+        return key
+
+    def synthesize(self, label: Label, seed: int, style: Any, codes: np.ndarray | None,
+                   instance_file: Any = None, session: str = "") -> EditResult:
+        """The image of ``label`` for browser session ``session``: an update of its editor,
+        or a new editor (a full pass) where there is none yet or its latent or instance
+        map differs. The result's ``reason`` says why a full pass was one."""
+        with self._lock:
+            if not self.incremental:
+                start = time.perf_counter()
+                if self.painter.has_codes:
+                    img = self.s(label, codes=codes)
+                elif style is not None and self.painter.takes_style:
+                    img = self.s(label, style=style)
+                else:
+                    img = self.s(label, seed=seed)
+                return EditResult(img, False, OFF_REASON, float("nan"), (time.perf_counter() - start) * 1e3)
+            key = self.latent_key(seed, style, codes, instance_file)
+            edit = self._edits.get(session)
+            if edit is not None and edit.key == key:
+                self._edits.move_to_end(session)
+                return edit.editor.update(label)
+            cause = (f"a new page (or one idle while {KEEP_SESSIONS} others painted)" if edit is None
+                     else next(CAUSES[k] for k in key if edit.key.get(k) != key[k]))
+            if self.painter.has_codes:
+                editor = self.s.editor(label, codes=codes)
+            elif "style" in key:
+                editor = self.s.editor(label, style=style)
+            else:
+                editor = self.s.editor(label, seed=seed)
+            self._drop(session)
+            self._edits[session] = _Edit(editor, key)
+            while len(self._edits) > KEEP_SESSIONS:
+                self._edits.popitem(last=False)[1].editor.close()
+            first = editor.result
+            return EditResult(first.image, False, editor.reason or cause, first.changed, first.ms)
+
+    def forget(self, session: str) -> None:
+        """Close ``session``'s editor (the page was closed), freeing its caches."""
+        with self._lock:  # not while an update of it runs
+            self._drop(session)
+
+    def _drop(self, session: str) -> None:
+        edit = self._edits.pop(session, None)
+        if edit is not None:
+            edit.editor.close()
+
+    def render(self, value: Any, seed: float | None, style: Any, codes: Any, instance_file: Any = None,
+               session: str = "") -> tuple[str, str, Any, str, list[str]]:
+        """The synthesis callback of every stroke in browser session ``session``: (image
+        file, painted label file, the codes used, status line, classes in the map). A map
+        the intake refuses raises its one line (shown on the page as the error message)."""
         k = int(seed or 0)
         label = self.label(value, instance_file)
         if self.painter.has_codes and codes is None:
             codes = self.s.sample_codes(k)
-        img = self.synthesize(label, k, style, codes)
+        result = self.synthesize(label, k, style, codes, instance_file, session)
+        img = result.image
         # New names per stroke (browsers cache by URL); zlib level 1 writes the image ~5x
         # faster than Gradio's own PNG encoding (level 6), which is most of a stroke's latency.
         stamp = time.monotonic_ns()
@@ -117,12 +220,15 @@ class AppSession:
         self._written.extend([image_path, label_path])
         while len(self._written) > KEEP_FILES:
             self._written.popleft().unlink(missing_ok=True)
-        return str(image_path), str(label_path), codes, self.status(label), self.classes(label)
+        return str(image_path), str(label_path), codes, self.status(label, result), self.classes(label)
 
-    def status(self, label: Label) -> str:
+    def status(self, label: Label, result: EditResult) -> str:
+        """One line: the runner, the update's time and how it was made, the classes in the map."""
         names = self.painter.names
         classes = self.classes_of(label)
-        line = (f"{self.s.runner().describe()}: {self.last_ms:.0f} ms; classes in the map: "
+        how = (f"incremental ({_percent(result.changed)} of the map changed)" if result.incremental
+               else f"full pass: {result.reason}")
+        line = (f"{self.s.runner().describe()}: {result.ms:.0f} ms, {how}; classes in the map: "
                 + ", ".join(names[c] for c in classes[:12]) + (" ..." if len(classes) > 12 else ""))
         if label.edges_from:
             line += f"; instance edges from the {label.edges_from}"
@@ -136,7 +242,7 @@ class AppSession:
         return [self.painter.choice(c) for c in self.classes_of(label)]
 
     def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, redraw_seed: float | None,
-                 instance_file: Any = None) -> tuple[str, str, Any, str, list[str], int]:
+                 instance_file: Any = None, session: str = "") -> tuple[str, str, Any, str, list[str], int]:
         """Redraw one class (``choice``: "k: name"): its code becomes seed ``redraw_seed``'s
         (:meth:`sdk.Synthesizer.resample_codes`), every other class keeps its code. Returns
         :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
@@ -146,7 +252,7 @@ class AppSession:
         k, r = int(str(choice).split(":")[0]), int(redraw_seed or 0)
         base = codes if codes is not None else int(seed or 0)
         new = self.s.resample_codes([k], seed=r, base=base)
-        image, label, codes, status, classes = self.render(value, seed, None, new, instance_file)
+        image, label, codes, status, classes = self.render(value, seed, None, new, instance_file, session)
         return image, label, codes, f"{status}; class {k} redrawn with seed {r}", classes, r + 1
 
     def codes_note(self) -> str:
@@ -157,11 +263,19 @@ class AppSession:
                     "to get its look again).")
         return f"**Redraw one class** is not offered for this bundle: {self.s.no_codes_reason}."
 
+    def incremental_note(self) -> str:
+        """The page's line on how strokes are synthesized: incrementally, or why not."""
+        if self.full_reason is None:
+            return ("**Incremental updates**: each stroke redoes only the work it reaches, against this page's "
+                    "previous image; a new seed, style image, instance map or redrawn class starts a full pass. "
+                    "The status line says which each update was.")
+        return f"**Every stroke is a full pass**: {self.full_reason}."
+
 def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: Any = None, instance: Any = None,
-          labels: str = "dataset", threads: int | None = None) -> Any:
+          labels: str = "dataset", threads: int | None = None, incremental: bool = True) -> Any:
     """The Gradio Blocks of the app (``.launch()`` it, or use :func:`launch`)."""
     session = AppSession(bundle, backend=backend, threads=threads, labels=labels, label=label, instance=instance,
-                         seed=seed)
+                         seed=seed, incremental=incremental)
     return layout(session)
 
 
@@ -175,6 +289,12 @@ def layout(session: AppSession) -> Any:
     present = sorted(set(np.unique(ids0).tolist()) & set(p.paintable))
 
     def guarded(fn: Any) -> Any:
+        # Gradio passes the event's gr.Request to a parameter annotated with the class; this
+        # module's annotations are strings (from __future__), so the class is set here, and
+        # functools.wraps lets Gradio read fn's parameters through the wrapper.
+        fn.__annotations__["request"] = gr.Request
+
+        @functools.wraps(fn)
         def call(*args: Any) -> Any:
             try:
                 return fn(*args)
@@ -182,17 +302,22 @@ def layout(session: AppSession) -> Any:
                 raise gr.Error(str(exc)) from None
         return call
 
-    def render(value: Any, seed_: Any, style: Any, codes: Any, inst: Any) -> tuple[Any, ...]:
-        image, label, codes, status, classes = session.render(value, seed_, style, codes, inst)
+    def render(value: Any, seed_: Any, style: Any, codes: Any, inst: Any, request: Any) -> tuple[Any, ...]:
+        image, label, codes, status, classes = session.render(value, seed_, style, codes, inst, request.session_hash)
         return image, label, codes, status, (gr.update(choices=classes) if p.has_codes else gr.update())
 
-    def new_seed(value: Any, seed_: Any, style: Any, inst: Any) -> tuple[Any, ...]:
+    def new_seed(value: Any, seed_: Any, style: Any, inst: Any, request: Any) -> tuple[Any, ...]:
         codes = s.sample_codes(int(seed_ or 0)) if p.has_codes else None
-        return render(value, seed_, style, codes, inst)
+        return render(value, seed_, style, codes, inst, request)
 
-    def resample(value: Any, seed_: Any, codes: Any, choice: Any, redraw: Any, inst: Any) -> tuple[Any, ...]:
-        image, label, codes, status, classes, nxt = session.resample(value, seed_, codes, choice, redraw, inst)
+    def resample(value: Any, seed_: Any, codes: Any, choice: Any, redraw: Any, inst: Any, request: Any
+                 ) -> tuple[Any, ...]:
+        image, label, codes, status, classes, nxt = session.resample(value, seed_, codes, choice, redraw, inst,
+                                                                     request.session_hash)
         return image, label, codes, status, gr.update(choices=classes), nxt
+
+    def unload(request: Any) -> None:
+        session.forget(request.session_hash)
 
     with gr.Blocks(title=f"sdk app: {s.bundle.name}", delete_cache=(600, 600)) as demo:
         gr.Markdown(f"### {s.bundle.name}: paint a label map, watch the image change\n"
@@ -220,6 +345,7 @@ def layout(session: AppSession) -> Any:
                                     elem_id="sdk-redraw-seed")
             resample_btn = gr.Button("redraw this class", elem_id="sdk-resample")
         gr.Markdown(session.codes_note(), elem_id="sdk-codes-note")
+        gr.Markdown(session.incremental_note(), elem_id="sdk-incremental-note")
         status = gr.Markdown(elem_id="sdk-status")
         label_file = gr.File(label="painted label map (PNG of model class ids: read it with --labels model)",
                              elem_id="sdk-label-file")
@@ -235,17 +361,19 @@ def layout(session: AppSession) -> Any:
         resample_btn.click(guarded(resample), [canvas, seed_box, codes_state, resample_class, redraw_seed, instance],
                            [*outs, redraw_seed], show_progress="hidden")
         demo.load(guarded(render), ins, outs, show_progress="hidden")
+        demo.unload(guarded(unload))  # the tab closed: free its editor now
     return demo
 
 
 def launch(bundle: str | Path, *, host: str = "127.0.0.1", port: int = 7860, backend: str = "auto",
            seed: int = 0, label: Any = None, instance: Any = None, labels: str = "dataset",
-           threads: int | None = None, block: bool = True) -> Any:
+           threads: int | None = None, incremental: bool = True, block: bool = True) -> Any:
     """Serve the app at http://HOST:PORT (blocking until Ctrl-C unless ``block=False``)."""
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, labels=labels, threads=threads)
+    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, labels=labels, threads=threads,
+                 incremental=incremental)
     print(f"sdk app for {bundle} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
                 ssr_mode=False, css=CSS, footer_links=[], show_error=True)

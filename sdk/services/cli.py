@@ -71,7 +71,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     from .app import launch
 
     launch(args.bundle, host=args.host, port=args.port, backend=args.backend, seed=args.seed, label=args.label,
-           instance=args.instance, labels=args.labels, threads=args.threads)
+           instance=args.instance, labels=args.labels, threads=args.threads, incremental=args.incremental)
     return 0
 
 
@@ -136,6 +136,9 @@ def add_doors(sub: Any) -> None:
     a.add_argument("--host", default="127.0.0.1", help="address to listen on")
     a.add_argument("--port", type=int, default=7860)
     a.add_argument("--threads", type=int, default=None, help="CPU inference threads (default: the backend's)")
+    a.add_argument("--incremental", action=argparse.BooleanOptionalAction, default=True,
+                   help="each stroke redoes only the work it reaches (torch backend, SPADE / OASIS / GroupDNet; "
+                        "elsewhere full passes, and the page says why); --no-incremental: a full pass per stroke")
     backend_arg(a)
     a.set_defaults(func=cmd_app)
 

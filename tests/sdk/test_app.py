@@ -1,6 +1,8 @@
 """sdk app: headless Debian chromium driven by Playwright paints strokes on the canvas, and
 the page's image must be the Synthesizer's image of the painted map; the "redraw this class"
-control over a matrix of families, in the browser and through :class:`AppSession` (no browser)."""
+control over a matrix of families, in the browser and through :class:`AppSession` (no browser);
+incremental strokes (one editor per browser session) on the torch runner, full passes with
+their reason elsewhere."""
 from __future__ import annotations
 
 import subprocess
@@ -27,7 +29,7 @@ from sdk.benchmarks.app_browser import (
     running_app,
     server_ms,
 )
-from sdk.services.app import AppSession
+from sdk.services.app import KEEP_SESSIONS, OFF_REASON, AppSession
 
 DEMO = ROOT / "demo" / "spade-street"
 LABEL = ROOT / "samples" / "street_1_label.png"
@@ -227,4 +229,159 @@ def test_page_redraws_one_class_or_says_why_not(small_bundle, browser, family):
         assert np.abs(redraw() - first).mean() > 0.5  # seed 2
         pg.fill("#sdk-redraw-seed input", "1")
         assert np.abs(redraw() - first).max() <= 1  # seed 1 again: its image again
+        pg.close()
+
+
+# -- incremental strokes: one editor per browser session ------------------------------------
+INCREMENTAL = {"spade": "spade-cityscapes", "oasis": "oasis-ade20k"}  # local families: SPADE's seed, OASIS' codes
+STROKES = [(0.02, 1), (0.01, 2), (0.05, 3)]  # (fraction of the map, seed) of each brush stroke
+ORT_REASON = "incremental updates need the torch runner (backend='torch'); onnxruntime runs full passes"
+
+
+def _edit_session(small_bundle, name: str, backend: str, **kw) -> AppSession:
+    from benchmarks.edits import block_map
+
+    bundle = small_bundle(name)
+    s = Synthesizer.from_pretrained(bundle, backend="onnxruntime", labels="model")
+    start = block_map(s.bundle.resolution, s.bundle.num_classes, 0)
+    return AppSession(bundle, backend=backend, threads=1, labels="model", label=start, **kw)
+
+
+def _strokes(session: AppSession) -> list[np.ndarray]:
+    """The maps after each of STROKES, painted one on top of the other from the start map."""
+    from benchmarks.edits import brush_stroke
+
+    maps, ids = [], session.start.ids
+    for fraction, seed in STROKES:
+        ids = brush_stroke(ids, fraction, session.s.bundle.num_classes, seed)
+        maps.append(ids)
+    return maps
+
+
+def _changed_status(session: AppSession, old: np.ndarray, new: np.ndarray) -> str:
+    """The status words of an incremental update from ``old`` to ``new`` (ids and, where the
+    model takes them, the painted regions' borders)."""
+    from sdk.services.canvas import ids_png
+
+    a, b = (session.s.intake.read_canvas(ids_png(x)) for x in (old, new))
+    diff = a.ids != b.ids
+    if a.edges is not None:
+        diff |= a.edges != b.edges
+    return f"incremental ({diff.mean():.1%} of the map changed)"
+
+
+@pytest.mark.parametrize("family", list(INCREMENTAL))
+def test_session_strokes_update_incrementally_and_match_a_full_pass(small_bundle, family):
+    """On the torch runner the page's first image is a full pass, each later stroke an
+    incremental update whose image is a fresh full pass's within 1 level; a new seed (for
+    OASIS: new per-class codes) starts a full pass, after which strokes are incremental again."""
+    from sdk.services.canvas import ids_png
+
+    session = _edit_session(small_bundle, INCREMENTAL[family], "torch")
+    s = session.s
+    assert session.full_reason is None and session.incremental_note().startswith("**Incremental updates**")
+    path, _, codes, status, _ = session.render(None, 0, None, None, None, "page")
+    assert "ms, full pass: a new page" in status
+    fresh = (lambda ids, k: s(ids, codes=codes)) if s.has_codes else (lambda ids, k: s(ids, seed=k))
+    assert np.abs(_px(path) - _px(fresh(session.start.ids, 0))).max() <= 1
+    last = session.start.ids
+    for ids in _strokes(session):
+        path, _, codes_now, status, _ = session.render(ids_png(ids), 0, None, codes, None, "page")
+        assert _changed_status(session, last, ids) in status and "full pass" not in status
+        assert np.abs(_px(path) - _px(fresh(ids, 0))).max() <= 1
+        last = ids
+    if s.has_codes:  # the page's seed box draws new codes: a new latent
+        codes = s.sample_codes(5)
+        expect = "full pass: new per-class codes (a new seed or a redrawn class)"
+    else:
+        expect = "full pass: a new seed"
+    path, *_, status, _ = session.render(ids_png(last), 5, None, codes, None, "page")
+    assert expect in status and np.abs(_px(path) - _px(fresh(last, 5))).max() <= 1
+    again = _strokes(session)[0].copy()
+    again[: again.shape[0] // 8] = last[: again.shape[0] // 8]  # any small change from the last map
+    path, *_, status, _ = session.render(ids_png(again), 5, None, codes, None, "page")
+    assert "incremental (" in status and np.abs(_px(path) - _px(fresh(again, 5))).max() <= 1
+
+
+def test_sessions_keep_their_own_editors(small_bundle, tmp_path):
+    """Two pages paint apart: each stroke is measured against its own page's last map; a new
+    seed or instance map on one page starts its full pass alone; a page beyond KEEP_SESSIONS
+    drops the least recently painted one (whose next stroke is a full pass), and a closed
+    page's editor is freed."""
+    from sdk.services.canvas import ids_png
+
+    session = _edit_session(small_bundle, "spade-cityscapes", "torch")
+    s, (a1, a2, b1) = session.s, _strokes(session)
+    start = session.start.ids
+    for page in ("a", "b"):
+        assert "full pass: a new page" in session.render(None, 0, None, None, None, page)[3]
+    assert _changed_status(session, start, a1) in session.render(ids_png(a1), 0, None, None, None, "a")[3]
+    # b has not seen a's stroke: its update is against the start map
+    path, *_, status, _ = session.render(ids_png(b1), 0, None, None, None, "b")
+    assert _changed_status(session, start, b1) in status and np.abs(_px(path) - _px(s(b1, seed=0))).max() <= 1
+    path, *_, status, _ = session.render(ids_png(a2), 0, None, None, None, "a")
+    assert _changed_status(session, a1, a2) in status and np.abs(_px(path) - _px(s(a2, seed=0))).max() <= 1
+    # b's seed is b's: a new seed on b leaves a's editor alone
+    assert "full pass: a new seed" in session.render(ids_png(b1), 7, None, None, None, "b")[3]
+    assert "incremental (" in session.render(ids_png(a2), 0, None, None, None, "a")[3]
+    instance = tmp_path / "instance.png"
+    Image.fromarray((start * 3 % 251).astype(np.uint8)).save(instance)
+    path, *_, status, _ = session.render(ids_png(a2), 0, None, None, str(instance), "a")
+    assert "full pass: a new instance map" in status
+    assert np.abs(_px(path) - _px(s(a2, seed=0, instance=instance))).max() <= 1
+    assert "incremental (" in session.render(ids_png(a2), 0, None, None, str(instance), "a")[3]
+    others = [f"p{i}" for i in range(KEEP_SESSIONS - 1)]
+    for page in others:  # with a, KEEP_SESSIONS pages painted since b: b's editor is dropped
+        session.render(None, 0, None, None, None, page)
+    assert "full pass: a new page" in session.render(ids_png(b1), 7, None, None, None, "b")[3]
+    editor = session._edits["b"].editor
+    session.forget("b")
+    with pytest.raises(SDKError, match="editor is closed"):
+        editor.update(b1)
+
+
+@pytest.mark.parametrize("backend,incremental", [("onnxruntime", True), ("torch", False)])
+def test_full_passes_say_why(small_bundle, backend, incremental):
+    """onnxruntime has no incremental runner, and --no-incremental turns it off: every
+    update is a full pass with the reason in the status, and the page says so once."""
+    from sdk.services.canvas import ids_png
+
+    session = _edit_session(small_bundle, "spade-cityscapes", backend, incremental=incremental)
+    reason = OFF_REASON if not incremental else ORT_REASON
+    assert session.full_reason == reason and session.incremental_note() == f"**Every stroke is a full pass**: {reason}."
+    for value in [None, *map(ids_png, _strokes(session))]:
+        path, label, *_, status, _ = session.render(value, 0, None, None, None, "page")
+        assert f"ms, full pass: {reason}; classes in the map" in status
+        ids = np.asarray(Image.open(label)).astype(np.int64)
+        assert np.abs(_px(path) - _px(session.s(ids, seed=0))).max() <= 1
+
+
+def test_page_strokes_are_incremental_on_torch(small_bundle, browser):
+    """A torch-backend app in the browser: the page says strokes update incrementally, the
+    first image is a full pass, and two strokes are incremental updates whose image is the
+    Synthesizer's image of the painted map."""
+    from sdk.benchmarks.app_browser import update_kind
+
+    bundle = small_bundle("spade-cityscapes")
+    s = Synthesizer.from_pretrained(bundle, backend="torch", labels="model", threads=1)
+    h, w = s.bundle.resolution
+    with running_app(bundle, backend="torch", threads=1) as url:
+        pg = browser.new_page()
+        open_app(pg, url)
+        assert pg.inner_text("#sdk-incremental-note").startswith("Incremental updates: each stroke")
+        first = update_kind(pg)
+        assert not first["incremental"] and first["reason"].startswith("a new page"), first
+        # strokes of different lengths, so each changes another share of the map (a new status line)
+        for cls, y, x1 in [(7, h / 3, 7 * w / 8), (21, 2 * h / 3, w / 2)]:
+            before = pg.inner_text("#sdk-status")
+            paint(pg, [(w / 8, y), ((w / 8 + x1) / 2, y), (x1, y)], cls, max(4, w // 32))
+            pg.wait_for_function("(b) => document.querySelector('#sdk-status').innerText !== b", arg=before,
+                                 timeout=HANG_S * 1000)
+            kind = update_kind(pg)
+            assert kind["incremental"], kind
+            assert 0 < float(kind["changed"].rstrip("%")) < 20
+        ids = painted_label(pg)
+        assert (ids[int(h / 3)] == 7).sum() > w / 2 and (ids[int(2 * h / 3)] == 21).sum() > w / 4
+        shown = _px(fetch_png(output_src(pg)).convert("RGB"))
+        assert np.abs(shown - _px(s(ids, seed=0))).max() <= 1
         pg.close()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -362,6 +362,22 @@ class TorchRunner(Runner):
                 "even one image does not fit: free GPU memory or use precision='fp16'")
         return BackendError(f"out of GPU memory at batch {batch} on {self.device} "
                             f"({free / 2**30:.1f} of {total / 2**30:.1f} GiB free); {hint}")
+
+    # -- editing -----------------------------------------------------------------------------
+    def edit_session(self, feeds: dict[str, Any], outputs: Sequence[str] | None = None, *,
+                     block: int | None = None, full_above: float | None = None) -> Any:
+        """An editing session started from ``feeds`` (``train/deploy/incremental.py``).
+
+        ``session.last`` holds the outputs of ``feeds`` (a full pass), ``session.reason`` why
+        updates are full passes (None for a local generator: SPADE, OASIS, GroupDNet);
+        ``session.update(new_feeds) -> (outputs, stats)`` re-runs only what the change of the
+        label map (and instance edges) reaches. ``stats``: ``incremental``, ``reason`` (why
+        a full pass), ``changed`` (fraction of pixels), ``recomputed``, ``ms``. A local
+        generator's session runs the eager module (not the compiled one or CUDA graphs);
+        ``block`` and ``full_above`` override the measured tiling (``TUNING``)."""
+        from sdk.train.deploy.incremental import EditSession
+
+        return EditSession(self, feeds, outputs, block=block, full_above=full_above)
 
     def close(self) -> None:
         self._captured.clear()

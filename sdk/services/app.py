@@ -11,7 +11,7 @@ The page paints model class ids (:mod:`sdk.services.canvas`) and says so to the 
 (:meth:`sdk.LabelIntake.read_canvas`); a start map (``--label``, with ``--instance``) is a
 dataset file read as every door reads it. Instance edges come from the start instance map
 or an uploaded one, else from the painted regions' borders, and the page says which. The
-painted map downloads as a PNG of model class ids (read it back with ``--labels model``).
+painted map downloads as a PNG of model class ids (read it back with ``--label-format ids``).
 
 :class:`AppSession` holds the callbacks (one method per page event); :func:`build` lays out
 the page and wires them. A new control is a method there and a few lines in ``build``.
@@ -44,8 +44,12 @@ class AppSession:
     """
 
     def __init__(self, bundle: str | Path, *, backend: str = "auto", threads: int | None = None,
-                 labels: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0) -> None:
-        self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
+                 label_format: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0,
+                 labels: str | None = None) -> None:
+        from sdk.conventions import check_label_format
+
+        label_format = check_label_format(label_format, labels)  # labels=: the old name, deprecated
+        self.s = open_synthesizer(bundle, backend=backend, threads=threads, label_format=label_format)
         self.painter = Painter(self.s)
         self.seed = seed
         h, w = self.s.bundle.resolution
@@ -55,7 +59,7 @@ class AppSession:
             raise SDKError("an instance map needs its label map: give --label with --instance")
         else:
             blank = np.full((h, w), self.painter.paintable[0], np.int32)
-            self.start = self.s.intake.read(blank, labels="model", regions_as_edges=True)
+            self.start = self.s.intake.read(blank, label_format="ids", regions_as_edges=True)
         self.out_dir = Path(tempfile.mkdtemp(prefix="sdk-app-"))
         self._written: deque[Path] = deque()
         self._edges: dict[str, np.ndarray] = {}  # uploaded instance map path -> its edges
@@ -147,10 +151,10 @@ class AppSession:
 
 
 def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: Any = None, instance: Any = None,
-          labels: str = "dataset", threads: int | None = None) -> Any:
+          label_format: str = "dataset", threads: int | None = None, labels: str | None = None) -> Any:
     """The Gradio Blocks of the app (``.launch()`` it, or use :func:`launch`)."""
-    session = AppSession(bundle, backend=backend, threads=threads, labels=labels, label=label, instance=instance,
-                         seed=seed)
+    session = AppSession(bundle, backend=backend, threads=threads, label_format=label_format, label=label,
+                         instance=instance, seed=seed, labels=labels)
     return layout(session)
 
 
@@ -207,7 +211,7 @@ def layout(session: AppSession) -> Any:
                                          elem_id="sdk-resample-class")
             resample_btn = gr.Button("resample this class", elem_id="sdk-resample")
         status = gr.Markdown(elem_id="sdk-status")
-        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --labels model)",
+        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --label-format ids)",
                              elem_id="sdk-label-file")
         gr.HTML(p.legend_html())
 
@@ -225,13 +229,14 @@ def layout(session: AppSession) -> Any:
 
 
 def launch(bundle: str | Path, *, host: str = "127.0.0.1", port: int = 7860, backend: str = "auto",
-           seed: int = 0, label: Any = None, instance: Any = None, labels: str = "dataset",
-           threads: int | None = None, block: bool = True) -> Any:
+           seed: int = 0, label: Any = None, instance: Any = None, label_format: str = "dataset",
+           threads: int | None = None, block: bool = True, labels: str | None = None) -> Any:
     """Serve the app at http://HOST:PORT (blocking until Ctrl-C unless ``block=False``)."""
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, labels=labels, threads=threads)
+    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, label_format=label_format,
+                 threads=threads, labels=labels)
     print(f"sdk app for {bundle} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
                 ssr_mode=False, css=CSS, footer_links=[], show_error=True)

@@ -57,8 +57,8 @@ class Convention:
     hint: str = ""  # added to the error about an out-of-convention value
 
     def to_ids(self, values: np.ndarray, what: str = "label",
-               fix: str = "If the map holds model ids already, read it with label_format='ids' (CLI: --label-format ids)"
-               ) -> np.ndarray:
+               fix: str = ("If the map holds model ids already, read it with label_format='ids' "
+                           "(CLI: --label-format ids)")) -> np.ndarray:
         """Map a file's values (any integer dtype) to int32 model ids, in one new array; a
         value outside the convention is an error naming it, where it is, what the convention
         takes and ``fix``."""
@@ -164,5 +164,5 @@ def check_mode(labels: str) -> str:
 LABEL_MODES = ("dataset", "model")
 """Deprecated: :data:`LABEL_FORMATS` (the switch's values before ``label_format``)."""
 
-__all__ = ["CONVENTIONS", "Convention", "LABEL_FORMATS", "LABEL_MODES", "check_label_format", "check_mode",
-           "official_convention"]
+__all__ = ["CONVENTIONS", "Convention", "LABEL_FORMATS", "LABEL_MODES", "OLD_LABEL_FORMATS", "check_label_format",
+           "check_mode", "official_convention"]

@@ -680,4 +680,4 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 __all__ = ["CALLS", "ImageToImage", "LabelToImage", "NotThisModel", "Synthesizer", "Unconditional", "pipeline_class",
-           "progress_bar", "slerp", "to_output"]
+           "slerp"]

@@ -47,7 +47,7 @@ def test_values_outside_the_convention_are_named(convention, bad, hint):
     with pytest.raises(LabelError) as err:
         convention.to_ids(values, "label")
     message = str(err.value)
-    assert f"holds {bad} at (2, 3)" in message and hint in message and "labels='model'" in message
+    assert f"holds {bad} at (2, 3)" in message and hint in message and "label_format='ids'" in message
 
 
 @pytest.mark.parametrize("family, dataset, expected", [

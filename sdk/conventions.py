@@ -140,11 +140,12 @@ def check_label_format(label_format: str, labels: str | None = None) -> str:
     still work for one version, with a :class:`DeprecationWarning`.
     """
     if labels is not None:
-        if label_format not in ("dataset", labels):
+        new = OLD_LABEL_FORMATS.get(labels, labels)
+        if label_format not in ("dataset", new):
             raise LabelError(f"give label_format= alone (labels= is its old name); got label_format="
                              f"{label_format!r} and labels={labels!r}")
-        deprecated("labels= is deprecated (it goes in the next version): use label_format='dataset' or 'ids'")
-        label_format = labels
+        deprecated(f"labels={labels!r} is deprecated (it goes in the next version): use label_format={new!r}")
+        label_format = new
     if label_format in OLD_LABEL_FORMATS:
         new = OLD_LABEL_FORMATS[label_format]
         deprecated(f"label format {label_format!r} is deprecated (it goes in the next version): use {new!r}")

@@ -146,6 +146,15 @@ def pipeline_class(bundle: Bundle) -> type["Synthesizer"]:
     return LabelToImage
 
 
+def _pipeline_of(cls: type) -> type | None:
+    """The pipeline a class is (itself, or the one a user's subclass extends): the first of
+    the pipeline classes in its MRO."""
+    from .per_class import PerClassLabelToImage  # it builds on LabelToImage, defined below
+
+    pipelines = (LabelToImage, PerClassLabelToImage, Unconditional, ImageToImage)
+    return next((k for k in cls.__mro__ if k in pipelines), None)
+
+
 class Synthesizer(metaclass=_PipelineType):
     """Runs a bundle; the base of every pipeline, and where they are opened from.
 
@@ -163,7 +172,7 @@ class Synthesizer(metaclass=_PipelineType):
     def __init__(self, bundle: Bundle, backend: str = "auto", *, label_format: str = "dataset",
                  labels: str | None = None, **backend_options: Any) -> None:
         wanted = pipeline_class(bundle)
-        if not isinstance(self, wanted):
+        if _pipeline_of(type(self)) is not wanted:
             raise SDKError(f"{bundle.name} is {_article(bundle.task)} {bundle.task} model, which {type(self).__name__} "
                            f"does not run: open it with Synthesizer.from_pretrained (a {wanted.__name__})")
         self.bundle = bundle

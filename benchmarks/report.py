@@ -353,9 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--claims", default=str(CLAIMS))
     p.add_argument("--latency", help="results.json of a latency run (for speed / memory claims)")
     p.add_argument("--out", help="folder for claims.json and claims.md (default: print Markdown)")
-    p.add_argument("--readme", help="with --latency: rewrite this README's performance table from the run")
-    p.add_argument("--cpu-readme", help="with --latency: rewrite this README's CPU engine table from the run "
-                                        "(latency.py --device cpu)")
+    p.add_argument("--readme", help="with --latency: rewrite the performance table of this page "
+                                    "(docs/measurements.md) from the run")
+    p.add_argument("--cpu-readme", help="with --latency: rewrite the CPU engine table of this page "
+                                        "(docs/cpu-engines.md) from the run (latency.py --device cpu)")
     args = p.parse_args(argv)
     if args.summary:
         print(write_gpu_summary(Path(args.summary), args.note).read_text())

@@ -196,8 +196,36 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
     (``"cuda"``: seconds where 2 CPU cores took minutes at full size; the weights come back
     to the CPU). Nothing is written to ``out`` unless every graph exports and passes its
     parity check.
+
+    The stages, each callable alone: :func:`load_network` (weights in), :func:`deployed_network`
+    (lookups, two-stage instance norm), :func:`export_graph` (ONNX + parity, per graph),
+    :func:`share_weights` (one weights file for every graph), :func:`bundle_manifest`.
     """
     say = progress or (lambda msg: None)
+    model, ready = load_network(name, checkpoints, seed=seed, overrides=overrides,
+                                calibration_device=calibration_device, say=say)
+    deployed = deployed_network(ready, label_lookup)
+    timings: dict[str, float] = {}
+    with atomic_dir(out) as tmp:
+        graphs_meta = {gname: export_graph(gname, spec, dspec, tmp, onnx=onnx, opset=opset, seed=seed,
+                                           parity_limit=parity_limit, timings=timings, say=say)
+                       for (gname, spec), dspec in zip(ready.graphs().items(), deployed.graphs().values())}
+        weights_meta = share_weights(tmp, ready, graphs_meta, seed=seed, say=say)
+        manifest = bundle_manifest(name, model, ready, graphs_meta, weights_meta, checkpoints,
+                                   export={"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,
+                                           "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES},
+                                           **timings})
+        manifest = write_manifest(tmp, manifest)
+    return manifest
+
+
+def load_network(name: str, checkpoints: Sequence[str | Path], *, seed: int, overrides: dict[str, Any] | None,
+                 calibration_device: str, say: Progress) -> tuple[SynthesisModel, Any]:
+    """Preset ``name`` with its weights: the model and its export-ready form (the parity reference).
+
+    Weights come from a bundle's own safetensors, training or official checkpoints, or are
+    random (seeded) with norm statistics calibrated on seeded batches on ``calibration_device``.
+    """
     preset = get_preset(name)
     if overrides is None:  # a training checkpoint records the overrides it was trained with
         recorded = [tc[1].get("overrides") for tc in map(_training_checkpoint, checkpoints) if tc]
@@ -211,83 +239,102 @@ def build_bundle(name: str, out: str | Path, *, checkpoints: Sequence[str | Path
         say(f"loading {deploy[0]} (a bundle's weights)")
         ready = export_ready(model.eval())
         check_and_load(ready, deploy_state(deploy[0]), f"bundle weights {deploy[0]}")
+        return model, ready
+    if checkpoints:
+        say(f"loading {', '.join(str(p) for p in checkpoints)}")
+        load_checkpoints(model, checkpoints)
     else:
-        if checkpoints:
-            say(f"loading {', '.join(str(p) for p in checkpoints)}")
-            load_checkpoints(model, checkpoints)
-        else:
-            model.to(calibration_device)
-            for spec in model.graphs().values():
-                calibrate_norm_stats(spec.module, lambda step, spec=spec: tuple(
-                    x.to(calibration_device) for x in spec.examples(4, seed=10_000 + step)))
-            model.to("cpu")
-        ready = export_ready(model.eval())  # the parity reference: the network as trained
-    deployed = copy.deepcopy(ready)  # what is exported: label convolutions as lookups
+        model.to(calibration_device)
+        for spec in model.graphs().values():
+            calibrate_norm_stats(spec.module, lambda step, spec=spec: tuple(
+                x.to(calibration_device) for x in spec.examples(4, seed=10_000 + step)))
+        model.to("cpu")
+    return model, export_ready(model.eval())  # the parity reference: the network as trained
+
+
+def deployed_network(ready: Any, label_lookup: bool) -> Any:
+    """What is exported: a copy of ``ready`` with label convolutions as lookups (optional) and
+    instance norm in two stages; the same numbers."""
+    deployed = copy.deepcopy(ready)
     if label_lookup:
         use_label_lookup(deployed)
     use_two_stage_instance_norm(deployed)
-    graphs_meta: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    with atomic_dir(out) as tmp:
-        for (gname, spec), dspec in zip(ready.graphs().items(), deployed.graphs().values()):
-            fname = f"{gname}.onnx"
-            dspec = dspec.with_uint8_outputs()
-            lookups = sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules())
-            parity: dict[str, Any] = {}
-            levels = None
-            if onnx:
-                say(f"exporting {gname} graph to ONNX (opset {opset})")
-                start = time.perf_counter()
-                export_onnx(dspec, tmp / fname, opset=opset)
-                timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
-                say(f"checking {gname}: onnxruntime vs the one-hot network in PyTorch FP32")
-                parity, levels = onnx_parity(spec, tmp / fname, seed=seed, limit=parity_limit)
-            graphs_meta[gname] = {
-                "file": fname if onnx else None,
-                "inputs": [s.to_json() for s in dspec.inputs],
-                "outputs": [s.to_json() for s in dspec.outputs],
-                "dynamic_axes": {s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
-                "parity": {"reference": "torch fp32 cpu, one-hot label input", "metric": "relative_l2",
-                           "labels": "batch_N: per-pixel random class ids; blocks_batch_N: block label maps "
-                                     "(uniform regions, edges on their boundaries) like real ones",
-                           "onnxruntime_cpu": parity, "u8_max_levels": levels},
-                "label_lookups": lookups,
-                "label_path": label_path(dspec, lookups),
-            }
-        say("writing weights.safetensors, shared by the torch backend and the ONNX graphs")
-        onnx_files = {g: m["file"] for g, m in graphs_meta.items() if m["file"]}
-        before = {g: _onnx_outputs(tmp / f, ready.graphs()[g], seed) for g, f in onnx_files.items()}
-        weights_meta = write_shared_weights(tmp, ready.state_dict(), onnx_files)
-        for g, f in onnx_files.items():  # the graphs read the same bytes from the shared file
-            after = _onnx_outputs(tmp / f, ready.graphs()[g], seed)
-            if any(not np.array_equal(a, b) for a, b in zip(before[g], after)):
-                raise ParityError(f"{f} computes other numbers after moving its weights to weights.safetensors")
-        info = model.deploy_info()
-        num_classes = info.get("num_classes")
-        convention, convention_source = label_convention(preset.family, info.get("dataset"), checkpoints)
-        manifest = Manifest(
-            name=name,
-            family=preset.family,
-            task=model.task,
-            config=config_to_json(model.config),
-            label=None if num_classes is None else {
-                "format": "class_ids",
-                "num_classes": num_classes,
-                "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
-                "palette": get_palette(info.get("palette"), num_classes),
-                "classes": class_names(convention.name if convention else None, num_classes),
-                "convention": None if convention is None else {**convention.to_json(), "source": convention_source},
-            },
-            resolution=list(info["resolution"]),
-            graphs=graphs_meta,
-            weights={**weights_meta,
-                     "source": [str(p) for p in checkpoints] or f"random, seed {seed}",
-                     "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
-            parameters=sum(p.numel() for p in model.parameters()),
-            export={"onnx": onnx, "opset": opset, "seed": seed, "parity_limit": parity_limit,
-                    "label_lookup": {"enabled": label_lookup, "min_classes": MIN_CLASSES}, **timings},
-            tools=tool_versions(),
-            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
-        manifest = write_manifest(tmp, manifest)
-    return manifest
+    return deployed
+
+
+def export_graph(gname: str, spec: Any, dspec: Any, folder: Path, *, onnx: bool, opset: int, seed: int,
+                 parity_limit: float, timings: dict[str, float], say: Progress) -> dict[str, Any]:
+    """Export one graph to ``folder/<gname>.onnx`` and check it against the one-hot network
+    ``spec``; returns its manifest record (``timings`` gets the export time)."""
+    fname = f"{gname}.onnx"
+    dspec = dspec.with_uint8_outputs()
+    lookups = sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules())
+    parity: dict[str, Any] = {}
+    levels = None
+    if onnx:
+        say(f"exporting {gname} graph to ONNX (opset {opset})")
+        start = time.perf_counter()
+        export_onnx(dspec, folder / fname, opset=opset)
+        timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
+        say(f"checking {gname}: onnxruntime vs the one-hot network in PyTorch FP32")
+        parity, levels = onnx_parity(spec, folder / fname, seed=seed, limit=parity_limit)
+    return {
+        "file": fname if onnx else None,
+        "inputs": [s.to_json() for s in dspec.inputs],
+        "outputs": [s.to_json() for s in dspec.outputs],
+        "dynamic_axes": {s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
+        "parity": {"reference": "torch fp32 cpu, one-hot label input", "metric": "relative_l2",
+                   "labels": "batch_N: per-pixel random class ids; blocks_batch_N: block label maps "
+                             "(uniform regions, edges on their boundaries) like real ones",
+                   "onnxruntime_cpu": parity, "u8_max_levels": levels},
+        "label_lookups": lookups,
+        "label_path": label_path(dspec, lookups),
+    }
+
+
+def share_weights(folder: Path, ready: Any, graphs_meta: dict[str, Any], *, seed: int,
+                  say: Progress) -> dict[str, Any]:
+    """Write weights.safetensors once and point every ONNX graph's initializers at it; a graph
+    that computes other numbers afterwards is an error."""
+    say("writing weights.safetensors, shared by the torch backend and the ONNX graphs")
+    onnx_files = {g: m["file"] for g, m in graphs_meta.items() if m["file"]}
+    before = {g: _onnx_outputs(folder / f, ready.graphs()[g], seed) for g, f in onnx_files.items()}
+    weights_meta = write_shared_weights(folder, ready.state_dict(), onnx_files)
+    for g, f in onnx_files.items():  # the graphs read the same bytes from the shared file
+        after = _onnx_outputs(folder / f, ready.graphs()[g], seed)
+        if any(not np.array_equal(a, b) for a, b in zip(before[g], after)):
+            raise ParityError(f"{f} computes other numbers after moving its weights to weights.safetensors")
+    return weights_meta
+
+
+def bundle_manifest(name: str, model: SynthesisModel, ready: Any, graphs_meta: dict[str, Any],
+                    weights_meta: dict[str, Any], checkpoints: Sequence[str | Path], *,
+                    export: dict[str, Any]) -> Manifest:
+    """The manifest of a bundle: what the model is, how its labels read, its graphs and weights."""
+    preset = get_preset(name)
+    info = model.deploy_info()
+    num_classes = info.get("num_classes")
+    convention, convention_source = label_convention(preset.family, info.get("dataset"), checkpoints)
+    return Manifest(
+        name=name,
+        family=preset.family,
+        task=model.task,
+        config=config_to_json(model.config),
+        label=None if num_classes is None else {
+            "format": "class_ids",
+            "num_classes": num_classes,
+            "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
+            "palette": get_palette(info.get("palette"), num_classes),
+            "classes": class_names(convention.name if convention else None, num_classes),
+            "convention": None if convention is None else {**convention.to_json(), "source": convention_source},
+        },
+        resolution=list(info["resolution"]),
+        graphs=graphs_meta,
+        weights={**weights_meta,
+                 "source": [str(p) for p in checkpoints] or f"random, seed {export['seed']}",
+                 "norm_stats": "learned" if checkpoints else "calibrated on 4 seeded random batches"},
+        parameters=sum(p.numel() for p in model.parameters()),
+        export=export,
+        tools=tool_versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )

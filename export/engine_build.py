@@ -120,70 +120,101 @@ def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp1
     say = progress or (lambda msg: None)
     profile = parse_batch_profile(batch) if isinstance(batch, str) else batch
     bundle = Bundle(bundle_path)
-    if backend == "tensorrt":
-        target, versions = tensorrt_target()
-    elif backend == "aoti":
-        target, versions = aoti_target(device)
-    else:
-        raise EngineBuildError(f"unknown engine backend {backend!r}; choose one of {', '.join(ENGINE_BACKENDS)}")
+    target, versions = engine_target(backend, precision, device)
     key = engine_key(backend, precision, target, versions)
-    if backend == "aoti" and target.startswith("cpu-") and precision in ("fp16", "tf32"):
-        raise EngineBuildError(f"AOTInductor {precision} needs a GPU; on CPU build --precision fp32 or bf16")
-    limit = PARITY_LIMITS[precision]
-    model = build_model(bundle)
-    graphs = model.graphs()
-    files: dict[str, str] = {}
-    parity: dict[str, dict[str, float]] = {}
-    fixed: dict[str, list[int]] = {}
-    notes: dict[str, Any] = {}
-    probes: dict[str, dict[str, Any]] = {}
+    graphs = build_model(bundle).graphs()
+    build = _GraphBuild(backend, precision, profile, target, key, shapes, bundle.path / "engines" / key / "timing.cache")
     start = time.perf_counter()
-    folder = bundle.path / "engines" / key
-    old_cache = folder / "timing.cache"
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(bundle.path / "engines" / key) as tmp:
         for gname in bundle.manifest.graphs:
-            info = bundle.graph(gname)
-            out = tmp / f"{gname}{ENGINE_FILES[backend]}"
             say(f"building {backend} {precision} engine of {gname} ({key})")
-            if backend == "tensorrt":
-                from sdk.backends.tensorrt import PlanExecutor
-                from sdk.export.engine_tensorrt import build_plan
-
-                in_shapes = parse_shapes(shapes, info["inputs"])
-                fixed.update({f"{gname}.{k}": v for k, v in in_shapes.items()})
-                cache = tmp / "timing.cache"
-                if old_cache.is_file() and not cache.is_file():
-                    cache.write_bytes(old_cache.read_bytes())
-                notes[gname] = build_plan(bundle.file(info["file"]), out, precision=precision, batch=profile,
-                                          input_shapes=in_shapes, timing_cache=cache)
-                run = PlanExecutor(str(out))
-            else:
-                from sdk.backends.aoti import PackageExecutor, probe_package
-                from sdk.export.engine_aoti import compile_package
-
-                dev = "cpu" if target.startswith("cpu-") else "cuda"
-                notes[gname] = compile_package(graphs[gname].with_uint8_outputs(), out, precision=precision,
-                                               batch=profile, device=dev)
-                say(f"probing {gname}: loading the package in a fresh process")
-                probes[gname] = probe_package(str(out), info["inputs"], dev)
-                if not probes[gname]["ok"]:
-                    say(f"the {gname} package does not load in a fresh process ({probes[gname]['detail']}); "
-                        f"recorded, and the runtime will use the torch runner instead")
-                    files[gname] = f"engines/{key}/{out.name}"
-                    continue
-                run = PackageExecutor(str(out), [s["name"] for s in info["inputs"]],
-                                      [s["name"] for s in info["outputs"]], dev, precision)
-            say(f"checking {gname}: {backend} {precision} vs the one-hot network in PyTorch FP32")
-            parity[gname] = graph_parity(graphs[gname], run, parity_batches(profile), seed=seed)
-            worst = max(v for k, v in parity[gname].items() if k != "u8_max_levels")
-            if not np.isfinite(worst) or worst > limit:
-                raise ParityError(f"{backend} {precision} engine of {gname}: relative L2 {worst:.3g} vs PyTorch "
-                                  f"FP32 exceeds {limit:g}; the bundle is unchanged")
-            files[gname] = f"engines/{key}/{out.name}"
+            run = build.graph(bundle, gname, graphs[gname], tmp, say)
+            if run is not None:
+                say(f"checking {gname}: {backend} {precision} vs the one-hot network in PyTorch FP32")
+                build.parity[gname] = check_engine_parity(graphs[gname], run, profile, backend, precision, gname, seed)
     record = engine_record(key=key, backend=backend, precision=precision, device=target, versions=versions,
-                           batch=profile, files=files, parity=parity, shapes=fixed,
-                           notes=notes, build_s=round(time.perf_counter() - start, 1), probe=probes or None)
+                           batch=profile, files=build.files, parity=build.parity, shapes=build.fixed,
+                           notes=build.notes, build_s=round(time.perf_counter() - start, 1),
+                           probe=build.probes or None)
     manifest = bundle.manifest
     manifest.engines = {**manifest.engines, key: record}
     write_manifest(bundle.path, manifest)
     return record
+
+
+def engine_target(backend: str, precision: str, device: str | None) -> tuple[str, dict[str, str]]:
+    """(device target, runtime versions) an engine of ``backend`` is built for on this machine."""
+    if backend == "tensorrt":
+        return tensorrt_target()
+    if backend != "aoti":
+        raise EngineBuildError(f"unknown engine backend {backend!r}; choose one of {', '.join(ENGINE_BACKENDS)}")
+    target, versions = aoti_target(device)
+    if target.startswith("cpu-") and precision in ("fp16", "tf32"):
+        raise EngineBuildError(f"AOTInductor {precision} needs a GPU; on CPU build --precision fp32 or bf16")
+    return target, versions
+
+
+def check_engine_parity(spec: Any, run: Any, profile: BatchProfile, backend: str, precision: str, gname: str,
+                        seed: int) -> dict[str, float]:
+    """The engine's parity against the one-hot network in PyTorch FP32; above the precision's
+    limit (or not finite) it is an error and nothing is written."""
+    parity = graph_parity(spec, run, parity_batches(profile), seed=seed)
+    worst = max(v for k, v in parity.items() if k != "u8_max_levels")
+    limit = PARITY_LIMITS[precision]
+    if not np.isfinite(worst) or worst > limit:
+        raise ParityError(f"{backend} {precision} engine of {gname}: relative L2 {worst:.3g} vs PyTorch "
+                          f"FP32 exceeds {limit:g}; the bundle is unchanged")
+    return parity
+
+
+class _GraphBuild:
+    """One engine build's per-graph step and what it collects for the manifest record."""
+
+    def __init__(self, backend: str, precision: str, profile: BatchProfile, target: str, key: str,
+                 shapes: Sequence[str], old_cache: Path) -> None:
+        self.backend, self.precision, self.profile, self.target, self.key = backend, precision, profile, target, key
+        self.shapes, self.old_cache = shapes, old_cache
+        self.files: dict[str, str] = {}
+        self.parity: dict[str, dict[str, float]] = {}
+        self.fixed: dict[str, list[int]] = {}
+        self.notes: dict[str, Any] = {}
+        self.probes: dict[str, dict[str, Any]] = {}
+
+    def graph(self, bundle: Bundle, gname: str, spec: Any, tmp: Path, say: Progress) -> Any:
+        """Build graph ``gname`` into ``tmp``; returns a runner to check, or None (a package
+        that failed its load probe: recorded, the runtime uses the torch runner)."""
+        out = tmp / f"{gname}{ENGINE_FILES[self.backend]}"
+        self.files[gname] = f"engines/{self.key}/{out.name}"
+        info = bundle.graph(gname)
+        if self.backend == "tensorrt":
+            return self._tensorrt(bundle, gname, info, out, tmp)
+        return self._aoti(gname, spec, info, out, say)
+
+    def _tensorrt(self, bundle: Bundle, gname: str, info: dict[str, Any], out: Path, tmp: Path) -> Any:
+        from sdk.backends.tensorrt import PlanExecutor
+        from sdk.export.engine_tensorrt import build_plan
+
+        in_shapes = parse_shapes(self.shapes, info["inputs"])
+        self.fixed.update({f"{gname}.{k}": v for k, v in in_shapes.items()})
+        cache = tmp / "timing.cache"
+        if self.old_cache.is_file() and not cache.is_file():
+            cache.write_bytes(self.old_cache.read_bytes())
+        self.notes[gname] = build_plan(bundle.file(info["file"]), out, precision=self.precision, batch=self.profile,
+                                       input_shapes=in_shapes, timing_cache=cache)
+        return PlanExecutor(str(out))
+
+    def _aoti(self, gname: str, spec: Any, info: dict[str, Any], out: Path, say: Progress) -> Any:
+        from sdk.backends.aoti import PackageExecutor, probe_package
+        from sdk.export.engine_aoti import compile_package
+
+        dev = "cpu" if self.target.startswith("cpu-") else "cuda"
+        self.notes[gname] = compile_package(spec.with_uint8_outputs(), out, precision=self.precision,
+                                            batch=self.profile, device=dev)
+        say(f"probing {gname}: loading the package in a fresh process")
+        self.probes[gname] = probe_package(str(out), info["inputs"], dev)
+        if not self.probes[gname]["ok"]:
+            say(f"the {gname} package does not load in a fresh process ({self.probes[gname]['detail']}); "
+                f"recorded, and the runtime will use the torch runner instead")
+            return None
+        return PackageExecutor(str(out), [s["name"] for s in info["inputs"]],
+                               [s["name"] for s in info["outputs"]], dev, self.precision)

@@ -7,7 +7,7 @@ the same sum without the zero terms (float rounding aside: measured parity ~1e-6
 SPADE-style generators run one such convolution per normalisation layer on the full
 label map, so the saving is large where classes are many (ADE20K, COCO-Stuff: 151 and
 183 classes) and small where they are few (Cityscapes: 35); below ``MIN_CLASSES`` the
-convolution is kept (see the measurements in the README).
+convolution is kept (see the measurements in docs/bundles.md).
 
 The lookup reads the class ids of a :class:`~train.models.layers.label_map.LabelMap`
 (the graphs' ``label`` input is ids): no one-hot is ever built for it. Channels of the

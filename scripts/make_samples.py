@@ -8,7 +8,7 @@
 * ``fashion_{1,2}_label.png`` / ``_photo.png``: person parsing maps with DeepFashion's 8
   values (256x256) and renderings of them, for GroupDNet's per-class methods.
 
-The README's code blocks run on these (tests/test_readme.py).
+The code blocks of the README and docs/ run on these (tests/test_readme.py).
 """
 from __future__ import annotations
 

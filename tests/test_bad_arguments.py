@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_bad_arguments_exit_2_with_one_line(cli, args, message, paths, capsys):
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
 
 
 NO_TORCH = "import sys; sys.modules['torch'] = None; sys.argv[0] = 'x'; "

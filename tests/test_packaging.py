@@ -9,7 +9,7 @@ import zipfile
 
 import tomllib
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 MAPPED = {"sdk": "sdk", "train": "sdk.train", "export": "sdk.export", "benchmarks": "sdk.benchmarks"}
 
@@ -24,7 +24,7 @@ def test_every_subpackage_is_listed():
 
 def test_wheel_has_one_top_level_name(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next(tmp_path.glob("sdk-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -41,5 +41,5 @@ def test_wheel_has_one_top_level_name(tmp_path):
 def test_checkout_commands_still_run():
     for module in ("export", "train"):
         proc = subprocess.run([sys.executable, "-m", module, "--version"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=HANG_S)
         assert proc.returncode == 0 and proc.stdout.startswith("sdk "), (module, proc.stderr)

@@ -4,8 +4,9 @@ A Gradio page in the spirit of the SPADE authors' GauGAN demo: a canvas at the m
 resolution showing the label map in the bundle's palette, a class picker (names from
 the manifest, ``class i`` where a bundle has none) that sets the brush colour, brush size,
 seed, a style image where the model has a style encoder, an instance map where the model
-was trained with instance edges, and for GroupDNet bundles a per-class resample button.
-Every stroke re-synthesizes the image.
+was trained with instance edges, and, where the model takes per-class codes (GroupDNet,
+OASIS), a "redraw this class" control; a bundle without them gets one line saying why
+(:attr:`sdk.Synthesizer.no_codes_reason`). Every stroke re-synthesizes the image.
 
 The page paints model class ids (:mod:`sdk.services.canvas`) and says so to the intake
 (:meth:`sdk.LabelIntake.read_canvas`); a start map (``--label``, with ``--instance``) is a
@@ -90,7 +91,7 @@ class AppSession:
 
     # -- synthesis --------------------------------------------------------------------
     def synthesize(self, label: Label, seed: int, style: Any, codes: np.ndarray | None) -> Image.Image:
-        """One image of ``label``: the seed's latent, the style image's, or GroupDNet's codes."""
+        """One image of ``label``: the seed's latent, the style image's, or the per-class codes (GroupDNet, OASIS)."""
         start = time.perf_counter()
         if self.painter.has_codes:
             img = self.s(label, codes=codes)
@@ -138,17 +139,27 @@ class AppSession:
     def classes(self, label: Label) -> list[str]:
         return [self.painter.choice(c) for c in self.classes_of(label)]
 
-    def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, instance_file: Any = None
-                 ) -> tuple[str, str, Any, str, list[str]]:
-        """GroupDNet: new codes for one class (``choice``: "k: name"), the others kept."""
+    def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, redraw_seed: float | None,
+                 instance_file: Any = None) -> tuple[str, str, Any, str, list[str], int]:
+        """Redraw one class (``choice``: "k: name"): its code becomes seed ``redraw_seed``'s
+        (:meth:`sdk.PerClassLabelToImage.resample_codes`), every other class keeps its code. Returns
+        :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
+        and a seed typed back gives its look again."""
         if not choice:
-            raise SDKError("pick a class to resample")
-        k = int(str(choice).split(":")[0])
-        base = codes if codes is not None else self.s.sample_codes(int(seed or 0))
-        new = base.copy()
-        new[k] = self.s.sample_codes(int(np.random.default_rng().integers(2**31)))[k]  # only class k's code changes
-        return self.render(value, seed, None, new, instance_file)
+            raise SDKError("pick a class to redraw")
+        k, r = int(str(choice).split(":")[0]), int(redraw_seed or 0)
+        base = codes if codes is not None else int(seed or 0)
+        new = self.s.resample_codes([k], seed=r, base=base)
+        image, label, codes, status, classes = self.render(value, seed, None, new, instance_file)
+        return image, label, codes, f"{status}; class {k} redrawn with seed {r}", classes, r + 1
 
+    def codes_note(self) -> str:
+        """The page's line on per-class redrawing: how to use it, or why this bundle has none."""
+        if self.painter.has_codes:
+            return ("**Redraw one class**: pick a class in the map and press *redraw this class*; only that "
+                    "class's code changes, to the redraw seed's (which then goes up by one: type a seed back "
+                    "to get its look again).")
+        return f"**Redraw one class** is not offered for this bundle: {self.s.no_codes_reason}."
 
 def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: Any = None, instance: Any = None,
           label_format: str = "dataset", threads: int | None = None, labels: str | None = None) -> Any:
@@ -183,9 +194,9 @@ def layout(session: AppSession) -> Any:
         codes = s.sample_codes(int(seed_ or 0)) if p.has_codes else None
         return render(value, seed_, style, codes, inst)
 
-    def resample(value: Any, seed_: Any, codes: Any, choice: Any, inst: Any) -> tuple[Any, ...]:
-        image, label, codes, status, classes = session.resample(value, seed_, codes, choice, inst)
-        return image, label, codes, status, gr.update(choices=classes)
+    def resample(value: Any, seed_: Any, codes: Any, choice: Any, redraw: Any, inst: Any) -> tuple[Any, ...]:
+        image, label, codes, status, classes, nxt = session.resample(value, seed_, codes, choice, redraw, inst)
+        return image, label, codes, status, gr.update(choices=classes), nxt
 
     with gr.Blocks(title=f"sdk app: {s.bundle.name}", delete_cache=(600, 600)) as demo:
         gr.Markdown(f"### {s.bundle.name}: paint a label map, watch the image change\n"
@@ -207,9 +218,12 @@ def layout(session: AppSession) -> Any:
             instance = gr.File(label="instance map (PNG of instance ids, the label map's size)", file_types=[".png"],
                                visible=p.takes_instances, elem_id="sdk-instance")
         with gr.Row(visible=p.has_codes):
-            resample_class = gr.Dropdown([p.choice(c) for c in present], label="class to resample",
+            resample_class = gr.Dropdown([p.choice(c) for c in present], label="class to redraw",
                                          elem_id="sdk-resample-class")
-            resample_btn = gr.Button("resample this class", elem_id="sdk-resample")
+            redraw_seed = gr.Number(session.seed + 1, precision=0, minimum=0, label="redraw seed",
+                                    elem_id="sdk-redraw-seed")
+            resample_btn = gr.Button("redraw this class", elem_id="sdk-resample")
+        gr.Markdown(session.codes_note(), elem_id="sdk-codes-note")
         status = gr.Markdown(elem_id="sdk-status")
         label_file = gr.File(label="painted label map (PNG of model class ids: read it with --label-format ids)",
                              elem_id="sdk-label-file")
@@ -222,8 +236,8 @@ def layout(session: AppSession) -> Any:
                         show_progress="hidden")
         style.change(guarded(render), ins, outs, show_progress="hidden")
         instance.change(guarded(render), ins, outs, show_progress="hidden")
-        resample_btn.click(guarded(resample), [canvas, seed_box, codes_state, resample_class, instance], outs,
-                           show_progress="hidden")
+        resample_btn.click(guarded(resample), [canvas, seed_box, codes_state, resample_class, redraw_seed, instance],
+                           [*outs, redraw_seed], show_progress="hidden")
         demo.load(guarded(render), ins, outs, show_progress="hidden")
     return demo
 

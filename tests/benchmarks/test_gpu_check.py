@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import HANG_S
+
 ROOT = Path(__file__).resolve().parents[2]
 PRESET = "pix2pixhd-cityscapes-1024"  # a label model that compiles fast at CI size (and had the FP16 bug)
 RETURNED = {"max_files": 8, "max_bytes": 16 * 2**20, "max_folders": 2, "name": re.compile(r"^[A-Za-z0-9._-]+$")}
@@ -25,7 +27,7 @@ def test_gpu_check_dry_run(tmp_path):
     # the first preset fails on purpose (a name the registry lacks): the run must go on
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(out), "--scratch", str(scratch),
                            "--budget-min", "30", "--models", f"no-such-preset,{PRESET}"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
 
     # what a lent machine would bring back
@@ -71,5 +73,5 @@ def test_gpu_check_refuses_bad_arguments(tmp_path):
                           (["--out", str(tmp_path), "--budget-min", "soon"], "whole minutes"),
                           (["--out", str(tmp_path), "--scratch", str(tmp_path / "s")], "outside --out")):
         bad = subprocess.run(["bash", "benchmarks/gpu_check.sh", *args], cwd=ROOT, capture_output=True, text=True,
-                             timeout=60)
+                             timeout=HANG_S)
         assert bad.returncode == 2 and message in bad.stderr, (args, bad.stderr)

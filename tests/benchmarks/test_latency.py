@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tests.conftest import HANG_S
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "progan-64"
 FIELDS = ("model", "backend", "precision", "batch", "height", "width", "reduced_size", "device", "status", "runs",
@@ -22,7 +24,7 @@ FIELDS = ("model", "backend", "precision", "batch", "height", "width", "reduced_
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("latency")
     proc = subprocess.run([sys.executable, "benchmarks/latency.py", "--quick", "--models", MODEL, "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
 
@@ -57,7 +59,7 @@ def test_quick_run_writes_sane_results(quick_run):
 
 def test_unknown_model_is_refused():
     proc = subprocess.run([sys.executable, "benchmarks/latency.py", "--quick", "--models", "spade-nope"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 2 and "unknown models ['spade-nope']" in proc.stderr
 
 

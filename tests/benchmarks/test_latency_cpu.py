@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import HANG_S
+
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("openvino")
 
@@ -18,7 +20,7 @@ def test_quick_cpu_engines_run_side_by_side(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "benchmarks/latency.py", "--quick", "--models", "progan-64", "--backends",
                            "onnxruntime,openvino,onnxruntime-int8", "--precision", "fp32,bf16,int8", "--batch", "1",
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = json.loads((out / "results.json").read_text())["records"]
     got = {(r["backend"], r["precision"]): r for r in records}

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from sdk.benchmarks.latency import Record, add_speedups, official_one_hot, to_uint8_host
+from tests.conftest import HANG_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +100,7 @@ def test_a_killed_run_keeps_what_it_finished(tmp_path):
     proc = subprocess.Popen([sys.executable, "benchmarks/latency.py", "--quick", "--models", "progan-64",
                              "--backends", "torch-eager", "--batch", "1,2,4", "--runs", "3000", "--no-onnx", "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results, deadline = out / "results.json", time.monotonic() + 600
+    results, deadline = out / "results.json", time.monotonic() + HANG_S
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             if results.is_file() and json.loads(results.read_text())["records"]:
@@ -107,7 +108,7 @@ def test_a_killed_run_keeps_what_it_finished(tmp_path):
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
+        proc.wait(timeout=HANG_S)
     data = json.loads(results.read_text())  # whole: written atomically
     assert 1 <= len(data["records"]) < 3 and data["records"][0]["status"] == "ok"
     assert data["records"][0]["model"] == "progan-64" and data["records"][0]["batch"] == 1

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 ray = pytest.importorskip("ray", reason="sdk batch needs the scale extra (ray[data,serve])")
 
@@ -145,7 +145,7 @@ def test_bad_labels_are_reported_and_the_rest_done(local_ray, tmp_path):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sdk", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_S)
 
 
 def test_cli_on_the_running_cluster(local_ray, labels, tmp_path):

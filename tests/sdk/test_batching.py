@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sdk import Synthesizer
-from tests.conftest import ROOT, random_ids
+from tests.conftest import HANG_S, ROOT, random_ids
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _max_rss_kb(args: list[str]) -> tuple[int, subprocess.CompletedProcess]:
             "r = subprocess.run([sys.executable] + sys.argv[1:], capture_output=True, text=True); "
             "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
             "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     rss = int(proc.stdout.rsplit("MAXRSS", 1)[1])
     return rss, proc
 

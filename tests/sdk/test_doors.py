@@ -30,7 +30,7 @@ from PIL import Image
 
 from sdk import LabelError, SDKError, Synthesizer
 from sdk.conventions import ADE20K_MINUS_ONE, CONVENTIONS
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 ray = pytest.importorskip("ray", reason="sdk batch and serve need the scale extra (ray[data,serve])")
 
@@ -239,7 +239,7 @@ def test_cli(case):
 
 def _sdk(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sdk", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_S)
 
 
 def test_batch(case, local_ray):
@@ -286,7 +286,7 @@ def served(case, serve_port):
     serve.delete(name)
 
 
-def post_form(url: str, fields: dict[str, tuple[str, bytes] | str], timeout: float = 120
+def post_form(url: str, fields: dict[str, tuple[str, bytes] | str], timeout: float = HANG_S
               ) -> tuple[int, bytes, dict[str, str]]:
     boundary = uuid.uuid4().hex
     parts = []
@@ -488,7 +488,7 @@ def test_huge_dimension_png_is_refused_from_its_header_in_bounded_memory(tmp_pat
             "sys.exit(r.returncode)")
     r = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "sdk", "synthesize", "--bundle", str(DEMO),
                         "--label", str(png), "--out", str(tmp_path / "o.png")], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=HANG_S)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: label is 12000x12000 (HxW)")
     assert f"maps up to {MAX_PIXELS:,} pixels" in r.stderr and "Traceback" not in r.stderr
     peak_mb = int(r.stdout.split()[-1]) / 1024

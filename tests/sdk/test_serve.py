@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 ray = pytest.importorskip("ray", reason="sdk serve needs the scale extra (ray[data,serve])")
 
@@ -48,7 +48,7 @@ def urls(local_ray):
     serve.shutdown()
 
 
-def post(url: str, body: bytes, query: str = "", ctype: str = "image/png", timeout: float = 60
+def post(url: str, body: bytes, query: str = "", ctype: str = "image/png", timeout: float = HANG_S
          ) -> tuple[int, bytes, dict[str, str]]:
     req = urllib.request.Request(f"{url}/synthesize{query}", data=body, headers={"Content-Type": ctype})
     try:
@@ -146,9 +146,9 @@ def test_health_and_metadata(urls):
     from sdk.services.common import bundle_sha
 
     base, _ = urls
-    with urllib.request.urlopen(f"{base}/healthz", timeout=30) as r:
+    with urllib.request.urlopen(f"{base}/healthz", timeout=HANG_S) as r:
         assert r.status == 200 and json.loads(r.read())["status"] == "ok"
-    with urllib.request.urlopen(f"{base}/metadata", timeout=30) as r:
+    with urllib.request.urlopen(f"{base}/metadata", timeout=HANG_S) as r:
         meta = json.loads(r.read())
     assert meta["name"] == "spade-demo-street" and meta["resolution"] == [256, 512]
     assert meta["num_classes"] == 35 and len(meta["classes"]) == 35 and len(meta["palette"]) == 35
@@ -171,7 +171,7 @@ def test_bounded_load_run_reports_latency(urls, tmp_path):
     out = tmp_path / "load.json"
     r = subprocess.run([sys.executable, "benchmarks/serve_load.py", "--url", base, "--clients", "1", "8",
                         "--requests", "24", "--duration", "20", "--json", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+                       cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, r.stderr
     rows = json.loads(out.read_text())
     assert [row["clients"] for row in rows] == [1, 8]
@@ -204,7 +204,7 @@ def test_cli_serves_until_interrupted(tmp_path):
                             env={**os.environ, "RAY_DISABLE_USAGE_STATS": "1"})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + HANG_S
         while True:
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             try:
@@ -224,7 +224,7 @@ def test_cli_serves_until_interrupted(tmp_path):
             lines.append(line)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err[-2000:]
     banner = "".join(lines)
     assert f"serving {DEMO}" in banner and "/synthesize" in banner and "Traceback" not in err
@@ -239,7 +239,7 @@ def test_ctrl_c_exits_even_when_serve_shutdown_hangs():
             "m._shutdown_within(1.0)\n"
             "print('not reached')\n")
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0 and "not reached" not in r.stdout
     assert "did not shut down within 1 s" in r.stderr and "Traceback" not in r.stderr
     assert time.monotonic() - start < 60

@@ -5,13 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import HANG_S
 from tests.train.conftest import ROOT, tiny_config, write_config
 
 
 def _train(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "train", *args, "--no-progress"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_demo_config_three_steps_then_resume(tmp_path: Path):
@@ -51,12 +52,12 @@ def test_ctrl_c_writes_checkpoint_and_stops(tmp_path: Path):
     proc = subprocess.Popen([sys.executable, "-m", "train", "--config", str(cfg), "--out", str(run),
                              "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_S
     metrics = run / "metrics.jsonl"
     while time.time() < deadline and not (metrics.is_file() and metrics.read_text().strip()):
         time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130, err[-2000:]
     assert "Ctrl-C" in out and "stopped at step" in out
     assert list(run.glob("ckpt-*/generator.safetensors"))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import HANG_S
 from tests.train.conftest import ROOT, tiny_config, write_config
 
 
@@ -14,7 +15,7 @@ def test_two_process_gloo(tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                         "--standalone", "-m", "train", "--config", str(cfg), "--out",
                         str(tmp_path / "run"), "--no-progress"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((tmp_path / "run/ckpt-00000002/meta.json").read_text())
     assert meta["world_size"] == 2

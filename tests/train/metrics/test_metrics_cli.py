@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import HANG_S, ROOT
 
 
 def test_metrics_of_two_folders(tmp_path):
@@ -23,7 +23,7 @@ def test_metrics_of_two_folders(tmp_path):
     out = tmp_path / "scores.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.metrics", "--real", str(tmp_path / "real"), "--fake",
                            str(tmp_path / "fake"), "--metrics", "psnr,ssim,swd", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(out.read_text())
     assert scores["images"] == 3 and 30 < scores["psnr"] < 45 and 0 < scores["ssim"] < 1 and scores["swd"] > 0

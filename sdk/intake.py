@@ -88,9 +88,10 @@ class LabelIntake:
         """One label map (and its instance map) as this model's :class:`Label`: the one
         reader of label maps, at every door.
 
-        ``label_format`` overrides the intake's for this map (``labels``: its old name). A label and its instance map are
-        of one size and resized alike. ``regions_as_edges``: without an instance map, take
-        the label regions' borders as edges without the notice (the caller says so itself).
+        ``label_format`` overrides the intake's for this map (``labels``: its old name). A
+        label and its instance map are of one size and resized alike. ``regions_as_edges``:
+        without an instance map, take the label regions' borders as edges without the notice
+        (the caller says so itself).
         A :class:`Label` passes through as it is: it was read already.
         """
         if isinstance(label, Label):

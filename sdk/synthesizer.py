@@ -174,7 +174,8 @@ class Synthesizer(metaclass=_PipelineType):
         wanted = pipeline_class(bundle)
         if _pipeline_of(type(self)) is not wanted:
             raise SDKError(f"{bundle.name} is {_article(bundle.task)} {bundle.task} model, which {type(self).__name__} "
-                           f"does not run: open it with Synthesizer.from_pretrained (a {wanted.__name__})")
+                           f"does not run: open it with Synthesizer.from_pretrained, which gives its pipeline, "
+                           f"{wanted.__name__}")
         self.bundle = bundle
         self.intake = LabelIntake(bundle, label_format, labels=labels)
         """Reads every label map of this model (:mod:`sdk.intake`); doors read through it too."""

@@ -481,8 +481,8 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
             compute=ray.data.ActorPoolStrategy(size=size.workers),
             num_cpus=size.cpus, num_gpus=size.gpus,
             fn_constructor_kwargs={"bundle": str(bundle.resolve()), "backend": backend,
-                                   "threads": threads_for(size.cpus), "png_level": png_level, "label_format": label_format,
-                                   "crash_once": crash_once})
+                                   "threads": threads_for(size.cpus), "png_level": png_level,
+                                   "label_format": label_format, "crash_once": crash_once})
         log = _RecordLog(records_path)
         bar = _progress(len(todo), progress)
         start = time.perf_counter()

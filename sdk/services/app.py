@@ -142,9 +142,11 @@ class AppSession:
     def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, redraw_seed: float | None,
                  instance_file: Any = None) -> tuple[str, str, Any, str, list[str], int]:
         """Redraw one class (``choice``: "k: name"): its code becomes seed ``redraw_seed``'s
-        (:meth:`sdk.PerClassLabelToImage.resample_codes`), every other class keeps its code. Returns
-        :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
+        (:meth:`sdk.PerClassLabelToImage.resample_codes`), every other class keeps its code.
+        Returns :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
         and a seed typed back gives its look again."""
+        if not self.painter.has_codes:  # the page's line is the reason, not the pipeline's missing call
+            raise SDKError(self.s.no_codes_reason)
         if not choice:
             raise SDKError("pick a class to redraw")
         k, r = int(str(choice).split(":")[0]), int(redraw_seed or 0)

@@ -80,7 +80,7 @@ def moved(base: np.ndarray, images: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def measure(s: Any, maps: int = 4) -> dict[str, Any]:
-    """The locality figures of bundle ``s`` (a Synthesizer with ``labels="model"``)."""
+    """The locality figures of bundle ``s`` (a Synthesizer with ``label_format="ids"``)."""
     outside, inside = [], []
     for m in range(maps):
         label = block_map(s.bundle.resolution, s.bundle.num_classes, seed=m)
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, results = [], {}
     for family, preset in PRESETS.items():
         path = getattr(args, family) or ci_bundle(preset, cache)
-        s = Synthesizer.from_pretrained(path, backend="onnxruntime", labels="model")
+        s = Synthesizer.from_pretrained(path, backend="onnxruntime", label_format="ids")
         figures = measure(s, args.maps)
         results[family] = figures
         weights = "random weights, CI size" if s.bundle.random_weights else figures["weights"]

@@ -70,18 +70,11 @@ SAMPLE_PREFIXES = {"Cityscapes": "street", "ADE20K": "ade", "COCO-Stuff": "coco"
 
 def file_ids(bundle: Bundle, path: Path) -> np.ndarray:
     """One label PNG as model class ids at the bundle's resolution: a dataset file through the
-    bundle's convention, an RGB map through its palette (as the Synthesizer reads files)."""
-    from sdk.conventions import Convention
-    from sdk.labels import check_ids, read_values, resize_ids
+    bundle's convention, an RGB map through its palette, read by the bundle's intake (the one
+    reader of label maps: resized, or refused, as the Synthesizer reads files)."""
+    from sdk.intake import LabelIntake
 
-    values, coloured = read_values(path, palette=bundle.label.get("palette"), what=str(path))
-    spec = dict(bundle.label.get("convention") or {})
-    spec.pop("source", None)  # where the convention was chosen from, not a field of it
-    ids = values if coloured or not spec else Convention.from_json(spec).to_ids(values, str(path))
-    if ids.shape != bundle.resolution:
-        ids = resize_ids(ids, bundle.resolution)
-    check_ids(ids, int(bundle.num_classes), what=str(path))
-    return ids.astype(np.int32)
+    return LabelIntake(bundle).read(path, what=str(path), regions_as_edges=True).ids
 
 
 def folder_ids(bundle: Bundle, folder: str | Path, pattern: str = "*label*.png") -> list[np.ndarray]:

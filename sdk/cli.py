@@ -91,8 +91,8 @@ def _open(args: argparse.Namespace) -> Synthesizer:
     command it takes)."""
     from .synthesizer import Synthesizer
 
-    return Synthesizer.from_pretrained(args.bundle, backend=args.backend, labels=getattr(args, "labels", "dataset"),
-                                       **_backend_options(args))
+    return Synthesizer.from_pretrained(args.bundle, backend=args.backend,
+                                       label_format=getattr(args, "label_format", "dataset"), **_backend_options(args))
 
 
 def _output(fmt: str) -> str:
@@ -229,7 +229,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         convention = b.label.get("convention")
         if convention:
             print(f"  label files  {convention['dataset']}: {convention['summary']} ({convention['name']}; "
-                  f"{convention.get('source', '')}); pass --labels model for maps of model ids")
+                  f"{convention.get('source', '')}); pass --label-format ids for maps of model ids")
     if m.parameters is not None:
         print(f"  parameters   {m.parameters / 1e6:.2f}M")
     for name, g in m.graphs.items():
@@ -295,11 +295,30 @@ def _format_arg(parser: argparse.ArgumentParser) -> None:
                              "float: the float image (3, H, W) in [-1, 1] as .npy")
 
 
-def labels_arg(parser: argparse.ArgumentParser, what: str = "the label PNG") -> None:
-    """--labels dataset|model: how every door reads label maps (the API's ``labels=``)."""
-    parser.add_argument("--labels", choices=("dataset", "model"), default="dataset",
+class OldLabelsFlag(argparse.Action):
+    """``--labels dataset|model``, the old name of ``--label-format`` (``model``: ``ids``):
+    it still works for one version, with a one-line notice."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from .conventions import OLD_LABEL_FORMATS
+        from .notices import notice
+
+        new = OLD_LABEL_FORMATS.get(values, values)
+        notice(f"--labels {values} is deprecated (it goes in the next version): use --label-format {new}")
+        namespace.label_format = new
+
+
+def label_format_arg(parser: argparse.ArgumentParser, what: str = "the label PNG") -> None:
+    """--label-format dataset|ids: what label maps hold, at every door (the API's
+    ``label_format=``); ``--labels dataset|model``, its old name, still works (deprecated)."""
+    from .conventions import LABEL_FORMATS, OLD_LABEL_FORMATS
+
+    parser.add_argument("--label-format", choices=LABEL_FORMATS, default="dataset",
                         help=f"dataset: {what} is the dataset's annotation file, mapped by the bundle's "
-                             f"convention (python -m sdk info); model: it holds model class ids already")
+                             f"convention (python -m sdk info); ids: it holds model class ids already")
+    parser.add_argument("--labels", choices=("dataset", *OLD_LABEL_FORMATS), action=OldLabelsFlag,
+                        dest="label_format", help="deprecated: --label-format (model: ids)")
 
 
 def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
@@ -312,7 +331,7 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     s.add_argument("--bundle", required=True, help="bundle folder (python -m export bundle ...)")
     s.add_argument("--label", required=True, help="label map PNG (index, grayscale or palette RGB)")
     s.add_argument("--instance", help="instance-id PNG (models with instance edges; 8- or 16-bit)")
-    labels_arg(s)
+    label_format_arg(s)
     s.add_argument("--style", help="style reference image (models with a style encoder)")
     s.add_argument("--seed", type=int, default=None, help="latent seed (>= 0); same seed, same image")
     s.add_argument("--n", type=int, default=1, help="number of samples (out_0.png, out_1.png, ...)")
@@ -372,7 +391,7 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
                    "of an earlier run)")
     r.add_argument("--save-codes", help="also write the rendered codes (C, D) to this .npy")
     r.add_argument("--instance", help="instance-id PNG (models with instance edges)")
-    labels_arg(r)
+    label_format_arg(r)
     r.add_argument("--steps", type=int, default=8, help="frames of a .gif --out, end points included")
     r.add_argument("--duration-ms", type=int, default=100, help="GIF frame time in milliseconds")
     _runtime_args(r, batch=False)
@@ -429,7 +448,8 @@ def run_cli(argv: Sequence[str] | None, parser: argparse.ArgumentParser,
         return 130
 
 
-__all__ = ["Parser", "add_command", "backend_arg", "build_parser", "labels_arg", "main", "run_cli"]
+__all__ = ["OldLabelsFlag", "Parser", "add_command", "backend_arg", "build_parser", "label_format_arg", "main",
+           "run_cli"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

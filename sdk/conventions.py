@@ -20,7 +20,7 @@ code (file and line in each entry's ``origin``):
 
 A bundle records its convention in ``manifest.label.convention`` (chosen at export from
 where the weights came from); the SDK maps files through it unless told that the maps
-are model ids already (``labels="model"``). Instance maps only yield edges (a pixel whose
+hold model ids already (``label_format="ids"``). Instance maps only yield edges (a pixel whose
 left/right/top/bottom neighbour has another id), so their numbering never matters.
 """
 from __future__ import annotations
@@ -30,11 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from .deprecation import deprecated
 from .errors import LabelError
 
-LABEL_MODES = ("dataset", "model")
-"""How the SDK reads label maps: as the dataset's files (through the bundle's convention)
-or as the model's class ids already."""
+LABEL_FORMATS = ("dataset", "ids")
+"""What label maps hold (``label_format=``, CLI ``--label-format``): the dataset's file
+values, mapped to model ids through the bundle's convention, or the model's class ids."""
+OLD_LABEL_FORMATS = {"model": "ids"}
+"""Values of the switch before it was named ``label_format`` (deprecated, kept one version)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class Convention:
     hint: str = ""  # added to the error about an out-of-convention value
 
     def to_ids(self, values: np.ndarray, what: str = "label",
-               fix: str = "If the map holds model ids already, read it with labels='model' (CLI: --labels model)"
-               ) -> np.ndarray:
+               fix: str = ("If the map holds model ids already, read it with label_format='ids' "
+                           "(CLI: --label-format ids)")) -> np.ndarray:
         """Map a file's values (any integer dtype) to int32 model ids, in one new array; a
         value outside the convention is an error naming it, where it is, what the convention
         takes and ``fix``."""
@@ -130,11 +133,37 @@ def official_convention(dataset: str | None, family: str) -> Convention | None:
     return table.get(family, table[None])
 
 
+def check_label_format(label_format: str, labels: str | None = None) -> str:
+    """The label format a call asked for: ``"dataset"`` or ``"ids"``.
+
+    ``labels`` is the switch's old keyword and ``"model"`` its old value for ``"ids"``: both
+    still work for one version, with a :class:`DeprecationWarning`.
+    """
+    if labels is not None:
+        new = OLD_LABEL_FORMATS.get(labels, labels)
+        if label_format not in ("dataset", new):
+            raise LabelError(f"give label_format= alone (labels= is its old name); got label_format="
+                             f"{label_format!r} and labels={labels!r}")
+        deprecated(f"labels={labels!r} is deprecated (it goes in the next version): use label_format={new!r}")
+        label_format = new
+    if label_format in OLD_LABEL_FORMATS:
+        new = OLD_LABEL_FORMATS[label_format]
+        deprecated(f"label format {label_format!r} is deprecated (it goes in the next version): use {new!r}")
+        return new
+    if label_format not in LABEL_FORMATS:
+        raise LabelError(f"label_format must be 'dataset' (the dataset's files, mapped by the bundle's convention) "
+                         f"or 'ids' (model class ids already), got {label_format!r}")
+    return label_format
+
+
 def check_mode(labels: str) -> str:
-    if labels not in LABEL_MODES:
-        raise LabelError(f"labels must be 'dataset' (the dataset's files, mapped by the bundle's convention) "
-                         f"or 'model' (model class ids already), got {labels!r}")
-    return labels
+    """Deprecated: :func:`check_label_format` (``"model"`` comes back as ``"ids"``)."""
+    deprecated("sdk.conventions.check_mode is deprecated: use check_label_format")
+    return check_label_format(labels)
 
 
-__all__ = ["CONVENTIONS", "Convention", "LABEL_MODES", "check_mode", "official_convention"]
+LABEL_MODES = ("dataset", "model")
+"""Deprecated: :data:`LABEL_FORMATS` (the switch's values before ``label_format``)."""
+
+__all__ = ["CONVENTIONS", "Convention", "LABEL_FORMATS", "LABEL_MODES", "OLD_LABEL_FORMATS", "check_label_format",
+           "check_mode", "official_convention"]

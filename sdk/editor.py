@@ -73,7 +73,7 @@ class Editor:
             raise SDKError(synth._wrong_task("takes no label map, so there is nothing to edit"))
         self._size: tuple[int, int] | None = None
         read = self._read(label, instance)
-        latent = synth.latents.stream(1, seed=seed, z=z, style=style, codes=codes, encode_style=synth.encode_style)
+        latent = synth.latents.stream(1, seed=seed, z=z, style=style, codes=codes, encode_style=synth._style_code)
         self._latents = latent.take(1)
         self._fetch = synth._image_outputs()[0]
         runner = synth.runner("model")

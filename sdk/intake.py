@@ -16,7 +16,7 @@ every door. In order:
    NEAREST picks) when the map is not at the model's size, with one notice. Memory follows
    the file's own bytes per pixel; no full-size int64 copy is ever made.
 3. **Map to model ids once**: dataset file values through the bundle's convention
-   (:mod:`sdk.conventions`), or model ids as they are (``labels="model"``, the app's canvas,
+   (:mod:`sdk.conventions`), or model ids as they are (``label_format="ids"``, the app's canvas,
    colours of the model's palette); range-checked; one int32 array, which the Synthesizer
    hands to the runner as it is (stacked, for a batch).
 4. **Edges**: a model trained with instance edges gets them from the instance map (read by
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import Bundle
-from .conventions import Convention, check_mode
+from .conventions import Convention, check_label_format
+from .deprecation import deprecated
 from .errors import LabelError
 from .labels import LabelLike, MapSource, check_ids, check_size, colours_to_ids, instance_edges, pack_colours
 from .notices import notice
@@ -59,14 +60,15 @@ class Label:
 class LabelIntake:
     """How one bundle reads label maps; every door reads through one of these.
 
-    ``labels``: ``"dataset"`` (default) reads maps as the dataset's annotation files, mapped
-    through the bundle's convention; ``"model"`` takes them as model class ids already. RGB
-    maps in the model's palette hold model ids either way.
+    ``label_format``: ``"dataset"`` (default) reads maps as the dataset's annotation files,
+    mapped through the bundle's convention; ``"ids"`` takes them as model class ids already.
+    RGB maps in the model's palette hold model ids either way. (``labels=``, and its value
+    ``"model"``, are the old names: deprecated.)
     """
 
-    def __init__(self, bundle: Bundle, labels: str = "dataset") -> None:
+    def __init__(self, bundle: Bundle, label_format: str = "dataset", *, labels: str | None = None) -> None:
         self.bundle = bundle
-        self.labels = check_mode(labels)
+        self.label_format = check_label_format(label_format, labels)
         spec = dict(bundle.label.get("convention") or {})
         spec.pop("source", None)  # where the convention was chosen from, not a field of it
         self.convention = Convention.from_json(spec) if spec else None
@@ -75,20 +77,30 @@ class LabelIntake:
         self.palette = bundle.label.get("palette")
         self.wants_edges = bool(bundle.label.get("instance_edge"))
 
-    def read(self, label: LabelLike | Label, instance: LabelLike | None = None, *, labels: str | None = None,
-             what: str = "label", regions_as_edges: bool = False) -> Label:
-        """One label map (and its instance map) as this model's :class:`Label`.
+    @property
+    def labels(self) -> str:
+        """Deprecated: :attr:`label_format` (this gives the old values, ``"model"`` for ``"ids"``)."""
+        deprecated("LabelIntake.labels is deprecated: use .label_format ('dataset' or 'ids')")
+        return "model" if self.label_format == "ids" else self.label_format
 
-        ``labels`` overrides the intake's mode for this map. A label and its instance map are
-        of one size and resized alike. ``regions_as_edges``: without an instance map, take
-        the label regions' borders as edges without the notice (the caller says so itself).
+    def read(self, label: LabelLike | Label, instance: LabelLike | None = None, *, label_format: str | None = None,
+             what: str = "label", regions_as_edges: bool = False, labels: str | None = None) -> Label:
+        """One label map (and its instance map) as this model's :class:`Label`: the one
+        reader of label maps, at every door.
+
+        ``label_format`` overrides the intake's for this map (``labels``: its old name). A
+        label and its instance map are of one size and resized alike. ``regions_as_edges``:
+        without an instance map, take the label regions' borders as edges without the notice
+        (the caller says so itself).
         A :class:`Label` passes through as it is: it was read already.
         """
         if isinstance(label, Label):
             if instance is not None:
                 raise LabelError(f"{what} was read already (a Label); give its instance map when reading it")
             return label
-        dataset = check_mode(labels or self.labels) == "dataset" and self.convention is not None
+        fmt = self.label_format if label_format is None and labels is None else \
+            check_label_format(label_format or "dataset", labels)
+        dataset = fmt == "dataset" and self.convention is not None
         src = MapSource(label, what)
         inst = None
         if instance is not None:
@@ -120,7 +132,7 @@ class LabelIntake:
         label rules first, as the official code resizes it)."""
         self.check_takes_instances()
         src = MapSource(instance, what)
-        dataset = self.labels == "dataset" and self.convention is not None
+        dataset = self.label_format == "dataset" and self.convention is not None
         return self._edges(src.values(self._target(src.shape, what, dataset)))
 
     # -- steps --------------------------------------------------------------------------

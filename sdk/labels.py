@@ -1,8 +1,10 @@
 """Label-map files and arrays: opening with bounds, decoding at the file's own depth,
 nearest resizing, checks, and SPADE's instance edges.
 
-The pieces :mod:`sdk.intake` (the one reader every door uses) is built from, in numpy:
-what the graphs must not contain happens here. The one-hot encoding is the graph's own
+The pieces :mod:`sdk.intake` is built from, in numpy: what the graphs must not contain
+happens here. To read a label map, use the intake (``s.intake.read(x)``, or
+``LabelIntake(bundle).read(x)``): the one reader, at every door; :class:`MapSource` gives a
+file's raw values where no model is involved. The one-hot encoding is the graph's own
 business (on its device): the host sends class ids (int32), never a float one-hot.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from .deprecation import deprecated
 from .errors import LabelError
 
 LabelLike = Union[str, Path, bytes, Image.Image, np.ndarray]
@@ -165,9 +168,18 @@ def _integral(arr: np.ndarray, what: str) -> np.ndarray:
 
 def read_values(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, what: str = "label"
                 ) -> tuple[np.ndarray, bool]:
-    """A map's values as the file holds them (no resizing, no convention; 8- or 16-bit grey in
+    """Deprecated (goes in the next version): read label maps with
+    :meth:`sdk.intake.LabelIntake.read`, or :class:`MapSource` for a file's raw values.
+
+    A map's values as the file holds them (no resizing, no convention; 8- or 16-bit grey in
     its own dtype, palette PNGs their indices) and whether it was colour-coded (an RGB image,
     decoded to int32 ids through ``palette``: its colours stand for model ids)."""
+    deprecated("sdk.labels.read_values is deprecated: read label maps with s.intake.read(x) (a Label: .ids), "
+               "or sdk.labels.MapSource(x).values() for a file's raw values")
+    return _read_values(x, palette, what)
+
+
+def _read_values(x: LabelLike, palette: Sequence[Sequence[int]] | None, what: str) -> tuple[np.ndarray, bool]:
     src = MapSource(x, what)
     values = src.values()
     if src.coloured:
@@ -176,9 +188,12 @@ def read_values(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None,
 
 
 def read_ids(x: LabelLike, *, palette: Sequence[Sequence[int]] | None = None, what: str = "label") -> np.ndarray:
-    """:func:`read_values` without the flag. Doors read through :class:`sdk.intake.LabelIntake`,
-    which also fits the map to a model and applies its convention."""
-    return read_values(x, palette=palette, what=what)[0]
+    """Deprecated (goes in the next version): :func:`read_values` without the flag. Read label
+    maps with :meth:`sdk.intake.LabelIntake.read`, which also fits the map to a model and
+    applies its convention."""
+    deprecated("sdk.labels.read_ids is deprecated: read label maps with s.intake.read(x) (a Label: .ids), "
+               "or sdk.labels.MapSource(x).values() for a file's raw values")
+    return _read_values(x, palette, what)[0]
 
 
 def colours_to_ids(rgb: np.ndarray, palette: Sequence[Sequence[int]] | None, what: str = "label") -> np.ndarray:

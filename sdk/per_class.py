@@ -15,7 +15,11 @@ and store them with :func:`save_codes` / :func:`load_codes` (``.npy``, written a
 >>> frames = s.morph(image_a, label_a, image_b, label_b, steps=8)             # GroupDNet: encoder
 >>> codes = s.encode(image_a, label_a)                         # (C, D) encoder mean (GroupDNet)
 
-A seed's codes (:meth:`PerClassMixin.sample_codes`) are drawn as the model was trained:
+:class:`PerClassLabelToImage` is the pipeline ``Synthesizer.from_pretrained`` returns for
+these bundles: a :class:`~sdk.synthesizer.LabelToImage` with these calls (and without
+``encode_style``: the encoder here gives codes per class, ``encode``).
+
+A seed's codes (:meth:`PerClassLabelToImage.sample_codes`) are drawn as the model was trained:
 GroupDNet one code per class; OASIS one noise vector given to every class, so ``s(label,
 seed=k)`` is the official broadcast-noise image and a redrawn class takes seed ``k``'s
 vector. OASIS has no encoder: the calls that encode photos say so.
@@ -31,46 +35,26 @@ from __future__ import annotations
 import difflib
 import io
 from pathlib import Path
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Iterable,
-    Literal,
-    Mapping,
-    Sequence,
-    Tuple,
-    Union,
-)
+from typing import Any, Iterable, Literal, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
-from . import labels as L
 from .atomic import atomic_path
 from .errors import LabelError, SDKError
 from .inputs import check_seed
 from .intake import Label
-from .latents import NO_CODES, ClassCodes
+from .labels import LabelLike, is_batch, read_image
+from .latents import ClassCodes
 from .notices import notice
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .backends import Runner
-    from .bundle import Bundle
-    from .intake import LabelIntake
+from .synthesizer import WHY_NO_CODES, LabelToImage, _NotHere
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 Base = Union[np.ndarray, int, None]
-StyleRef = Union[Tuple[ImageLike, L.LabelLike], np.ndarray]
+StyleRef = Union[Tuple[ImageLike, LabelLike], np.ndarray]
 
 DEFAULT_BASE_SEED = 0
 """Seed of the base codes when ``resample`` / ``mix`` get no ``base``."""
-
-WHY_NO_CODES = {
-    "dpsims": ("{name} cannot redraw one class: DP-SIMS draws one global z, which an MLP maps to tokens that "
-               "every pixel attends to (cross-attention at 1/16 and 1/32 scale) before self-attention mixes all "
-               "positions, so no part of its noise belongs to a region; use an OASIS or GroupDNet bundle"),
-}
-"""Families whose single latent admits no per-class form, and why (one line each)."""
 
 
 
@@ -134,57 +118,29 @@ def interpolate_codes(a: np.ndarray, b: np.ndarray, t: float,
     return out.astype(np.float32)
 
 
-class PerClassMixin:
-    """Per-class latent control; :class:`~sdk.Synthesizer` inherits it.
+class PerClassLabelToImage(LabelToImage):
+    """Label-to-image with per-class codes (GroupDNet, OASIS): every call of
+    :class:`~sdk.synthesizer.LabelToImage`, ``s(label, codes=...)``, and per-class control.
 
-    Uses only the Synthesizer's public surface: ``bundle``, ``latents`` (a
-    :class:`~sdk.latents.ClassCodes` on GroupDNet and OASIS bundles), ``intake`` (a label
-    map is read once, then rendered as read), ``read_label``, ``runner`` and calling it
-    with ``codes=``.
+    ``mix``, ``morph`` and ``encode`` run the encoder: OASIS bundles have none (OASIS draws
+    its noise), and those calls say so in one line; ``mix`` with codes given as arrays needs
+    no encoder.
     """
 
-    if TYPE_CHECKING:  # pragma: no cover
-        bundle: Bundle
-        latents: Any
-        intake: LabelIntake
-
-        def runner(self, graph: str = "model") -> Runner: ...
-        def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray: ...
-        def __call__(self, label: Any = None, **kw: Any) -> Any: ...
-
-    # -- public API ---------------------------------------------------------------------
-    @property
-    def has_codes(self) -> bool:
-        """Whether the model takes per-class codes (GroupDNet, OASIS): resample, interpolate
-        per class, ``codes=`` and ``sample_codes`` apply."""
-        return isinstance(self.latents, ClassCodes)
-
-    @property
-    def no_codes_reason(self) -> str | None:
-        """None where per-class control applies; else the one line its calls raise, naming why
-        (apps show it next to a disabled control)."""
-        if self.has_codes:
-            return None
-        b = self.bundle
-        if b.family in WHY_NO_CODES:
-            return WHY_NO_CODES[b.family].format(name=b.name)
-        if b.family == "oasis":  # exported before OASIS took its noise per class
-            return (f"{b.name} was exported before OASIS took its noise per class (its graph takes one z); "
-                    f"re-export it from its own weights to redraw one class: python -m export bundle --model "
-                    f"{b.name} --checkpoint {b.path / 'weights.safetensors'} --out NEW_FOLDER")
-        return NO_CODES.format(name=b.name)
+    latents: ClassCodes
+    encode_style = _NotHere()  # the encoder gives codes per class: ``encode(image, label)``
 
     @property
     def codes_shape(self) -> tuple[int, int]:
         """(C, D): classes and code length of one image's codes."""
-        return self._codes().shape
+        return self.latents.shape
 
     def sample_codes(self, seed: int | None = None) -> np.ndarray:
         """Random codes (C, D) from ``seed``: exactly those ``s(label, seed=seed)`` uses
         (OASIS: one noise vector in every row)."""
-        return self._codes().sample(seed)[0]
+        return self.latents.sample(seed)[0]
 
-    def encode(self, image: ImageLike, label: L.LabelLike) -> np.ndarray:
+    def encode(self, image: ImageLike, label: LabelLike) -> np.ndarray:
         """Per-class codes (C, D) of a real image: the encoder mean ``mu`` of each class.
 
         Classes absent from ``label`` get the encoder's code of an empty (all-black) crop.
@@ -192,8 +148,8 @@ class PerClassMixin:
         """
         return self._encode_batch([(image, label)], "image")[0]
 
-    def resample(self, label: L.LabelLike, classes: Iterable[int | str], *, seed: int | None = None,
-                 base: Base = None, instance: L.LabelLike | None = None,
+    def resample(self, label: LabelLike, classes: Iterable[int | str], *, seed: int | None = None,
+                 base: Base = None, instance: LabelLike | None = None,
                  return_codes: bool = False) -> Image.Image | tuple[Image.Image, np.ndarray]:
         """Change the appearance of ``classes`` only; every other class keeps its code.
 
@@ -225,9 +181,22 @@ class PerClassMixin:
         codes[idx] = self.sample_codes(seed)[idx]
         return codes
 
-    def interpolate_classes(self, label: L.LabelLike, *, seed_a: int, seed_b: int,
+    def interpolate(self, label: LabelLike | None = None, *, seed_a: int, seed_b: int, steps: int = 8,
+                    classes: Iterable[int | str] | None = None) -> list[Image.Image]:
+        """Frames from seed ``seed_a``'s image to seed ``seed_b``'s, class by class: with
+        ``classes`` only those classes move and every other class keeps seed ``seed_a``'s
+        code (:meth:`interpolate_classes`). The first frame equals ``s(label, seed=seed_a)``,
+        the last ``s(label, seed=seed_b)`` (all classes) or
+        ``s.resample(label, classes, seed=seed_b, base=seed_a)``."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
+        if label is None:
+            raise LabelError(self._wrong_task("needs a label map"))
+        return self.interpolate_classes(label, seed_a=seed_a, seed_b=seed_b, classes=classes, steps=steps)
+
+    def interpolate_classes(self, label: LabelLike, *, seed_a: int, seed_b: int,
                             classes: Iterable[int | str] | None = None, steps: int = 8,
-                            mode: Literal["slerp", "linear"] = "slerp", instance: L.LabelLike | None = None,
+                            mode: Literal["slerp", "linear"] = "slerp", instance: LabelLike | None = None,
                             batch_size: int = 4) -> list[Image.Image]:
         """Frames in which ``classes`` (default: every class) move from their look in seed
         ``seed_a``'s image to their look in seed ``seed_b``'s; every other class keeps seed
@@ -255,8 +224,8 @@ class PerClassMixin:
             codes[i, idx] = interpolate_codes(a[idx], b[idx], float(t), mode)
         return self._render_frames(read, codes, batch_size)
 
-    def mix(self, label: L.LabelLike, styles: Mapping[int, StyleRef], *, base: Base = None,
-            instance: L.LabelLike | None = None,
+    def mix(self, label: LabelLike, styles: Mapping[int, StyleRef], *, base: Base = None,
+            instance: LabelLike | None = None,
             return_codes: bool = False) -> Image.Image | tuple[Image.Image, np.ndarray]:
         """Appearance mixture: each listed class looks like that class in its own reference.
 
@@ -271,7 +240,7 @@ class PerClassMixin:
         """
         codes = self._base_codes(base)
         c, d = codes.shape
-        refs: list[tuple[int, tuple[ImageLike, L.LabelLike]]] = []
+        refs: list[tuple[int, tuple[ImageLike, LabelLike]]] = []
         for cls, ref in styles.items():
             cls = self._class_ids([cls], "styles")[0]
             if isinstance(ref, np.ndarray):
@@ -285,7 +254,7 @@ class PerClassMixin:
         if refs:
             self._encoder()
             for cls, (_, ref_label) in refs:
-                ids = self.read_label(ref_label, f"the reference label of class {cls}")
+                ids = self._ids(ref_label, f"the reference label of class {cls}")
                 if not (ids == cls).any():
                     raise LabelError(f"the reference label for class {cls} has no pixel of class {cls}; "
                                      f"give a reference whose label map contains it")
@@ -294,9 +263,9 @@ class PerClassMixin:
                 codes[cls] = mu[cls]
         return self._render(self._read_one(label, instance), codes, return_codes)
 
-    def morph(self, image_a: ImageLike, label_a: L.LabelLike, image_b: ImageLike, label_b: L.LabelLike,
-              *, steps: int = 8, label: L.LabelLike | None = None, mode: Literal["slerp", "linear"] = "slerp",
-              instance: L.LabelLike | None = None, batch_size: int = 4) -> list[Image.Image]:
+    def morph(self, image_a: ImageLike, label_a: LabelLike, image_b: ImageLike, label_b: LabelLike,
+              *, steps: int = 8, label: LabelLike | None = None, mode: Literal["slerp", "linear"] = "slerp",
+              instance: LabelLike | None = None, batch_size: int = 4) -> list[Image.Image]:
         """Frames morphing the appearance of image A into that of image B, class by class.
 
         Both images are encoded (:meth:`encode`); frame ``i`` renders
@@ -317,14 +286,13 @@ class PerClassMixin:
         return self._render_frames(target, codes, batch_size)
 
     # -- steps ------------------------------------------------------------------------
-    def _codes(self) -> ClassCodes:
-        if not isinstance(self.latents, ClassCodes):
-            raise SDKError(self.no_codes_reason)
-        return self.latents
+    def _ids(self, label: LabelLike, what: str) -> np.ndarray:
+        """A reference label map's model ids (the encoder takes no edges)."""
+        return self.intake.read(label, what=what, regions_as_edges=True).ids
 
     def _encoder(self) -> dict[str, Any]:
         """The encoder graph's manifest entry, or the one line saying why there is none."""
-        codes = self._codes()
+        codes = self.latents
         if not self.bundle.has_graph("encoder"):
             if codes.broadcast:  # OASIS: noise in, no encoder by design
                 raise SDKError(f"{self.bundle.name} has no encoder (OASIS draws its noise; it cannot encode a "
@@ -333,9 +301,9 @@ class PerClassMixin:
             raise SDKError(f"{self.bundle.name} has no encoder graph; re-export the bundle to encode images")
         return self.bundle.graph("encoder")
 
-    def _read_one(self, label: L.LabelLike | Label, instance: L.LabelLike | None) -> Label:
+    def _read_one(self, label: LabelLike | Label, instance: LabelLike | None) -> Label:
         """One label map (and instance map) read by the intake, once for the whole call."""
-        if L.is_batch(label):
+        if is_batch(label):
             raise LabelError("give one label map here (a batch: call s(labels, codes=...))")
         return self.intake.read(label, instance)
 
@@ -364,7 +332,7 @@ class PerClassMixin:
             return self.sample_codes(DEFAULT_BASE_SEED)
         if isinstance(base, (int, np.integer)) and not isinstance(base, bool):
             return self.sample_codes(int(base))
-        arr = self._codes().check(base)
+        arr = self.latents.check(base)
         if arr.ndim != 2:
             raise SDKError(f"base must be one image's codes {self.codes_shape} or a seed; got shape {arr.shape}")
         return arr.copy()
@@ -390,13 +358,13 @@ class PerClassMixin:
             out.append(int(x))
         return out
 
-    def _encode_batch(self, pairs: Sequence[tuple[ImageLike, L.LabelLike]], what: str) -> np.ndarray:
+    def _encode_batch(self, pairs: Sequence[tuple[ImageLike, LabelLike]], what: str) -> np.ndarray:
         """Encoder means (N, C, D) of (image, label) pairs, in one encoder run."""
         enc = self._encoder()
         names = {s["kind"]: s["name"] for s in enc["inputs"]}
         mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
-        ids = np.stack([self.read_label(lab, f"{what} label[{i}]") for i, (_, lab) in enumerate(pairs)])
-        imgs = np.stack([L.read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
+        ids = np.stack([self._ids(lab, f"{what} label[{i}]") for i, (_, lab) in enumerate(pairs)])
+        imgs = np.stack([read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
         feeds = {names["image"]: imgs, names["label"]: ids}
         return self.runner("encoder").run(feeds, outputs=[mu])[mu]
 
@@ -404,3 +372,7 @@ class PerClassMixin:
                 return_codes: bool) -> Image.Image | tuple[Image.Image, np.ndarray]:
         image = self(label, codes=codes)
         return (image, codes) if return_codes else image
+
+
+__all__ = ["DEFAULT_BASE_SEED", "PerClassLabelToImage", "WHY_NO_CODES", "interpolate_codes", "load_codes",
+           "save_codes"]

@@ -1,10 +1,34 @@
-"""``Synthesizer``: the one public entry point of the runtime.
+"""Pipelines: one class per task, the one a bundle needs.
 
 >>> from sdk import Synthesizer
->>> s = Synthesizer.from_pretrained("bundles/spade-cityscapes")
+>>> s = Synthesizer.from_pretrained("bundles/spade-cityscapes")   # a LabelToImage
 >>> image = s("samples/cityscapes_label.png", seed=0)
 
-A call reads as numbered steps (check inputs, encode the label map, prepare latents,
+``Synthesizer.from_pretrained(bundle)`` -- and ``Synthesizer(Bundle(...))`` -- return the
+class for the bundle's task and latent kind, as diffusers' ``from_pretrained`` returns the
+pipeline a checkpoint needs. Each class has only the calls that work on its bundles:
+
+========================  ==========================================  ==================================
+class                     bundles (manifest ``task``; latent kind)    calls
+========================  ==========================================  ==================================
+:class:`LabelToImage`     ``semantic``, no latent or a vector one:    ``s(label)``, ``stream``,
+                          SPADE (-vae: style encoder), pix2pixHD,     ``synthesize_many``, ``variations``,
+                          DP-SIMS                                     ``interpolate``, ``encode_style``
+``PerClassLabelToImage``  ``semantic`` with per-class ``codes``:      LabelToImage's but ``encode_style``;
+(:mod:`sdk.per_class`)    GroupDNet, OASIS                            ``sample_codes``, ``resample``,
+                                                                      ``resample_codes``, ``interpolate``
+                                                                      per class, ``mix``, ``morph``,
+                                                                      ``encode``
+:class:`Unconditional`    ``unconditional``: ProGAN                   ``s(seed=)``, ``stream``,
+                                                                      ``variations``, ``interpolate``
+:class:`ImageToImage`     ``image2image``: MSG U-Net                  ``s(image)`` = ``translate``
+========================  ==========================================  ==================================
+
+They share :class:`Synthesizer`: the bundle, its runners, the label intake, batching and
+output conversion. A call another class has is an :class:`AttributeError` that names who has
+it (``'LabelToImage' object has no attribute 'mix': per-class codes are GroupDNet's and
+OASIS' ...``); it is an :class:`~sdk.errors.SDKError` too, so the CLI prints it as its one
+line. A call reads as numbered steps (check inputs, encode the label map, prepare latents,
 run, post-process) and never branches on the backend: every backend is a
 :class:`~sdk.backends.base.Runner` over the same named tensors.
 """
@@ -19,20 +43,20 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-from . import labels as L
 from . import memory
 from .atomic import atomic_dir
 from .backends import Runner, check_options, make_runner, resolve_backend
-from .editor import Editor
 from .bundle import Bundle
+from .deprecation import deprecated
+from .editor import Editor
 from .errors import BackendError, LabelError, SDKError
 from .inputs import check_batch_size, check_count, check_output, check_seed
 from .intake import Label, LabelIntake
-from .latents import LatentStream, NoLatent, VectorLatent, latent_kind
+from .labels import LabelLike, is_batch, open_image, read_image, to_image
+from .latents import NO_CODES, ClassCodes, LatentStream, NoLatent, VectorLatent, latent_kind
 from .notices import notice
-from .per_class import PerClassMixin
 
-LabelInput = L.LabelLike | Label | Sequence[L.LabelLike | Label]
+LabelInput = LabelLike | Label | Sequence[LabelLike | Label]
 ImageLike = str | Path | Image.Image | np.ndarray
 ImageInput = ImageLike | Sequence[ImageLike]
 ASPECT_TOLERANCE = 0.01
@@ -46,6 +70,56 @@ MAX_AUTO_BATCH = 8
 """Largest batch the default ``batch_size`` picks (more buys little on a CPU)."""
 MIN_PER_IMAGE_BYTES = 16 << 20
 """Floor of the measured memory per image (a warm process may show no growth at all)."""
+WHY_NO_CODES = {
+    "dpsims": ("{name} cannot redraw one class: DP-SIMS draws one global z, which an MLP maps to tokens that "
+               "every pixel attends to (cross-attention at 1/16 and 1/32 scale) before self-attention mixes all "
+               "positions, so no part of its noise belongs to a region; use an OASIS or GroupDNet bundle"),
+}
+"""Families whose single latent admits no per-class form, and why (one line each)."""
+
+_PER_CLASS = "per-class codes are GroupDNet's and OASIS' (PerClassLabelToImage)"
+_SAMPLING = "it is label-to-image and unconditional models' (LabelToImage, Unconditional)"
+CALLS: dict[str, str] = {
+    **dict.fromkeys(("sample_codes", "codes_shape", "resample", "resample_codes", "interpolate_classes", "mix",
+                     "morph", "encode"), _PER_CLASS),
+    "encode_style": "a style encoder (one vector per image) is LabelToImage's: -vae SPADE presets",
+    "synthesize_many": "it is label-to-image models' (LabelToImage)",
+    "read_label": "it is label-to-image models' (LabelToImage; deprecated: use s.intake.read)",
+    "stream": _SAMPLING, "variations": _SAMPLING, "interpolate": _SAMPLING,
+    "translate": "translate is image-to-image models' (ImageToImage: MSG U-Net)",
+    "editor": "editing a label map is label-to-image models' (LabelToImage, PerClassLabelToImage)",
+}
+"""Every public call some pipeline has -> who has it: what an AttributeError for it says on
+a pipeline that does not have it."""
+
+
+class NotThisModel(SDKError, AttributeError):
+    """A call this model's pipeline does not have: an :class:`AttributeError` (``hasattr`` is
+    False) whose one line names the pipeline that has it, and an SDKError (the CLI's one line)."""
+
+
+class _NotHere:
+    """Marks a call a subclass does not have although its parent does (the per-class models'
+    ``encode_style``): looking it up fails, so the pipeline's ``__getattr__`` explains."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        raise AttributeError(self.name)
+
+
+class _PipelineType(type):
+    """Lists a pipeline's own calls only: ``dir()`` and ``help()`` leave out :class:`_NotHere`."""
+
+    def __dir__(cls) -> list[str]:
+        return [n for n in super().__dir__() if not _not_here(cls, n)]
+
+
+def _not_here(cls: type, name: str) -> bool:
+    """Whether ``name`` resolves to a :class:`_NotHere` on ``cls`` (the nearest definition wins)."""
+    owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+    return owner is not None and isinstance(owner.__dict__[name], _NotHere)
 
 
 @dataclass
@@ -61,17 +135,55 @@ class _Request:
     latents: LatentStream
 
 
-class Synthesizer(PerClassMixin):
-    """Runs a bundle: label map (and optional style, instance map, seed) -> images."""
+def pipeline_class(bundle: Bundle) -> type["Synthesizer"]:
+    """The pipeline class for ``bundle``: by its task, then (label-to-image) its latent kind."""
+    if bundle.task == "unconditional":
+        return Unconditional
+    if bundle.task == "image2image":
+        return ImageToImage
+    if isinstance(latent_kind(bundle.name, bundle.graph("model")["inputs"]), ClassCodes):
+        from .per_class import PerClassLabelToImage  # it builds on LabelToImage, defined below
 
-    def __init__(self, bundle: Bundle, backend: str = "auto", *, labels: str = "dataset",
-                 **backend_options: Any) -> None:
+        return PerClassLabelToImage
+    return LabelToImage
+
+
+def _pipeline_of(cls: type) -> type | None:
+    """The pipeline a class is (itself, or the one a user's subclass extends): the first of
+    the pipeline classes in its MRO."""
+    from .per_class import PerClassLabelToImage  # it builds on LabelToImage, defined below
+
+    pipelines = (LabelToImage, PerClassLabelToImage, Unconditional, ImageToImage)
+    return next((k for k in cls.__mro__ if k in pipelines), None)
+
+
+class Synthesizer(metaclass=_PipelineType):
+    """Runs a bundle; the base of every pipeline, and where they are opened from.
+
+    ``Synthesizer.from_pretrained(path)`` and ``Synthesizer(Bundle(path))`` both return the
+    pipeline the bundle needs (:func:`pipeline_class`): existing code that constructs
+    ``Synthesizer(...)`` keeps working and gets the calls of its model. What every pipeline
+    shares lives here: the bundle, its runners, the label intake, batching, output conversion.
+    """
+
+    def __new__(cls, bundle: Bundle | None = None, *args: Any, **kwargs: Any) -> "Synthesizer":
+        if cls is Synthesizer and isinstance(bundle, Bundle):
+            cls = pipeline_class(bundle)
+        return super().__new__(cls)
+
+    def __init__(self, bundle: Bundle, backend: str = "auto", *, label_format: str = "dataset",
+                 labels: str | None = None, **backend_options: Any) -> None:
+        wanted = pipeline_class(bundle)
+        if _pipeline_of(type(self)) is not wanted:
+            raise SDKError(f"{bundle.name} is {_article(bundle.task)} {bundle.task} model, which {type(self).__name__} "
+                           f"does not run: open it with Synthesizer.from_pretrained, which gives its pipeline, "
+                           f"{wanted.__name__}")
         self.bundle = bundle
-        self.intake = LabelIntake(bundle, labels)
+        self.intake = LabelIntake(bundle, label_format, labels=labels)
         """Reads every label map of this model (:mod:`sdk.intake`); doors read through it too."""
-        self.labels = self.intake.labels
+        self.label_format = self.intake.label_format
         """``"dataset"``: label files (and arrays) are the dataset's, mapped through
-        ``self.convention``; ``"model"``: they hold model class ids already."""
+        ``self.convention``; ``"ids"``: they hold model class ids already."""
         self.convention = self.intake.convention
         self.backend = resolve_backend(bundle, backend)
         check_options(self.backend, backend_options)  # a misspelt option fails here, not at the first call
@@ -85,20 +197,23 @@ class Synthesizer(PerClassMixin):
     # -- loading and saving -----------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path, backend: str = "auto", *, verify: bool = True,
-                        labels: str = "dataset", **backend_options: Any) -> "Synthesizer":
-        """Open a bundle folder. ``verify`` checks every file's sha256 against the manifest.
+                        label_format: str = "dataset", labels: str | None = None,
+                        **backend_options: Any) -> "Synthesizer":
+        """Open a bundle folder as the pipeline it needs (module docstring). ``verify``
+        checks every file's sha256 against the manifest.
 
-        ``labels``: ``"dataset"`` (default) reads label maps as the dataset's annotation
+        ``label_format``: ``"dataset"`` (default) reads label maps as the dataset's annotation
         files, mapped to model ids by the bundle's convention (COCO-Stuff 255 -> 182 for
-        SPADE, +1 for OASIS...; ``python -m sdk info`` shows it); ``"model"`` takes them as
-        model class ids already (arrays from your own code).
+        SPADE, +1 for OASIS...; ``python -m sdk info`` shows it); ``"ids"`` takes them as
+        model class ids already (arrays from your own code). ``labels=`` (and its ``"model"``)
+        are the old names: deprecated, they go in the next version.
 
         ``backend``: ``auto`` (fastest available here) or one of
         :func:`sdk.backends.available_backends`; ``backend_options`` go to its runner and
         are checked now (e.g. onnxruntime: ``threads``, ``providers``; torch: ``device``,
         ``precision``, ``compile``).
         """
-        return cls(Bundle(path, verify=verify), backend, labels=labels, **backend_options)
+        return cls(Bundle(path, verify=verify), backend, label_format=label_format, labels=labels, **backend_options)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Copy the bundle to ``path`` (atomically) and verify the copy."""
@@ -132,187 +247,67 @@ class Synthesizer(PerClassMixin):
         m = self.bundle.manifest.to_json()
         return {k: m.get(k) for k in ("name", "family", "task", "resolution", "label", "graphs", "tools")}
 
+    @property
+    def labels(self) -> str:
+        """Deprecated: :attr:`label_format` (this gives the old values, ``"model"`` for ``"ids"``)."""
+        deprecated("Synthesizer.labels is deprecated: use .label_format ('dataset' or 'ids')")
+        return "model" if self.label_format == "ids" else self.label_format
+
     def __repr__(self) -> str:
-        return f"Synthesizer({self.bundle.name!r}, backend={self.backend!r}, path='{self.bundle.path}')"
+        return f"{type(self).__name__}({self.bundle.name!r}, backend={self.backend!r}, path='{self.bundle.path}')"
 
-    # -- synthesis --------------------------------------------------------------------
-    def __call__(self, label: LabelInput | None = None, *, seed: int | None = None,
-                 z: np.ndarray | None = None, style: Any = None, instance: LabelInput | None = None,
-                 n: int = 1, codes: np.ndarray | None = None, output: str = "pil",
-                 batch_size: int | None = None, progress: bool | None = None) -> Any:
-        """Synthesize images.
+    # -- what this model takes ----------------------------------------------------------
+    @property
+    def has_codes(self) -> bool:
+        """Whether the model takes per-class codes (GroupDNet, OASIS): a
+        ``PerClassLabelToImage``, with resample, interpolate per class, ``codes=`` and
+        ``sample_codes``."""
+        return isinstance(self.latents, ClassCodes)
 
-        Args:
-            label: label map (index/grayscale/RGB-palette PNG path or bytes, PIL image, (H, W)
-                integer array, or a :class:`~sdk.intake.Label` read by ``s.intake``), or a list
-                of them for a batch. Unconditional models take none.
-            seed: seeds the latent (an integer >= 0); the same seed gives the same image.
-            z: explicit latent, (D,) or (N, D); overrides ``seed``.
-            codes: per-class codes (C, D) or (N, C, D) of models with per-class codes
-                (GroupDNet; see :mod:`sdk.per_class`); overrides ``seed``, which otherwise
-                draws random codes for every class.
-            style: reference image whose style (encoder mean) is used (models with an encoder).
-            instance: instance-id map(s) for models that take instance edges; when omitted,
-                edges of the label map itself are used.
-            n: samples per label map (models with a latent; a deterministic model refuses n > 1).
-            output: ``"pil"`` (default), ``"uint8"`` ((H, W, 3) arrays, stacked to (N, H, W, 3)
-                for a batch) or ``"float"`` ((3, H, W) in [-1, 1], stacked to (N, 3, H, W)).
-            batch_size: images per graph run; default chosen from the memory one image
-                takes and what the machine has free (see :meth:`stream` for large requests).
-            progress: show a progress bar (default: when stderr is a terminal and the
-                request takes more than one run).
-
-        Returns:
-            One image, or a list (an array for ``uint8`` / ``float``) when a batch of labels
-            or ``n > 1`` was given.
-        """
-        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
-        images = list(self._run(request, check_output(output), check_batch_size(batch_size), progress))
-        single = not request.batched and request.n == 1
-        if output == "pil":
-            return images[0] if single else images
-        return images[0] if single else np.stack(images)
-
-    def stream(self, label: LabelInput | None = None, *, seed: int | None = None, z: np.ndarray | None = None,
-               style: Any = None, instance: LabelInput | None = None, n: int = 1,
-               codes: np.ndarray | None = None, output: str = "pil", batch_size: int | None = None,
-               progress: bool | None = None) -> Iterator[Any]:
-        """Like calling the synthesizer, but yields the images one by one as their batch
-        finishes, reading label files as it goes: memory stays bounded whatever ``n`` and
-        the number of label maps (the CLI writes each image as it comes). The images are
-        the same as those of one call with the same arguments.
-        """
-        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
-        return self._run(request, check_output(output), check_batch_size(batch_size), progress)
-
-    def synthesize_many(self, labels: Sequence[L.LabelLike], seeds: Sequence[int | None],
-                        styles: Sequence[Any] | None = None) -> list[Image.Image]:
-        """One image per label map, each with its own seed (and style), in one runner call.
-
-        ``synthesize_many(labels, seeds)[i]`` is ``s(labels[i], seed=seeds[i], style=styles[i])``
-        (the same latent or per-class codes); batch jobs and servers use it to batch
-        requests that differ in seed. Models without a latent ignore the seeds.
-        """
-        labels = list(labels)
-        if len(seeds) != len(labels) or (styles is not None and len(styles) != len(labels)):
-            raise SDKError(f"synthesize_many takes one seed (and style) per label map: got {len(labels)} "
-                           f"label maps, {len(seeds)} seeds" + ("" if styles is None else f", {len(styles)} styles"))
-        if not labels:
-            return []
-        styles = list(styles) if styles is not None else [None] * len(labels)
-        # Each image's latent exactly as a single call would draw it, then stacked.
-        parts = [self.latents.stream(1, seed=k, style=st, encode_style=self.encode_style).take(1)
-                 for k, st in zip(seeds, styles)]
-        if not parts[0]:  # no latent input: the seeds change nothing
-            return self(labels, batch_size=len(labels))
-        name = next(iter(parts[0]))
-        stacked = np.concatenate([p[name] for p in parts])
-        return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
-
-    def variations(self, label: L.LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
-        """``n`` diverse images for one label map (different latents from one seed).
-
-        Unconditional models take no label: ``s.variations(n=4, seed=0)``.
-        """
-        if isinstance(self.latents, NoLatent):
-            raise SDKError(f"{self.bundle.name} takes no latent, so variations has nothing to vary; "
-                           f"use a model with a latent (e.g. a -vae SPADE preset)")
-        n = check_count(n)
-        return self(label, seed=seed, n=n) if n > 1 else [self(label, seed=seed)]
-
-    def interpolate(self, label: L.LabelLike | None = None, *, seed_a: int, seed_b: int,
-                    steps: int = 8, classes: Iterable[int | str] | None = None) -> list[Image.Image]:
-        """Frames along the spherical interpolation between the latents of two seeds.
-
-        The first frame equals ``s(label, seed=seed_a)``, the last ``s(label, seed=seed_b)``
-        (for "sphere" latents too: slerp keeps unit vectors on the sphere). Unconditional
-        models take no label: ``s.interpolate(seed_a=0, seed_b=1, steps=8)``.
-
-        Models with per-class codes (GroupDNet, OASIS) interpolate class by class; with
-        ``classes`` only those classes move and every other class keeps seed ``seed_a``'s
-        code (:meth:`interpolate_classes`).
-        """
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
-            raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
-        if classes is not None and not self.has_codes:
-            raise SDKError(self.no_codes_reason)
+    @property
+    def no_codes_reason(self) -> str | None:
+        """None where per-class control applies; else the one line saying why not (apps show
+        it next to a disabled control; the per-class calls' AttributeError ends with it)."""
         if self.has_codes:
-            if label is None:
-                raise LabelError(self._wrong_task("needs a label map"))
-            return self.interpolate_classes(label, seed_a=seed_a, seed_b=seed_b, classes=classes, steps=steps)
-        if not isinstance(self.latents, VectorLatent):
-            raise SDKError(f"{self.bundle.name} takes no latent vector, so interpolate has nothing to vary; "
-                           f"use a model with a latent (e.g. a -vae SPADE preset)")
-        za = self.latents.sample(check_seed(seed_a, "seed_a"))[0]
-        zb = self.latents.sample(check_seed(seed_b, "seed_b"))[0]
-        zs = np.stack([slerp(za, zb, t) for t in np.linspace(0.0, 1.0, steps)])
-        if label is None:
-            out = self(z=zs, n=steps)
-        else:
-            out = self([label] * steps, z=zs)  # the same label map at every step
-        return out if isinstance(out, list) else [out]
+            return None
+        b = self.bundle
+        if b.family in WHY_NO_CODES:
+            return WHY_NO_CODES[b.family].format(name=b.name)
+        if b.family == "oasis":  # exported before OASIS took its noise per class
+            return (f"{b.name} was exported before OASIS took its noise per class (its graph takes one z); "
+                    f"re-export it from its own weights to redraw one class: python -m export bundle --model "
+                    f"{b.name} --checkpoint {b.path / 'weights.safetensors'} --out NEW_FOLDER")
+        return NO_CODES.format(name=b.name)
 
-    def translate(self, image: ImageInput, *, all_scales: bool = False
-                  ) -> Image.Image | dict[str, Image.Image] | list[Image.Image] | list[dict[str, Image.Image]]:
-        """Image-to-image models (MSG U-Net): translate an RGB image.
+    def __getattr__(self, name: str) -> Any:
+        """Only for names not found: a call another pipeline has says which one has it."""
+        if name not in CALLS or "bundle" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise NotThisModel(f"{type(self).__name__!r} object has no attribute {name!r}: {CALLS[name]}; "
+                           f"{self._why_not(name)}")
 
-        Args:
-            image: PNG/JPEG path, PIL image or (H, W, 3) uint8 array, or a list of them for
-                a batch. An image of another size but the model's aspect ratio (within 1%)
-                is resized (bicubic) to the bundle resolution; another aspect ratio is an
-                error, since resizing would distort it: crop or pad it first.
-            all_scales: return every scale the graph outputs, not only the full-size one.
+    def __dir__(self) -> list[str]:
+        return [n for n in super().__dir__() if not _not_here(type(self), n)]
 
-        Returns:
-            The full-size PIL image, or with ``all_scales`` a dict {output name: PIL image}
-            over every image output in the manifest (full size first); a list of those
-            when a list of images was given.
-        """
-        # 1. check inputs
-        spec = self._input("image")
-        if self.bundle.task != "image2image" or spec is None:
-            raise SDKError(self._wrong_task("takes no input image, so translate() does not apply"))
-        batched = isinstance(image, (list, tuple))
-        items = list(image) if batched else [image]
-        if not items:
-            raise SDKError("empty list of images; give at least one")
-        # 2. decode and resize
-        feeds = {spec["name"]: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
-                                         for i, x in enumerate(items)])}
-        # 3. run, fetching only the 8-bit images
-        names = self._image_outputs() if all_scales else self._image_outputs()[:1]
-        out = self.runner("model").run(feeds, outputs=names)
-        self._warn_random_weights()
-        # 4. post-process
-        float_name = {o["name"]: o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"]
-                      if o["kind"] == "image_u8"}
-        results = [{float_name[k]: L.to_image(out[k][i]) for k in names} for i in range(len(items))]
-        flat = results if all_scales else [r[float_name[names[0]]] for r in results]
-        return flat if batched else flat[0]
+    def _why_not(self, name: str) -> str:
+        """The second half of a missing call's message: why this bundle has it not."""
+        if CALLS[name] == _PER_CLASS and self.bundle.task == "semantic":
+            return self.no_codes_reason or ""
+        if name == "encode_style" and self.has_codes:
+            return f"{self.bundle.name} encodes per class: use s.encode(image, label) -> codes (C, D)"
+        return self._usage()
 
-    def editor(self, label: L.LabelLike | Label, *, seed: int | None = None, instance: L.LabelLike | None = None,
-               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> Editor:
-        """An editing session on ``label``: ``with s.editor(label, seed=0) as ed: res = ed.update(new_label)``.
+    def _usage(self) -> str:
+        """This model's task and how it is called, in Python and on the command line."""
+        task = self.bundle.task
+        python, cli = TASK_USAGE[task]
+        return f"{self.bundle.name} is {_article(task)} {task} model: call it as {python} (CLI: `{cli}`)"
 
-        The first (full) pass runs now (``ed.image``); each ``ed.update(label, instance=None)``
-        returns an :class:`~sdk.editor.EditResult` (``image``, ``incremental``, ``reason``,
-        ``changed``, ``ms``, ``recomputed``). The latent (``seed``, ``z``, ``style``, or per-class
-        ``codes``, as in a call) is drawn once and kept, so only the painted pixels change
-        the image. On the torch backend a local generator (SPADE, OASIS, GroupDNet) redoes
-        only the work an edit reaches -- the same image as a full pass within 1 level of 8
-        bits; other backends and families run a full pass per update and ``ed.reason`` says
-        why. Label maps go through ``s.intake`` as in every call; one map size per editor.
-        """
-        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style)
-
-    def encode_style(self, image: Any) -> np.ndarray:
-        """The style code (encoder mean, shape (D,)) of a reference image."""
-        if not self.bundle.has_graph("encoder"):
-            raise SDKError(f"{self.bundle.name} has no style encoder; export a -vae preset for style-guided synthesis")
-        if self.has_codes:
-            raise SDKError(f"{self.bundle.name} encodes per class: use s.encode(image, label) -> codes (C, D)")
-        img = L.read_image(image, self.bundle.resolution, "style image")
-        return self.runner("encoder").run({"image": img[None]})["mu"][0]
+    def _wrong_task(self, what: str) -> str:
+        """The one message for an argument this model's task does not take: how to call it."""
+        task = self.bundle.task
+        python, cli = TASK_USAGE[task]
+        return f"{self.bundle.name} is {_article(task)} {task} model that {what}: call it as {python} (CLI: `{cli}`)"
 
     # -- steps ------------------------------------------------------------------------
     def _inputs(self) -> list[dict[str, Any]]:
@@ -326,19 +321,6 @@ class Synthesizer(PerClassMixin):
         outs = [o for o in self.bundle.graph("model")["outputs"] if o["kind"] == "image_u8"]
         return [o["name"] for o in sorted(outs, key=lambda o: -o["shape"][1] * o["shape"][2])]
 
-    def _read_input_image(self, x: ImageLike, what: str) -> np.ndarray:
-        """An RGB image -> (3, H, W) in [-1, 1] at the bundle resolution; same aspect ratio only."""
-        obj = L.open_image(x, what, lossless=False)
-        h, w = self.bundle.resolution
-        if isinstance(obj, np.ndarray) and obj.ndim != 3:
-            return L.read_image(obj, (h, w), what)  # raises its (H, W, 3) uint8 message
-        h_in, w_in = obj.shape[:2] if isinstance(obj, np.ndarray) else obj.size[::-1]
-        if not h_in or not w_in or abs((w_in / h_in) / (w / h) - 1) > ASPECT_TOLERANCE:
-            raise SDKError(f"{what} is {h_in}x{w_in} (HxW) but {self.bundle.name} takes {h}x{w}: "
-                           f"aspect ratios differ, and resizing would distort it. Crop or pad it to "
-                           f"W/H = {w / h:.3g} first")
-        return L.read_image(obj, (h, w), what)
-
     def _request(self, label: LabelInput | None, instance: LabelInput | None, n: Any, **latent: Any) -> "_Request":
         """Step 1: check the request's arguments (label maps are read per batch, later)."""
         b = self.bundle
@@ -348,12 +330,10 @@ class Synthesizer(PerClassMixin):
                 raise LabelError(self._wrong_task("takes no label map"))
             items: list[Any] = []
             batched = False
-        elif b.task != "semantic":
-            raise SDKError(self._wrong_task("takes an image, not a label map"))
         elif label is None:
             raise LabelError(self._wrong_task("needs a label map"))
         else:
-            batched = L.is_batch(label)
+            batched = is_batch(label)
             items = list(label) if batched else [label]
             if not items:
                 raise LabelError("empty list of label maps; give at least one")
@@ -367,7 +347,7 @@ class Synthesizer(PerClassMixin):
             raise SDKError(f"{b.name} is deterministic given its label map: n={n} would give {n} identical "
                            f"images; use a model with a latent (e.g. a -vae SPADE preset) for variations")
         count = max(len(items), 1) * n
-        latents = self.latents.stream(count, encode_style=self.encode_style, **latent)
+        latents = self.latents.stream(count, encode_style=self._style_code, **latent)
         return _Request(items, inst_items, n, count, batched, latents)
 
     def _run(self, request: "_Request", output: str, batch_size: int | None,
@@ -446,12 +426,6 @@ class Synthesizer(PerClassMixin):
                              f"instance edges; read it with this model's s.intake")
         return label
 
-    def read_label(self, x: L.LabelLike, what: str = "label") -> np.ndarray:
-        """One label map as this model's (H, W) int32 class ids: decoded, resized to the
-        model's resolution where the official test code would resize it, mapped through the
-        bundle's convention (``labels="dataset"``) and range-checked (:mod:`sdk.intake`)."""
-        return self.intake.read(x, what=what, regions_as_edges=True).ids
-
     def _run_graph(self, feeds: dict[str, np.ndarray], fetch: str, size: int) -> np.ndarray:
         try:
             return self.runner("model").run(feeds, outputs=[fetch])[fetch]
@@ -459,28 +433,246 @@ class Synthesizer(PerClassMixin):
             raise BackendError(f"out of memory at batch {size}: pass a smaller batch_size "
                                f"(e.g. {max(size // 2, 1)})") from exc
 
-    def _wrong_task(self, what: str) -> str:
-        """The one message for a call this model's task does not take: how to call it, in
-        Python and on the command line."""
-        task = self.bundle.task
-        python, cli = TASK_USAGE[task]
-        article = "an" if task[0] in "aeiou" else "a"
-        return f"{self.bundle.name} is {article} {task} model that {what}: call it as {python} (CLI: `{cli}`)"
-
     def _warn_random_weights(self) -> None:
         """Once per process and bundle, with the first images: they come from random weights."""
         if self.bundle.random_weights:
             notice(f"{self.bundle.name} has random weights ({self.bundle.manifest.weights['source']}): its "
                    f"images are noise-like; export a trained or official checkpoint for real images")
 
+    def _style_code(self, image: Any) -> np.ndarray:
+        """The encoder mean (D,) of a style image (``style=``), or why this model has none."""
+        if not self.bundle.has_graph("encoder"):
+            raise SDKError(f"{self.bundle.name} has no style encoder; export a -vae preset for style-guided synthesis")
+        img = read_image(image, self.bundle.resolution, "style image")
+        return self.runner("encoder").run({"image": img[None]})["mu"][0]
+
     def _float_name(self, u8_name: str) -> str:
         return next(o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"] if o["name"] == u8_name)
+
+
+
+
+class _Sampler(Synthesizer):
+    """What label-to-image and unconditional pipelines share: images from latents (and label
+    maps), in batches, as one call or a stream; variations and interpolations of a seed."""
+
+    def __call__(self, label: LabelInput | None = None, *, seed: int | None = None,
+                 z: np.ndarray | None = None, style: Any = None, instance: LabelInput | None = None,
+                 n: int = 1, codes: np.ndarray | None = None, output: str = "pil",
+                 batch_size: int | None = None, progress: bool | None = None) -> Any:
+        """Synthesize images.
+
+        Args:
+            label: label map (index/grayscale/RGB-palette PNG path or bytes, PIL image, (H, W)
+                integer array, or a :class:`~sdk.intake.Label` read by ``s.intake``), or a list
+                of them for a batch. Unconditional models take none.
+            seed: seeds the latent (an integer >= 0); the same seed gives the same image.
+            z: explicit latent, (D,) or (N, D); overrides ``seed``.
+            codes: per-class codes (C, D) or (N, C, D) of models with per-class codes
+                (GroupDNet; see :mod:`sdk.per_class`); overrides ``seed``, which otherwise
+                draws random codes for every class.
+            style: reference image whose style (encoder mean) is used (models with an encoder).
+            instance: instance-id map(s) for models that take instance edges; when omitted,
+                edges of the label map itself are used.
+            n: samples per label map (models with a latent; a deterministic model refuses n > 1).
+            output: ``"pil"`` (default), ``"uint8"`` ((H, W, 3) arrays, stacked to (N, H, W, 3)
+                for a batch) or ``"float"`` ((3, H, W) in [-1, 1], stacked to (N, 3, H, W)).
+            batch_size: images per graph run; default chosen from the memory one image
+                takes and what the machine has free (see :meth:`stream` for large requests).
+            progress: show a progress bar (default: when stderr is a terminal and the
+                request takes more than one run).
+
+        Returns:
+            One image, or a list (an array for ``uint8`` / ``float``) when a batch of labels
+            or ``n > 1`` was given.
+        """
+        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
+        images = list(self._run(request, check_output(output), check_batch_size(batch_size), progress))
+        single = not request.batched and request.n == 1
+        if output == "pil":
+            return images[0] if single else images
+        return images[0] if single else np.stack(images)
+
+    def stream(self, label: LabelInput | None = None, *, seed: int | None = None, z: np.ndarray | None = None,
+               style: Any = None, instance: LabelInput | None = None, n: int = 1,
+               codes: np.ndarray | None = None, output: str = "pil", batch_size: int | None = None,
+               progress: bool | None = None) -> Iterator[Any]:
+        """Like calling the synthesizer, but yields the images one by one as their batch
+        finishes, reading label files as it goes: memory stays bounded whatever ``n`` and
+        the number of label maps (the CLI writes each image as it comes). The images are
+        the same as those of one call with the same arguments.
+        """
+        request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
+        return self._run(request, check_output(output), check_batch_size(batch_size), progress)
+
+    def variations(self, label: LabelLike | None = None, n: int = 4, seed: int = 0) -> list[Image.Image]:
+        """``n`` diverse images for one label map (different latents from one seed).
+
+        Unconditional models take no label: ``s.variations(n=4, seed=0)``.
+        """
+        if isinstance(self.latents, NoLatent):
+            raise SDKError(f"{self.bundle.name} takes no latent, so variations has nothing to vary; "
+                           f"use a model with a latent (e.g. a -vae SPADE preset)")
+        n = check_count(n)
+        return self(label, seed=seed, n=n) if n > 1 else [self(label, seed=seed)]
+
+    def interpolate(self, label: LabelLike | None = None, *, seed_a: int, seed_b: int,
+                    steps: int = 8, classes: Iterable[int | str] | None = None) -> list[Image.Image]:
+        """Frames along the spherical interpolation between the latents of two seeds.
+
+        The first frame equals ``s(label, seed=seed_a)``, the last ``s(label, seed=seed_b)``
+        (for "sphere" latents too: slerp keeps unit vectors on the sphere). Unconditional
+        models take no label: ``s.interpolate(seed_a=0, seed_b=1, steps=8)``.
+
+        ``classes`` moves only those classes: per-class models (``PerClassLabelToImage``)
+        take it; here it is the one line saying why this model cannot.
+        """
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+            raise SDKError(f"steps must be >= 2 (the two end points, a whole number), got {steps!r}")
+        if classes is not None:
+            raise SDKError(self.no_codes_reason)
+        if not isinstance(self.latents, VectorLatent):
+            raise SDKError(f"{self.bundle.name} takes no latent vector, so interpolate has nothing to vary; "
+                           f"use a model with a latent (e.g. a -vae SPADE preset)")
+        za = self.latents.sample(check_seed(seed_a, "seed_a"))[0]
+        zb = self.latents.sample(check_seed(seed_b, "seed_b"))[0]
+        zs = np.stack([slerp(za, zb, t) for t in np.linspace(0.0, 1.0, steps)])
+        if label is None:
+            out = self(z=zs, n=steps)
+        else:
+            out = self([label] * steps, z=zs)  # the same label map at every step
+        return out if isinstance(out, list) else [out]
+
+
+class LabelToImage(_Sampler):
+    """Label map (and optional style, instance map, seed) -> images: SPADE (-vae presets with
+    a style encoder), pix2pixHD, DP-SIMS, and OASIS bundles exported with one z."""
+
+    def synthesize_many(self, labels: Sequence[LabelLike], seeds: Sequence[int | None],
+                        styles: Sequence[Any] | None = None) -> list[Image.Image]:
+        """One image per label map, each with its own seed (and style), in one runner call.
+
+        ``synthesize_many(labels, seeds)[i]`` is ``s(labels[i], seed=seeds[i], style=styles[i])``
+        (the same latent or per-class codes); batch jobs and servers use it to batch
+        requests that differ in seed. Models without a latent ignore the seeds.
+        """
+        labels = list(labels)
+        if len(seeds) != len(labels) or (styles is not None and len(styles) != len(labels)):
+            raise SDKError(f"synthesize_many takes one seed (and style) per label map: got {len(labels)} "
+                           f"label maps, {len(seeds)} seeds" + ("" if styles is None else f", {len(styles)} styles"))
+        if not labels:
+            return []
+        styles = list(styles) if styles is not None else [None] * len(labels)
+        # Each image's latent exactly as a single call would draw it, then stacked.
+        parts = [self.latents.stream(1, seed=k, style=st, encode_style=self._style_code).take(1)
+                 for k, st in zip(seeds, styles)]
+        if not parts[0]:  # no latent input: the seeds change nothing
+            return self(labels, batch_size=len(labels))
+        name = next(iter(parts[0]))
+        stacked = np.concatenate([p[name] for p in parts])
+        return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
+
+    def editor(self, label: LabelLike | Label, *, seed: int | None = None, instance: LabelLike | None = None,
+               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> Editor:
+        """An editing session on ``label``: ``with s.editor(label, seed=0) as ed: res = ed.update(new_label)``.
+
+        The first (full) pass runs now (``ed.image``); each ``ed.update(label, instance=None)``
+        returns an :class:`~sdk.editor.EditResult` (``image``, ``incremental``, ``reason``,
+        ``changed``, ``ms``, ``recomputed``). The latent (``seed``, ``z``, ``style``, or per-class
+        ``codes``, as in a call) is drawn once and kept, so only the painted pixels change
+        the image. On the torch backend a local generator (SPADE, OASIS, GroupDNet) redoes
+        only the work an edit reaches -- the same image as a full pass within 1 level of 8
+        bits; other backends and families run a full pass per update and ``ed.reason`` says
+        why. Label maps go through ``s.intake`` as in every call; one map size per editor.
+        """
+        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style)
+
+    def encode_style(self, image: Any) -> np.ndarray:
+        """The style code (encoder mean, shape (D,)) of a reference image: ``s(label,
+        style=image)`` uses it (models with a style encoder: -vae SPADE presets)."""
+        return self._style_code(image)
+
+    def read_label(self, x: LabelLike, what: str = "label") -> np.ndarray:
+        """Deprecated (goes in the next version): ``s.intake.read(x).ids``, the one reader
+        of label maps (:meth:`sdk.intake.LabelIntake.read`)."""
+        deprecated("Synthesizer.read_label is deprecated: use s.intake.read(x).ids (the one label reader)")
+        return self.intake.read(x, what=what, regions_as_edges=True).ids
+
+
+class Unconditional(_Sampler):
+    """Seed -> images (ProGAN): ``s(seed=0, n=4)``, ``variations``, ``interpolate``."""
+
+
+class ImageToImage(Synthesizer):
+    """RGB image -> RGB image (MSG U-Net): ``s(image)``, which is ``s.translate(image)``."""
+
+    def translate(self, image: ImageInput, *, all_scales: bool = False
+                  ) -> Image.Image | dict[str, Image.Image] | list[Image.Image] | list[dict[str, Image.Image]]:
+        """Image-to-image models (MSG U-Net): translate an RGB image.
+
+        Args:
+            image: PNG/JPEG path, PIL image or (H, W, 3) uint8 array, or a list of them for
+                a batch. An image of another size but the model's aspect ratio (within 1%)
+                is resized (bicubic) to the bundle resolution; another aspect ratio is an
+                error, since resizing would distort it: crop or pad it first.
+            all_scales: return every scale the graph outputs, not only the full-size one.
+
+        Returns:
+            The full-size PIL image, or with ``all_scales`` a dict {output name: PIL image}
+            over every image output in the manifest (full size first); a list of those
+            when a list of images was given.
+        """
+        # 1. check inputs
+        spec = self._input("image")
+        batched = isinstance(image, (list, tuple))
+        items = list(image) if batched else [image]
+        if not items:
+            raise SDKError("empty list of images; give at least one")
+        # 2. decode and resize
+        feeds = {spec["name"]: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
+                                         for i, x in enumerate(items)])}
+        # 3. run, fetching only the 8-bit images
+        names = self._image_outputs() if all_scales else self._image_outputs()[:1]
+        out = self.runner("model").run(feeds, outputs=names)
+        self._warn_random_weights()
+        # 4. post-process
+        float_name = {o["name"]: o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"]
+                      if o["kind"] == "image_u8"}
+        results = [{float_name[k]: to_image(out[k][i]) for k in names} for i in range(len(items))]
+        flat = results if all_scales else [r[float_name[names[0]]] for r in results]
+        return flat if batched else flat[0]
+
+    def __call__(self, image: ImageInput, *, all_scales: bool = False
+                 ) -> Image.Image | dict[str, Image.Image] | list[Image.Image] | list[dict[str, Image.Image]]:
+        """``s.translate(image, all_scales=...)``: an image-to-image pipeline's call."""
+        return self.translate(image, all_scales=all_scales)
+
+    def _read_input_image(self, x: ImageLike, what: str) -> np.ndarray:
+        """An RGB image -> (3, H, W) in [-1, 1] at the bundle resolution; same aspect ratio only."""
+        obj = open_image(x, what, lossless=False)
+        h, w = self.bundle.resolution
+        if isinstance(obj, np.ndarray) and obj.ndim == 2:
+            raise SDKError(f"{what} is an (H, W) array, but {self.bundle.name} is an image2image model: it takes "
+                           f"an RGB image ((H, W, 3) uint8), not a label map")
+        if isinstance(obj, np.ndarray) and obj.ndim != 3:
+            return read_image(obj, (h, w), what)  # raises its (H, W, 3) uint8 message
+        h_in, w_in = obj.shape[:2] if isinstance(obj, np.ndarray) else obj.size[::-1]
+        if not h_in or not w_in or abs((w_in / h_in) / (w / h) - 1) > ASPECT_TOLERANCE:
+            raise SDKError(f"{what} is {h_in}x{w_in} (HxW) but {self.bundle.name} takes {h}x{w}: "
+                           f"aspect ratios differ, and resizing would distort it. Crop or pad it to "
+                           f"W/H = {w / h:.3g} first")
+        return read_image(obj, (h, w), what)
+
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def to_output(x: np.ndarray, output: str) -> Any:
     """One image of a graph output as the caller asked: PIL, (H, W, 3) uint8 or (3, H, W) float."""
     if output == "pil":
-        return L.to_image(x)
+        return to_image(x)
     return np.array(x)  # a copy: the batch array is not kept alive by one image
 
 
@@ -512,3 +704,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     if omega < 1e-4:
         return ((1 - t) * a + t * b).astype(np.float32)
     return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+__all__ = ["CALLS", "ImageToImage", "LabelToImage", "NotThisModel", "Synthesizer", "Unconditional", "pipeline_class",
+           "slerp"]

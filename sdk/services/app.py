@@ -19,7 +19,7 @@ The page paints model class ids (:mod:`sdk.services.canvas`) and says so to the 
 (:meth:`sdk.LabelIntake.read_canvas`); a start map (``--label``, with ``--instance``) is a
 dataset file read as every door reads it. Instance edges come from the start instance map
 or an uploaded one, else from the painted regions' borders, and the page says which. The
-painted map downloads as a PNG of model class ids (read it back with ``--labels model``).
+painted map downloads as a PNG of model class ids (read it back with ``--label-format ids``).
 
 :class:`AppSession` holds the callbacks (one method per page event); :func:`build` lays out
 the page and wires them. A new control is a method there and a few lines in ``build``.
@@ -91,9 +91,12 @@ class AppSession:
     """
 
     def __init__(self, bundle: str | Path, *, backend: str = "auto", threads: int | None = None,
-                 labels: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0,
-                 incremental: bool = True) -> None:
-        self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
+                 label_format: str = "dataset", label: Any = None, instance: Any = None, seed: int = 0,
+                 incremental: bool = True, labels: str | None = None) -> None:
+        from sdk.conventions import check_label_format
+
+        label_format = check_label_format(label_format, labels)  # labels=: the old name, deprecated
+        self.s = open_synthesizer(bundle, backend=backend, threads=threads, label_format=label_format)
         self.painter = Painter(self.s)
         self.seed = seed
         h, w = self.s.bundle.resolution
@@ -103,7 +106,7 @@ class AppSession:
             raise SDKError("an instance map needs its label map: give --label with --instance")
         else:
             blank = np.full((h, w), self.painter.paintable[0], np.int32)
-            self.start = self.s.intake.read(blank, labels="model", regions_as_edges=True)
+            self.start = self.s.intake.read(blank, label_format="ids", regions_as_edges=True)
         self.out_dir = Path(tempfile.mkdtemp(prefix="sdk-app-"))
         self._written: deque[Path] = deque()
         self._edges: dict[str, np.ndarray] = {}  # uploaded instance map path -> its edges
@@ -244,9 +247,11 @@ class AppSession:
     def resample(self, value: Any, seed: float | None, codes: Any, choice: str | None, redraw_seed: float | None,
                  instance_file: Any = None, session: str = "") -> tuple[str, str, Any, str, list[str], int]:
         """Redraw one class (``choice``: "k: name"): its code becomes seed ``redraw_seed``'s
-        (:meth:`sdk.Synthesizer.resample_codes`), every other class keeps its code. Returns
-        :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
+        (:meth:`sdk.PerClassLabelToImage.resample_codes`), every other class keeps its code.
+        Returns :meth:`render`'s tuple and the next redraw seed (one up), so each click draws anew
         and a seed typed back gives its look again."""
+        if not self.painter.has_codes:  # the page's line is the reason, not the pipeline's missing call
+            raise SDKError(self.s.no_codes_reason)
         if not choice:
             raise SDKError("pick a class to redraw")
         k, r = int(str(choice).split(":")[0]), int(redraw_seed or 0)
@@ -272,10 +277,11 @@ class AppSession:
         return f"**Every stroke is a full pass**: {self.full_reason}."
 
 def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: Any = None, instance: Any = None,
-          labels: str = "dataset", threads: int | None = None, incremental: bool = True) -> Any:
+          label_format: str = "dataset", threads: int | None = None, incremental: bool = True,
+          labels: str | None = None) -> Any:
     """The Gradio Blocks of the app (``.launch()`` it, or use :func:`launch`)."""
-    session = AppSession(bundle, backend=backend, threads=threads, labels=labels, label=label, instance=instance,
-                         seed=seed, incremental=incremental)
+    session = AppSession(bundle, backend=backend, threads=threads, label_format=label_format, label=label,
+                         instance=instance, seed=seed, incremental=incremental, labels=labels)
     return layout(session)
 
 
@@ -347,7 +353,7 @@ def layout(session: AppSession) -> Any:
         gr.Markdown(session.codes_note(), elem_id="sdk-codes-note")
         gr.Markdown(session.incremental_note(), elem_id="sdk-incremental-note")
         status = gr.Markdown(elem_id="sdk-status")
-        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --labels model)",
+        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --label-format ids)",
                              elem_id="sdk-label-file")
         gr.HTML(p.legend_html())
 
@@ -366,14 +372,15 @@ def layout(session: AppSession) -> Any:
 
 
 def launch(bundle: str | Path, *, host: str = "127.0.0.1", port: int = 7860, backend: str = "auto",
-           seed: int = 0, label: Any = None, instance: Any = None, labels: str = "dataset",
-           threads: int | None = None, incremental: bool = True, block: bool = True) -> Any:
+           seed: int = 0, label: Any = None, instance: Any = None, label_format: str = "dataset",
+           threads: int | None = None, incremental: bool = True, block: bool = True,
+           labels: str | None = None) -> Any:
     """Serve the app at http://HOST:PORT (blocking until Ctrl-C unless ``block=False``)."""
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, labels=labels, threads=threads,
-                 incremental=incremental)
+    demo = build(bundle, backend=backend, seed=seed, label=label, instance=instance, label_format=label_format,
+                 threads=threads, incremental=incremental, labels=labels)
     print(f"sdk app for {bundle} at http://{host}:{port}  (Ctrl-C stops)", flush=True)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True,
                 ssr_mode=False, css=CSS, footer_links=[], show_error=True)

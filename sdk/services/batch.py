@@ -269,8 +269,8 @@ class SynthesisWorker:
     on disk and returns one result row per item (errors included, as rows)."""
 
     def __init__(self, bundle: str, backend: str = "auto", threads: int | None = None,
-                 png_level: int = 1, labels: str = "dataset", crash_once: tuple[str, str] | None = None) -> None:
-        self.s = open_synthesizer(bundle, backend=backend, threads=threads, labels=labels)
+                 png_level: int = 1, label_format: str = "dataset", crash_once: tuple[str, str] | None = None) -> None:
+        self.s = open_synthesizer(bundle, backend=backend, threads=threads, label_format=label_format)
         self.png_level = png_level
         self.where = f"{socket.gethostname()}:{os.getpid()}"
         # Fault injection for tests and benchmarks: the first time this label key comes up
@@ -351,19 +351,20 @@ def _size_pool(workers: int | None, cpus_per_worker: float | None, gpus_per_work
 
 
 def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | Path], out: str | Path, *,
-                       labels: str = "dataset", instances: str | Path | None = None, seed: int = 0,
+                       label_format: str = "dataset", instances: str | Path | None = None, seed: int = 0,
                        address: str | None = None, workers: int | None = None,
                        cpus_per_worker: float | None = None, gpus_per_worker: float | None = None,
                        batch_size: int = 8, backend: str = "auto", png_level: int = 1,
-                       progress: bool | None = None, crash_once: tuple[str, str] | None = None) -> BatchReport:
+                       progress: bool | None = None, crash_once: tuple[str, str] | None = None,
+                       labels: str | None = None) -> BatchReport:
     """Synthesize one PNG per label map into ``out`` on Ray; re-runs skip finished images.
 
     Args:
         bundle: bundle folder.
         inputs: folder, glob, list file or list of label PNG paths (see :func:`list_labels`).
         out: output folder: ``<relative label path>.png`` per label and ``records.jsonl``.
-        labels: ``"dataset"`` (the dataset's files, mapped by the bundle's convention) or
-            ``"model"`` (maps of model class ids), as ``Synthesizer.from_pretrained(labels=)``.
+        label_format: ``"dataset"`` (the dataset's files, mapped by the bundle's convention) or
+            ``"ids"`` (maps of model class ids), as ``Synthesizer.from_pretrained(label_format=)``.
         instances: where each label's instance map is (see :func:`find_instances`): a pattern
             such as ``'{prefix}_instanceIds.png'`` or a folder with the labels' relative paths.
         seed: global seed; each image's seed is :func:`item_seed` (seed, relative path).
@@ -377,6 +378,7 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         progress: show a progress bar (default: when stderr is a terminal).
         crash_once: (label key, marker file): the worker that first meets that key kills
             itself after writing its image (fault-injection for tests and benchmarks).
+        labels: the old name of ``label_format`` (deprecated: it goes in the next version).
 
     Returns:
         A :class:`BatchReport`. Every label map that failed (unreadable, refused) is listed in
@@ -384,7 +386,7 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
     """
     t0 = time.perf_counter()
     from sdk import Bundle
-    from sdk.conventions import check_mode
+    from sdk.conventions import check_label_format
 
     bundle = Path(bundle)
     b = Bundle(bundle, verify=True)
@@ -392,7 +394,7 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         raise SDKError(f"{b.name} is a {b.task} model; sdk batch synthesizes label maps with semantic models")
     if batch_size < 1:
         raise SDKError(f"batch size must be >= 1, got {batch_size}")
-    check_mode(labels)
+    label_format = check_label_format(label_format, labels)
     if instances is not None and not b.label.get("instance_edge"):
         raise SDKError(f"{b.name} takes no instance map (it was trained without instance edges); leave "
                        f"--instances out")
@@ -428,7 +430,8 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         if todo:
             _run(bundle, todo, records, records_path, sha, seed, report, address=address, workers=workers,
                  cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, batch_size=batch_size,
-                 backend=backend, png_level=png_level, labels=labels, progress=progress, crash_once=crash_once)
+                 backend=backend, png_level=png_level, label_format=label_format, progress=progress,
+                 crash_once=crash_once)
         # A finished run leaves the records sorted, one per label map, rewritten atomically.
         _rewrite_records(records_path, read_records(records_path))
         _remove_stale_temps(out)
@@ -456,7 +459,7 @@ def _check_compatible(records: dict[str, dict[str, Any]], sha: str, seed: int, o
 def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], records_path: Path, sha: str,
          seed: int, report: BatchReport, *, address: str | None, workers: int | None,
          cpus_per_worker: float | None, gpus_per_worker: float | None, batch_size: int, backend: str,
-         png_level: int, labels: str, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
+         png_level: int, label_format: str, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
     import logging
 
     import numpy as np
@@ -478,8 +481,8 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
             compute=ray.data.ActorPoolStrategy(size=size.workers),
             num_cpus=size.cpus, num_gpus=size.gpus,
             fn_constructor_kwargs={"bundle": str(bundle.resolve()), "backend": backend,
-                                   "threads": threads_for(size.cpus), "png_level": png_level, "labels": labels,
-                                   "crash_once": crash_once})
+                                   "threads": threads_for(size.cpus), "png_level": png_level,
+                                   "label_format": label_format, "crash_once": crash_once})
         log = _RecordLog(records_path)
         bar = _progress(len(todo), progress)
         start = time.perf_counter()

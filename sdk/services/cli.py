@@ -11,7 +11,9 @@ import sys
 from typing import Any, Sequence
 
 from sdk import SDKError
-from sdk.cli import add_command, backend_arg, build_parser, labels_arg, run_cli
+from sdk.cli import add_command, backend_arg, build_parser, label_format_arg, run_cli
+from sdk.conventions import LABEL_FORMATS, OLD_LABEL_FORMATS
+from sdk.notices import notice
 from sdk.extras import require
 
 INSTANCES_HELP = ("instance maps (models trained with instance edges): a pattern relative to each label's folder "
@@ -24,13 +26,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     require("ray", "batch")
     from .batch import format_report, synthesize_dataset
 
-    inputs, labels = _batch_inputs(args)
+    inputs, label_format = _batch_inputs(args)
     report = synthesize_dataset(
-        args.bundle, inputs, args.out, labels=labels, instances=args.instances, seed=args.seed,
+        args.bundle, inputs, args.out, label_format=label_format, instances=args.instances, seed=args.seed,
         address=args.address, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
         gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size, backend=args.backend,
         png_level=args.png_level)
     print(format_report(report, args.out))
+    if args.input is None:  # said after the run: a bad folder's error stays the one line of its output
+        notice(f"--labels FOLDER is deprecated (it goes in the next version): use --input {inputs}")
     if report.failed:
         raise SDKError(f"{len(report.failed)} of {report.total} label maps failed (each listed above, and in "
                        f"{report.records} with its error); the others are done: fix those and re-run")
@@ -38,16 +42,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _batch_inputs(args: argparse.Namespace) -> tuple[str, str]:
-    """(--input, --labels mode). ``--labels FOLDER`` (before --input existed) still names the
-    input when its value is no label mode."""
-    labels = args.labels or "dataset"
-    if labels not in ("dataset", "model"):
+    """(--input, --label-format). ``--labels`` is the old name of both, deprecated: a label
+    format (``dataset``, ``model``: ``ids``) or, before --input existed, the label maps."""
+    old, label_format = args.labels, args.label_format
+    if old in (*LABEL_FORMATS, *OLD_LABEL_FORMATS):
+        label_format = OLD_LABEL_FORMATS.get(old, old)
+        notice(f"--labels {old} is deprecated (it goes in the next version): use --label-format {label_format}")
+    elif old is not None:
         if args.input is not None:
-            raise SDKError(f"--labels takes dataset or model, got {labels!r}; the label maps are --input")
-        return labels, "dataset"
+            raise SDKError(f"--labels takes dataset or model (its new name: --label-format dataset|ids), got "
+                           f"{old!r}; the label maps are --input")
+        return old, label_format
     if args.input is None:
         raise SDKError("give the label maps: --input FOLDER, GLOB or LIST_FILE")
-    return args.input, labels
+    return args.input, label_format
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -59,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, replicas=args.replicas, max_batch=args.max_batch,
             batch_wait_ms=args.batch_wait_ms, max_ongoing=args.max_ongoing, max_queued=args.max_queued,
             cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica, backend=args.backend,
-            png_level=args.png_level, request_timeout_s=args.request_timeout_s, labels=args.labels),
+            png_level=args.png_level, request_timeout_s=args.request_timeout_s, label_format=args.label_format),
             address=args.address)
     except KeyboardInterrupt:  # Ctrl-C is how a server is meant to stop
         print("stopped", file=sys.stderr)
@@ -71,7 +79,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     from .app import launch
 
     launch(args.bundle, host=args.host, port=args.port, backend=args.backend, seed=args.seed, label=args.label,
-           instance=args.instance, labels=args.labels, threads=args.threads, incremental=args.incremental)
+           instance=args.instance, label_format=args.label_format, threads=args.threads,
+           incremental=args.incremental)
     return 0
 
 
@@ -81,10 +90,11 @@ def add_doors(sub: Any) -> None:
     b.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
     b.add_argument("--input", help="folder (every *.png under it), glob ('maps/*.png') or text file listing "
                    "label PNGs (relative to its folder)")
-    b.add_argument("--labels", default=None, metavar="{dataset,model}",
-                   help="dataset (default): the label PNGs are the dataset's annotation files, mapped by the "
-                        "bundle's convention; model: they hold model class ids already. (A folder, glob or list "
-                        "file here is taken as --input, as before --input existed)")
+    b.add_argument("--label-format", choices=LABEL_FORMATS, default="dataset",
+                   help="dataset: the label PNGs are the dataset's annotation files, mapped by the bundle's "
+                        "convention (python -m sdk info); ids: they hold model class ids already")
+    b.add_argument("--labels", default=None, metavar="{dataset,model} or FOLDER",
+                   help="deprecated: --label-format (model: ids), or, before --input existed, the label maps")
     b.add_argument("--instances", default=None, help=INSTANCES_HELP)
     b.add_argument("--out", required=True, help="output folder: one PNG per label (same relative path) "
                    "and records.jsonl; a re-run skips finished images")
@@ -105,7 +115,7 @@ def add_doors(sub: Any) -> None:
 
     v = add_command(sub, "serve", "HTTP endpoint over a bundle on Ray Serve, with dynamic batching")
     v.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
-    labels_arg(v, "each posted label PNG")
+    label_format_arg(v, "each posted label PNG")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for every interface)")
     v.add_argument("--port", type=int, default=8000)
     v.add_argument("--replicas", type=int, default=1, help="model replicas (one Synthesizer each)")
@@ -131,7 +141,7 @@ def add_doors(sub: Any) -> None:
     a.add_argument("--label", default=None, help="label map to start from (default: a blank map of the "
                    "first class)")
     a.add_argument("--instance", default=None, help="instance map of --label (models trained with instance edges)")
-    labels_arg(a, "--label")
+    label_format_arg(a, "--label")
     a.add_argument("--seed", type=int, default=0, help="initial seed")
     a.add_argument("--host", default="127.0.0.1", help="address to listen on")
     a.add_argument("--port", type=int, default=7860)

@@ -38,14 +38,14 @@ def threads_for(cpus: float | None) -> int | None:
 
 
 def open_synthesizer(bundle: str | Path, *, backend: str = "auto", threads: int | None = None,
-                     labels: str = "dataset") -> Synthesizer:
+                     label_format: str = "dataset") -> Synthesizer:
     """A door's Synthesizer: the bundle verified, the backend ``auto`` picks on this machine,
     ``threads`` for a backend that takes the option (onnxruntime, OpenVINO, torch), and the
-    label mode the door was started with."""
+    label format the door was started with."""
     b = Bundle(bundle, verify=True)
     chosen = resolve_backend(b, backend)
     options = {"threads": threads} if threads is not None and "threads" in runner_options(chosen) else {}
-    return Synthesizer(b, chosen, labels=labels, **options)
+    return Synthesizer(b, chosen, label_format=label_format, **options)
 
 
 def png_bytes(image: Image.Image, level: int = 1) -> bytes:

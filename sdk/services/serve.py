@@ -7,7 +7,7 @@
   optional ``instance`` file (an instance map, models trained with instance edges),
   ``seed`` field and ``style`` image (models with a style encoder). The label is read by
   the bundle's :class:`~sdk.LabelIntake` as every door reads it (a dataset file through the
-  bundle's convention; ``--labels model`` for maps of model ids). Returns the image as a PNG
+  bundle's convention; ``--label-format ids`` for maps of model ids). Returns the image as a PNG
   (``X-Seed``, ``X-Batch-Size``, ``X-Inference-Ms`` and, for models with instance edges,
   ``X-Instance-Edges`` headers say how it was made). Bad input gets HTTP 400 whose body is
   the SDK's one-line error, the same line every door gives; when more than ``max_queued``
@@ -68,9 +68,16 @@ class ServeOptions:
     backend: str = "auto"
     png_level: int = 1
     request_timeout_s: float = 30.0
-    labels: str = "dataset"
-    """How label maps are read: the dataset's files through the bundle's convention, or
-    ``"model"``: maps of model class ids (as ``Synthesizer.from_pretrained(labels=)``)."""
+    label_format: str = "dataset"
+    """What label maps hold: the dataset's files, read through the bundle's convention, or
+    ``"ids"``: model class ids (as ``Synthesizer.from_pretrained(label_format=)``)."""
+    labels: str | None = None
+    """The old name of ``label_format`` (deprecated: it goes in the next version)."""
+
+    def __post_init__(self) -> None:
+        from sdk.conventions import check_label_format
+
+        self.label_format, self.labels = check_label_format(self.label_format, self.labels), None
 
 
 app = FastAPI(title="sdk synthesis", docs_url=None, redoc_url=None)
@@ -108,12 +115,12 @@ class SynthesisService:
     def __init__(self, bundle: str, options: dict[str, Any]) -> None:
         opts = ServeOptions(**options)
         self.s = open_synthesizer(bundle, backend=opts.backend, threads=threads_for(opts.cpus_per_replica),
-                                  labels=opts.labels)
+                                  label_format=opts.label_format)
         b = self.s.bundle
         if b.task != "semantic":
             raise SDKError(f"{b.name} is a {b.task} model; sdk serve serves label-to-image models")
         zeros = np.zeros(b.resolution, np.int32)  # model id 0 everywhere: load and warm the runner
-        self.s(self.s.intake.read(zeros, labels="model", regions_as_edges=True))
+        self.s(self.s.intake.read(zeros, label_format="ids", regions_as_edges=True))
         self.opts = opts
         self.sha = bundle_sha(bundle)
         self.has_style = b.has_graph("encoder") and not self.s.has_codes
@@ -131,7 +138,8 @@ class SynthesisService:
         names = b.label.get("classes") or [f"class {i}" for i in range(n)]
         return {"name": b.name, "family": b.family, "task": b.task, "resolution": list(b.resolution),
                 "num_classes": n, "classes": names, "palette": b.label.get("palette"),
-                "instance_edge": bool(b.label.get("instance_edge")), "labels": self.s.labels,
+                "instance_edge": bool(b.label.get("instance_edge")), "label_format": self.s.label_format,
+                "labels": {"ids": "model"}.get(self.s.label_format, "dataset"),  # the old key: goes next version
                 "convention": (b.label.get("convention") or {}).get("name"),
                 "inputs": [{k: i[k] for k in ("name", "kind", "shape", "dtype")} for i in b.graph("model")["inputs"]],
                 "takes_style": self.has_style, "takes_seed": any(i["kind"] in ("latent", "codes")
@@ -222,11 +230,8 @@ def start(bundle: str | Path, options: ServeOptions | None = None, *, address: s
     """Start Ray (or join ``address``), Serve's HTTP proxy and the app; returns its base URL."""
     import ray
 
-    from sdk.conventions import check_mode
-
     opts = options or ServeOptions()
     Bundle(bundle, verify=False)  # a missing bundle is a one-line error here, not a replica crash loop
-    check_mode(opts.labels)
     start_ray(address)
     http = {"host": opts.host, "port": opts.port, "request_timeout_s": opts.request_timeout_s}
     for attempt in (1, 2):

@@ -36,7 +36,7 @@ def test_block_maps_and_growth():
 
 @pytest.mark.parametrize("family", list(PRESETS))
 def test_locality_is_pinned(small_bundle, family):
-    s = Synthesizer.from_pretrained(small_bundle(PRESETS[family]), backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(small_bundle(PRESETS[family]), backend="onnxruntime", label_format="ids")
     got, pinned = measure(s), PINNED[family]
     print(f"{family}: outside {got['outside_moved']:.1%} (pinned {pinned['outside_moved']:.1%}), "
           f"inside {got['inside_moved']:.1%} (pinned {pinned['inside_moved']:.1%})")

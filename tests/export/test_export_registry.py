@@ -62,7 +62,7 @@ def check_export(path, name):
         for value in model.graph.input:
             assert value.type.tensor_type.shape.dim[0].dim_param == "batch", value.name
     # a batch size the export never saw runs and gives one image per item
-    s = Synthesizer.from_pretrained(path, labels="model")
+    s = Synthesizer.from_pretrained(path, label_format="ids")
     out = s.runner().run(example_feeds(s.bundle.graph("model")["inputs"], batch=3))
     assert out["image"].shape[0] == 3 and np.isfinite(out["image"]).all()
     # the graph's 8-bit image is its float image rounded (within one level at boundaries)
@@ -76,7 +76,7 @@ def check_export(path, name):
 
 
 def check_sdk(path):
-    s = Synthesizer.from_pretrained(path, backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(path, backend="onnxruntime", label_format="ids")
     h, w = s.bundle.resolution
     if s.bundle.task != "image2image":  # image-to-image bundles: tests/sdk/test_translate.py
         label = random_ids((h, w), s.bundle.num_classes) if s.bundle.task == "semantic" else None
@@ -89,7 +89,7 @@ def check_sdk(path):
             c = np.asarray(s(**kwargs, seed=8))
             assert not np.array_equal(a, c), "another seed should give another image"
     # the torch backend rebuilds the network from config + weights and agrees with onnxruntime
-    t = Synthesizer.from_pretrained(path, backend="torch", labels="model")
+    t = Synthesizer.from_pretrained(path, backend="torch", label_format="ids")
     feeds = example_feeds(s.bundle.graph("model")["inputs"], batch=2, seed=1)
     o1 = s.runner().run(feeds)["image"]
     o2 = t.runner().run(feeds)["image"]

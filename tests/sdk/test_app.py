@@ -146,7 +146,7 @@ def sessions(small_bundle):
             h, w = Synthesizer.from_pretrained(bundle, backend="onnxruntime").bundle.resolution
             start = np.zeros((h, w), np.int64)
             start[h // 4:3 * h // 4, w // 4:3 * w // 4] = REDRAWN
-            made[family] = AppSession(bundle, backend="onnxruntime", threads=1, labels="model", label=start)
+            made[family] = AppSession(bundle, backend="onnxruntime", threads=1, label_format="ids", label=start)
         return made[family]
 
     return get
@@ -194,7 +194,7 @@ def test_page_redraws_one_class_or_says_why_not(small_bundle, browser, family):
     box goes up by one, a seed typed back gives its image again); the others show the one
     line why, and no control."""
     bundle = small_bundle(FAMILIES[family])
-    s = Synthesizer.from_pretrained(bundle, backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(bundle, backend="onnxruntime", label_format="ids")
     with running_app(bundle) as url:
         pg = browser.new_page()
         open_app(pg, url)
@@ -242,9 +242,9 @@ def _edit_session(small_bundle, name: str, backend: str, **kw) -> AppSession:
     from benchmarks.edits import block_map
 
     bundle = small_bundle(name)
-    s = Synthesizer.from_pretrained(bundle, backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(bundle, backend="onnxruntime", label_format="ids")
     start = block_map(s.bundle.resolution, s.bundle.num_classes, 0)
-    return AppSession(bundle, backend=backend, threads=1, labels="model", label=start, **kw)
+    return AppSession(bundle, backend=backend, threads=1, label_format="ids", label=start, **kw)
 
 
 def _strokes(session: AppSession) -> list[np.ndarray]:
@@ -363,7 +363,7 @@ def test_page_strokes_are_incremental_on_torch(small_bundle, browser):
     from sdk.benchmarks.app_browser import update_kind
 
     bundle = small_bundle("spade-cityscapes")
-    s = Synthesizer.from_pretrained(bundle, backend="torch", labels="model", threads=1)
+    s = Synthesizer.from_pretrained(bundle, backend="torch", label_format="ids", threads=1)
     h, w = s.bundle.resolution
     with running_app(bundle, backend="torch", threads=1) as url:
         pg = browser.new_page()

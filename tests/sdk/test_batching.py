@@ -14,7 +14,7 @@ from tests.conftest import HANG_S, ROOT, random_ids
 
 @pytest.fixture(scope="module")
 def vae(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"), backend="onnxruntime", label_format="ids")
 
 
 def test_images_do_not_depend_on_the_batch_size(vae):

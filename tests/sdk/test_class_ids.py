@@ -19,7 +19,7 @@ from tests.conftest import random_ids
 def test_no_float_one_hot_is_built_on_the_host(small_bundle, monkeypatch):
     """8 COCO-Stuff label maps (183 classes): the feeds are int32 ids and uint8 edges, and no
     host allocation comes near the N x C x H x W float one-hot the graph builds itself."""
-    s = Synthesizer.from_pretrained(small_bundle("spade-coco"), backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(small_bundle("spade-coco"), backend="onnxruntime", label_format="ids")
     h, w = s.bundle.resolution
     classes = s.bundle.num_classes
     labels = [random_ids((h, w), classes, seed=i) for i in range(8)]
@@ -45,7 +45,7 @@ def test_no_float_one_hot_is_built_on_the_host(small_bundle, monkeypatch):
 
 
 def test_the_graph_returns_the_8_bit_image_the_sdk_shows(small_bundle):
-    s = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), backend="onnxruntime", labels="model")
+    s = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), backend="onnxruntime", label_format="ids")
     h, w = s.bundle.resolution
     label = random_ids((h, w), s.bundle.num_classes)
     out = s.runner().run({"label": label[None].astype(np.int32),

@@ -47,7 +47,7 @@ def test_values_outside_the_convention_are_named(convention, bad, hint):
     with pytest.raises(LabelError) as err:
         convention.to_ids(values, "label")
     message = str(err.value)
-    assert f"holds {bad} at (2, 3)" in message and hint in message and "labels='model'" in message
+    assert f"holds {bad} at (2, 3)" in message and hint in message and "label_format='ids'" in message
 
 
 @pytest.mark.parametrize("family, dataset, expected", [
@@ -126,7 +126,7 @@ def test_coco_stuff_files_spade_and_oasis(small_bundle, tmp_path):
     assert seen["label"][0, 0, ::64].tolist() == [1, 24, 0, 182]
     # model ids from code: the explicit switch takes them as they are
     model_ids = np.full((256, 256), 182, np.int64)
-    oasis_model = Synthesizer.from_pretrained(small_bundle("oasis-coco"), labels="model")
+    oasis_model = Synthesizer.from_pretrained(small_bundle("oasis-coco"), label_format="ids")
     seen = _spy(oasis_model)
     oasis_model(model_ids)
     assert int(seen["label"].max()) == 182 and int(seen["label"].min()) == 182

@@ -136,7 +136,7 @@ class Cell:
     convention: str
     preset: str
     make: Callable[[Path], Files]
-    labels: str = "dataset"
+    label_format: str = "dataset"
 
 
 CELLS = [
@@ -147,7 +147,7 @@ CELLS = [
     Cell("coco-spade", "coco-stuff/spade", "spade-coco", lambda r: coco(r, True)),
     Cell("coco-oasis", "coco-stuff/oasis", "oasis-coco", lambda r: coco(r, False, 200)),
     Cell("deepfashion", "deepfashion/cihp", "groupdnet-deepfashion", deepfashion),
-    Cell("oasis-model-ids", "coco-stuff/oasis", "oasis-coco", model_ids, labels="model"),
+    Cell("oasis-model-ids", "coco-stuff/oasis", "oasis-coco", model_ids, label_format="ids"),
 ]
 
 
@@ -179,7 +179,7 @@ def case(request, small_bundle, tmp_path_factory) -> Case:
     files = cell.make(tmp / "in")
     key = files.label.relative_to(files.root).as_posix()
     seed = item_seed(SEED, key)
-    api = Synthesizer.from_pretrained(bundle, backend="onnxruntime", threads=1, labels=cell.labels)
+    api = Synthesizer.from_pretrained(bundle, backend="onnxruntime", threads=1, label_format=cell.label_format)
     assert api.convention.name == cell.convention
     image = np.asarray(api(str(files.label), instance=_str(files.instance), seed=seed))
     with pytest.raises(LabelError) as err:
@@ -204,7 +204,8 @@ def _str(p: Path | None) -> str | None:
 # -- the doors ----------------------------------------------------------------------------
 def test_python(case):
     """The API takes the file as a path, as bytes and as a PIL image alike."""
-    api = Synthesizer.from_pretrained(case.bundle, backend="onnxruntime", threads=1, labels=case.cell.labels)
+    api = Synthesizer.from_pretrained(case.bundle, backend="onnxruntime", threads=1,
+                                      label_format=case.cell.label_format)
     f = case.files
     inst_bytes = None if f.instance is None else f.instance.read_bytes()
     for label, inst in ((f.label.read_bytes(), inst_bytes), (Image.open(f.label), _open(f.instance))):
@@ -222,7 +223,7 @@ def test_cli(case):
     f = case.files
     out = case.tmp / "cli.png"
     args = ["synthesize", "--bundle", str(case.bundle), "--label", str(f.label), "--seed", str(case.seed),
-            "--threads", "1", "--backend", "onnxruntime", "--labels", case.cell.labels, "--out", str(out)]
+            "--threads", "1", "--backend", "onnxruntime", "--label-format", case.cell.label_format, "--out", str(out)]
     r = _sdk(*args, *(["--instance", str(f.instance)] if f.instance else []))
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.asarray(Image.open(out)), case.image)
@@ -247,7 +248,7 @@ def test_batch(case, local_ray):
     from sdk.services.batch import iter_records, synthesize_dataset
 
     out = case.tmp / "batch"
-    report = synthesize_dataset(case.bundle, case.files.root, out, labels=case.cell.labels,
+    report = synthesize_dataset(case.bundle, case.files.root, out, label_format=case.cell.label_format,
                                 instances=case.files.instances, seed=SEED, workers=1, cpus_per_worker=0.5,
                                 backend="onnxruntime", progress=False)
     bad_key = case.files.bad.relative_to(case.files.root).as_posix()
@@ -279,7 +280,7 @@ def served(case, serve_port):
 
     name = f"doors-{case.cell.id}"
     url = start(case.bundle, ServeOptions(port=serve_port, max_batch=2, batch_wait_ms=5, cpus_per_replica=0.5,
-                                          backend="onnxruntime", labels=case.cell.labels),
+                                          backend="onnxruntime", label_format=case.cell.label_format),
                 name=name, route_prefix=f"/{name}")
     yield url
     serve.delete(name)
@@ -331,7 +332,7 @@ def test_app(case):
     from sdk.services.canvas import canvas_url
 
     f = case.files
-    session = AppSession(case.bundle, backend="onnxruntime", threads=1, labels=case.cell.labels,
+    session = AppSession(case.bundle, backend="onnxruntime", threads=1, label_format=case.cell.label_format,
                          label=str(f.label), instance=_str(f.instance), seed=case.seed)
     image_path, label_path, _, status, _ = session.render(None, case.seed, None, None)
     np.testing.assert_array_equal(np.asarray(Image.open(image_path)), case.image)
@@ -342,7 +343,7 @@ def test_app(case):
     if session.painter.takes_instances:
         assert "instance edges from the " + ("instance map" if f.instance else "label regions") in status
     with pytest.raises(SDKError) as err:
-        AppSession(case.bundle, backend="onnxruntime", labels=case.cell.labels, label=str(f.bad),
+        AppSession(case.bundle, backend="onnxruntime", label_format=case.cell.label_format, label=str(f.bad),
                    instance=_str(f.bad_instance))
     assert str(err.value) == case.bad_line
 
@@ -365,7 +366,7 @@ def test_one_bad_item_fails_alone_in_a_synthesis_batch(small_bundle):
     from sdk.services.common import isolated
 
     s = Synthesizer.from_pretrained(DEMO, backend="onnxruntime", threads=1)
-    other = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), labels="model")
+    other = Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), label_format="ids")
     good = [s.intake.read(str(p)) for p in STREETS]
     foreign = other.intake.read(np.zeros(other.bundle.resolution, np.int32))
     with pytest.raises(LabelError, match="read it with this model's s.intake"):

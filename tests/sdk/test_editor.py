@@ -21,7 +21,7 @@ ORT_REASON = "incremental updates need the torch runner (backend='torch'); onnxr
 
 
 def open_torch(small_bundle, name: str) -> Synthesizer:
-    return Synthesizer.from_pretrained(small_bundle(name), backend="torch", labels="model", device="cpu", threads=1)
+    return Synthesizer.from_pretrained(small_bundle(name), backend="torch", label_format="ids", device="cpu", threads=1)
 
 
 def base_map(s: Synthesizer, seed: int = 0) -> np.ndarray:
@@ -77,7 +77,7 @@ def test_editor_keeps_given_codes_and_reads_files_through_the_intake(small_bundl
 
 
 def test_onnxruntime_editor_runs_full_passes_and_says_why(small_bundle):
-    s = Synthesizer.from_pretrained(small_bundle("spade-ade20k"), backend="onnxruntime", labels="model", threads=1)
+    s = Synthesizer.from_pretrained(small_bundle("spade-ade20k"), backend="onnxruntime", label_format="ids", threads=1)
     ids = base_map(s)
     with s.editor(ids, seed=0) as ed:
         assert ed.reason == ORT_REASON

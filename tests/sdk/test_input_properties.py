@@ -14,7 +14,7 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 @pytest.fixture(scope="module")
 def spade(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), backend="onnxruntime", label_format="ids")
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,12 @@ GROUPDNET = "groupdnet-deepfashion"
 
 @pytest.fixture(scope="module", params=list(CODES))
 def s(request, small_bundle):
-    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime", label_format="ids")
 
 
 @pytest.fixture(scope="module")
 def g(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle(GROUPDNET), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle(GROUPDNET), backend="onnxruntime", label_format="ids")
 
 
 def _label(s, seed=0):
@@ -143,7 +143,7 @@ def test_cli_resample(s, tmp_path, capsys):
     label = _label(s)
     cls = _largest(label)
     Image.fromarray(label.astype(np.uint8), "L").save(tmp_path / "label.png")
-    args = ["resample", "--bundle", str(s.bundle.path), "--label", str(tmp_path / "label.png"), "--labels", "model",
+    args = ["resample", "--bundle", str(s.bundle.path), "--label", str(tmp_path / "label.png"), "--label-format", "ids",
             "--classes", f"{cls}", "--seed", "5", "--backend", "onnxruntime"]
     assert main([*args, "--out", str(tmp_path / "out.png"), "--save-codes", str(tmp_path / "codes.npy")]) == 0
     want, codes = s.resample(label, [cls], seed=5, return_codes=True)
@@ -216,7 +216,8 @@ def test_encode_store_and_decode_round_trip(g, tmp_path):
     codes = g.encode(_image(g, 3), label)
     assert codes.shape == g.codes_shape and codes.dtype == np.float32
     assert np.array_equal(load_codes(save_codes(tmp_path / "codes.npy", codes)), codes)
-    with pytest.raises(SDKError, match="encodes per class: use s.encode"):
+    # a per-class pipeline has no encode_style: the AttributeError points to encode
+    with pytest.raises(AttributeError, match="encodes per class: use s.encode"):
         g.encode_style(_image(g))
 
 
@@ -246,7 +247,7 @@ def test_cli_morph_writes_a_gif(g, tmp_path, capsys):
 
 # -- one-line refusals ---------------------------------------------------------------------
 def test_oasis_has_no_encoder(small_bundle):
-    o = Synthesizer.from_pretrained(small_bundle("oasis-ade20k"), labels="model")
+    o = Synthesizer.from_pretrained(small_bundle("oasis-ade20k"), label_format="ids")
     label, photo = _label(o), _image(o)
     for call in (lambda: o.encode(photo, label),
                  lambda: o.mix(label, {1: (photo, label)}),
@@ -262,15 +263,21 @@ def test_oasis_has_no_encoder(small_bundle):
     ("dpsims-ade20k", "DP-SIMS draws one global z, which an MLP maps to tokens that every pixel attends to"),
     ("spade-cityscapes", "has no per-class codes; resample/mix/morph need a GroupDNet or OASIS bundle")])
 def test_bundles_without_codes_refuse_in_one_line(small_bundle, name, message):
-    plain = Synthesizer.from_pretrained(small_bundle(name), labels="model")
+    plain = Synthesizer.from_pretrained(small_bundle(name), label_format="ids")
     label = np.zeros(plain.bundle.resolution, np.int64)
     assert not plain.has_codes and message in plain.no_codes_reason
+    # the per-class calls are not there at all: AttributeError, naming who has them and why not here
     for call in (lambda: plain.resample(label, [1], seed=0),
-                 lambda: plain.interpolate(label, seed_a=0, seed_b=1, classes=[1]),
                  lambda: plain.sample_codes(0),
                  lambda: plain.mix(label, {1: np.zeros(8)}),
                  lambda: plain.morph(label, label, label, label),
-                 lambda: plain.encode(np.zeros((8, 8, 3), np.uint8), label),
+                 lambda: plain.encode(np.zeros((8, 8, 3), np.uint8), label)):
+        with pytest.raises(AttributeError) as err:
+            call()
+        assert "\n" not in str(err.value) and "(PerClassLabelToImage)" in str(err.value)
+        assert message in str(err.value) or "has no per-class codes" in str(err.value)
+    # arguments of calls the pipeline has stay SDKErrors
+    for call in (lambda: plain.interpolate(label, seed_a=0, seed_b=1, classes=[1]),
                  lambda: plain(label, codes=np.zeros((35, 8)))):
         with pytest.raises(SDKError) as err:
             call()

@@ -11,7 +11,7 @@ from tests.conftest import random_ids
 
 @pytest.fixture(scope="module")
 def p2p(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("pix2pixhd-cityscapes-1024"), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle("pix2pixhd-cityscapes-1024"), backend="onnxruntime", label_format="ids")
 
 
 def test_label_and_instance_map(p2p):

@@ -11,7 +11,7 @@ from tests.conftest import random_ids
 
 @pytest.mark.parametrize("name", ["spade-cityscapes-vae", "groupdnet-deepfashion", "oasis-ade20k"])
 def test_each_image_is_its_single_call(small_bundle, name):
-    s = Synthesizer.from_pretrained(small_bundle(name), labels="model")  # random model ids
+    s = Synthesizer.from_pretrained(small_bundle(name), label_format="ids")  # random model ids
     h, w = s.bundle.resolution
     labels = [random_ids((h, w), s.bundle.num_classes, seed=i) for i in range(3)]
     seeds = [5, 9, 5]

@@ -11,12 +11,12 @@ from tests.conftest import random_ids
 
 @pytest.fixture(scope="module")
 def vae(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"), labels="model")
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes-vae"), label_format="ids")
 
 
 @pytest.fixture(scope="module")
 def plain(small_bundle):
-    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), labels="model")
+    return Synthesizer.from_pretrained(small_bundle("spade-cityscapes"), label_format="ids")
 
 
 def _label(s, seed=0):

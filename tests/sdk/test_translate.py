@@ -73,7 +73,9 @@ def test_resize_same_aspect_error_other_aspect(msg):
 
 def test_calling_with_a_label_points_to_translate(msg):
     h, w = msg.bundle.resolution
-    with pytest.raises(SDKError, match=r"image2image model that takes an image, not a label map: call it as s\.translate\(image\)"):
+    # calling an ImageToImage is translate; a label map is refused as one
+    with pytest.raises(SDKError, match=r"image2image model: it takes an RGB image \(\(H, W, 3\) uint8\), not a "
+                                       r"label map"):
         msg(np.zeros((h, w), np.int64))
-    with pytest.raises(SDKError, match="nothing to vary"):
+    with pytest.raises(AttributeError, match="'ImageToImage' object has no attribute 'interpolate'"):
         msg.interpolate(seed_a=0, seed_b=1)

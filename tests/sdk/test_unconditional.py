@@ -50,5 +50,6 @@ def test_label_or_instance_map_is_a_clear_error(progan):
             progan(seed=0, **kwargs)
     with pytest.raises(LabelError, match="takes no label map"):
         progan.interpolate(ids, seed_a=0, seed_b=1, steps=2)
-    with pytest.raises(SDKError, match=r"takes no input image, so translate\(\) does not apply: call it as s\(seed=0"):
+    with pytest.raises(AttributeError, match=r"'Unconditional' object has no attribute 'translate': translate is "
+                       r"image-to-image models' \(ImageToImage: MSG U-Net\); .* call it as s\(seed=0"):
         progan.translate(np.zeros((h, w, 3), np.uint8))

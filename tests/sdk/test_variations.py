@@ -34,7 +34,7 @@ BATCH_NOISE = 1e-3  # largest share of uint8 values allowed to differ (by 1) acr
 def s(request, small_bundle):
     # the CI-size dpsims preset opens its cross-attention gates (gate_init=1.0), standing
     # in for a trained checkpoint: a fresh DP-SIMS ignores z by design
-    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime", labels="model")
+    return Synthesizer.from_pretrained(small_bundle(request.param), backend="onnxruntime", label_format="ids")
 
 
 def _label(s):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -29,9 +29,6 @@ from PIL import Image
 from . import labels as L
 from .errors import LabelError, SDKError
 from .intake import Label
-
-if TYPE_CHECKING:
-    from .synthesizer import Synthesizer
 
 
 @dataclass(frozen=True)
@@ -63,9 +60,12 @@ class Editor:
     ``update(label, instance=None) -> EditResult``; ``image`` is the last image, ``result``
     the last :class:`EditResult`, ``reason`` why updates are full passes (None when they
     are incremental). A context manager: leaving it frees the session's caches.
+
+    ``synth`` is the label-to-image pipeline that opened it (typed ``Any``: this module sits
+    below ``sdk.synthesizer``, which imports it).
     """
 
-    def __init__(self, synth: "Synthesizer", label: Any, *, seed: int | None = None, instance: Any = None,
+    def __init__(self, synth: Any, label: Any, *, seed: int | None = None, instance: Any = None,
                  codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> None:
         start = time.perf_counter()
         self._synth = synth

@@ -118,7 +118,7 @@ def interpolate_codes(a: np.ndarray, b: np.ndarray, t: float,
     return out.astype(np.float32)
 
 
-class PerClassLabelToImage(LabelToImage):
+class PerClassLabelToImage(LabelToImage, serves=("semantic", "codes")):
     """Label-to-image with per-class codes (GroupDNet, OASIS): every call of
     :class:`~sdk.synthesizer.LabelToImage`, ``s(label, codes=...)``, and per-class control.
 

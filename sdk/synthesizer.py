@@ -136,24 +136,20 @@ class _Request:
 
 
 def pipeline_class(bundle: Bundle) -> type["Synthesizer"]:
-    """The pipeline class for ``bundle``: by its task, then (label-to-image) its latent kind."""
-    if bundle.task == "unconditional":
-        return Unconditional
-    if bundle.task == "image2image":
-        return ImageToImage
-    if isinstance(latent_kind(bundle.name, bundle.graph("model")["inputs"]), ClassCodes):
-        from .per_class import PerClassLabelToImage  # it builds on LabelToImage, defined below
+    """The pipeline class for ``bundle``: by its task, then (label-to-image) its latent kind.
 
-        return PerClassLabelToImage
-    return LabelToImage
+    Pipelines register what they serve when defined (``class X(..., serves=(task, latent))``),
+    so this module needs no import of the ones built on it (``sdk.per_class``: imported with
+    ``sdk``)."""
+    codes = isinstance(latent_kind(bundle.name, bundle.graph("model")["inputs"]), ClassCodes)
+    served = Synthesizer._served
+    return served.get((bundle.task, "codes" if codes else "any")) or served[(bundle.task, "any")]
 
 
 def _pipeline_of(cls: type) -> type | None:
     """The pipeline a class is (itself, or the one a user's subclass extends): the first of
     the pipeline classes in its MRO."""
-    from .per_class import PerClassLabelToImage  # it builds on LabelToImage, defined below
-
-    pipelines = (LabelToImage, PerClassLabelToImage, Unconditional, ImageToImage)
+    pipelines = set(Synthesizer._served.values())
     return next((k for k in cls.__mro__ if k in pipelines), None)
 
 
@@ -165,6 +161,14 @@ class Synthesizer(metaclass=_PipelineType):
     ``Synthesizer(...)`` keeps working and gets the calls of its model. What every pipeline
     shares lives here: the bundle, its runners, the label intake, batching, output conversion.
     """
+
+    _served: dict[tuple[str, str], type["Synthesizer"]] = {}
+    """(task, latent: "codes" or "any") -> the pipeline class that serves such bundles."""
+
+    def __init_subclass__(cls, *, serves: tuple[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if serves is not None:
+            Synthesizer._served[serves] = cls
 
     def __new__(cls, bundle: Bundle | None = None, *args: Any, **kwargs: Any) -> "Synthesizer":
         if cls is Synthesizer and isinstance(bundle, Bundle):
@@ -544,7 +548,7 @@ class _Sampler(Synthesizer):
         return out if isinstance(out, list) else [out]
 
 
-class LabelToImage(_Sampler):
+class LabelToImage(_Sampler, serves=("semantic", "any")):
     """Label map (and optional style, instance map, seed) -> images: SPADE (-vae presets with
     a style encoder), pix2pixHD, DP-SIMS, and OASIS bundles exported with one z."""
 
@@ -599,11 +603,11 @@ class LabelToImage(_Sampler):
         return self.intake.read(x, what=what, regions_as_edges=True).ids
 
 
-class Unconditional(_Sampler):
+class Unconditional(_Sampler, serves=("unconditional", "any")):
     """Seed -> images (ProGAN): ``s(seed=0, n=4)``, ``variations``, ``interpolate``."""
 
 
-class ImageToImage(Synthesizer):
+class ImageToImage(Synthesizer, serves=("image2image", "any")):
     """RGB image -> RGB image (MSG U-Net): ``s(image)``, which is ``s.translate(image)``."""
 
     def translate(self, image: ImageInput, *, all_scales: bool = False

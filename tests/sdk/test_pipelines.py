@@ -25,7 +25,7 @@ from sdk.cli import main
 from sdk.synthesizer import CALLS
 
 SAMPLING = {"stream", "variations", "interpolate"}
-LABEL_TO_IMAGE = SAMPLING | {"synthesize_many", "encode_style", "read_label"}
+LABEL_TO_IMAGE = SAMPLING | {"synthesize_many", "encode_style", "read_label", "editor"}
 PER_CLASS = (LABEL_TO_IMAGE - {"encode_style"}) | {"sample_codes", "codes_shape", "resample", "resample_codes",
                                                   "interpolate_classes", "mix", "morph", "encode"}
 PIPELINES = {  # preset -> (class, the calls of CALLS it has)
@@ -37,7 +37,7 @@ PIPELINES = {  # preset -> (class, the calls of CALLS it has)
     "msgunet-512": (ImageToImage, {"translate"}),
 }
 OWNER = {"translate": "(ImageToImage", "synthesize_many": "(LabelToImage)", "encode_style": "LabelToImage",
-         "read_label": "(LabelToImage", **dict.fromkeys(SAMPLING, "(LabelToImage, Unconditional)")}
+         "read_label": "(LabelToImage", "editor": "(LabelToImage, PerClassLabelToImage)", **dict.fromkeys(SAMPLING, "(LabelToImage, Unconditional)")}
 
 
 @pytest.fixture(scope="module", params=list(PIPELINES))

@@ -321,12 +321,8 @@ def label_format_arg(parser: argparse.ArgumentParser, what: str = "the label PNG
                         dest="label_format", help="deprecated: --label-format (model: ids)")
 
 
-def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
-    """The parser of the runtime's commands; ``extend(subparsers)`` adds more (the doors)."""
-    p = Parser(prog="python -m sdk", description="Semantic image synthesis from model bundles.")
-    p.add_argument("--version", action="version", version=f"sdk {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_synthesize(sub: Any) -> None:
+    """``synthesize``: label map PNG -> image."""
     s = add_command(sub, "synthesize", "label map PNG -> image")
     s.add_argument("--bundle", required=True, help="bundle folder (python -m export bundle ...)")
     s.add_argument("--label", required=True, help="label map PNG (index, grayscale or palette RGB)")
@@ -340,6 +336,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     s.add_argument("--out", required=True, help="output path (.png/.jpg; .npy with --format uint8/float)")
     s.set_defaults(func=cmd_synthesize)
 
+
+def _add_sample(sub: Any) -> None:
+    """``sample``: unconditional models, seed -> image(s) or an interpolation."""
     u = add_command(sub, "sample", "unconditional models: seed -> image(s), or an interpolation")
     u.add_argument("--bundle", required=True, help="bundle folder of an unconditional model (progan-*)")
     u.add_argument("--seed", type=int, default=None, help="latent seed (>= 0); same seed, same image "
@@ -354,6 +353,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     u.add_argument("--out", required=True, help="output path (.png; .gif with --interpolate; .npy with --format)")
     u.set_defaults(func=cmd_sample)
 
+
+def _add_translate(sub: Any) -> None:
+    """``translate``: image-to-image models, image -> image."""
     t = add_command(sub, "translate", "image-to-image models: image -> image")
     t.add_argument("--bundle", required=True, help="bundle folder of an image2image model (msgunet-*)")
     t.add_argument("--image", required=True, help="input image; resized to the model's resolution when "
@@ -363,6 +365,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     t.add_argument("--out", required=True, help="output image path (.png)")
     t.set_defaults(func=cmd_translate)
 
+
+def _add_morph(sub: Any) -> None:
+    """``morph``: GroupDNet, the per-class appearance of image A morphing into B (GIF)."""
     m = add_command(sub, "morph", "GroupDNet: morph the per-class appearance of image A into B (GIF)")
     m.add_argument("--bundle", required=True, help="bundle folder of a GroupDNet model (groupdnet-*)")
     m.add_argument("--image-a", required=True, help="first reference image")
@@ -378,6 +383,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     m.add_argument("--out", required=True, help="output animated GIF (.gif)")
     m.set_defaults(func=cmd_morph)
 
+
+def _add_resample(sub: Any) -> None:
+    """``resample``: redraw the listed classes with another seed, keep the rest."""
     r = add_command(sub, "resample", "GroupDNet, OASIS: redraw the listed classes with another seed, keep the rest")
     r.add_argument("--bundle", required=True, help="bundle folder of a model with per-class codes "
                    "(groupdnet-*, oasis-*)")
@@ -399,12 +407,25 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
                    "--base to --seed")
     r.set_defaults(func=cmd_resample)
 
+
+def _add_info(sub: Any) -> None:
+    """``info``: describe a bundle and verify its files."""
     i = add_command(sub, "info", "describe a bundle and verify its files")
     i.add_argument("bundle_path", nargs="?", metavar="BUNDLE", help="bundle folder (or --bundle)")
     i.add_argument("--bundle", help="bundle folder")
     i.add_argument("--json", action="store_true", help="print the manifest")
     i.add_argument("--no-verify", action="store_true", help="skip sha256 checks")
     i.set_defaults(func=cmd_info)
+
+
+def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    """The parser of the runtime's commands; ``extend(subparsers)`` adds more (the doors)."""
+    p = Parser(prog="python -m sdk", description="Semantic image synthesis from model bundles.")
+    p.add_argument("--version", action="version", version=f"sdk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    # The order is the order of `python -m sdk --help`.
+    for add in (_add_synthesize, _add_sample, _add_translate, _add_morph, _add_resample, _add_info):
+        add(sub)
     if extend is not None:
         extend(sub)
     return p

@@ -21,8 +21,9 @@ dataset file read as every door reads it. Instance edges come from the start ins
 or an uploaded one, else from the painted regions' borders, and the page says which. The
 painted map downloads as a PNG of model class ids (read it back with ``--label-format ids``).
 
-:class:`AppSession` holds the callbacks (one method per page event); :func:`build` lays out
-the page and wires them. A new control is a method there and a few lines in ``build``.
+:class:`AppSession` holds the callbacks (one method per page event); :func:`layout` builds
+the page: ``_controls`` lays out the components, ``_wire`` connects their events to the
+session. A new control is a method there, a component in ``_controls`` and a line in ``_wire``.
 """
 from __future__ import annotations
 
@@ -285,28 +286,97 @@ def build(bundle: str | Path, *, backend: str = "auto", seed: int = 0, label: An
     return layout(session)
 
 
-def layout(session: AppSession) -> Any:
-    """The page of ``session``: canvas and image, controls, status, legend; events wired."""
+def _guarded(fn: Any) -> Any:
+    """``fn`` as a Gradio event handler that gets the event's request and shows an SDKError as the page's error."""
+    import gradio as gr
+
+    # Gradio passes the event's gr.Request to a parameter annotated with the class; this
+    # module's annotations are strings (from __future__), so the class is set here, and
+    # functools.wraps lets Gradio read fn's parameters through the wrapper.
+    fn.__annotations__["request"] = gr.Request
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except SDKError as exc:  # the intake's one line, as the page's error message
+            raise gr.Error(str(exc)) from None
+    return call
+
+
+@dataclass
+class _Controls:
+    """The page's components that events read or write."""
+    canvas: Any
+    output: Any
+    codes_state: Any
+    seed_box: Any
+    style: Any
+    instance: Any
+    resample_class: Any
+    redraw_seed: Any
+    resample_btn: Any
+    status: Any
+    label_file: Any
+
+
+def _present_classes(session: AppSession) -> list[int]:
+    """Paintable classes of the start map (the redraw choices; the first is the initial brush)."""
+    return sorted(set(np.unique(session.start.ids).tolist()) & set(session.painter.paintable))
+
+
+def _header(session: AppSession) -> None:
+    """The page's title line and what painting does."""
     import gradio as gr
 
     s, p = session.s, session.painter
     h, w = s.bundle.resolution
-    ids0 = session.start.ids
-    present = sorted(set(np.unique(ids0).tolist()) & set(p.paintable))
+    gr.Markdown(f"### {s.bundle.name}: paint a label map, watch the image change\n"
+                f"Pick a class and paint on the left; each stroke re-synthesizes the image on the right "
+                f"({h}x{w}, {s.runner().describe()}). The canvas holds the model's class ids."
+                + (" Instance edges come from the instance map (the start map's, or one you upload "
+                   "below), else from the borders of the painted regions." if p.takes_instances else ""))
 
-    def guarded(fn: Any) -> Any:
-        # Gradio passes the event's gr.Request to a parameter annotated with the class; this
-        # module's annotations are strings (from __future__), so the class is set here, and
-        # functools.wraps lets Gradio read fn's parameters through the wrapper.
-        fn.__annotations__["request"] = gr.Request
 
-        @functools.wraps(fn)
-        def call(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except SDKError as exc:  # the intake's one line, as the page's error message
-                raise gr.Error(str(exc)) from None
-        return call
+def _controls(session: AppSession) -> _Controls:
+    """Lay out the page's components under the header, in page order."""
+    import gradio as gr
+
+    p, present, w = session.painter, _present_classes(session), session.s.bundle.resolution[1]
+    codes_state = gr.State(None)
+    with gr.Row(equal_height=False):
+        canvas = gr.HTML("", html_template=paint_html(p, session.start.ids,
+                                                       present[0] if present else p.paintable[0], max(4, w // 32)),
+                         js_on_load=PAINT_JS, elem_id="sdk-canvas", apply_default_css=False)
+        output = gr.Image(label="synthesized", type="filepath", format="png", interactive=False,
+                          elem_id="sdk-output", buttons=["download"])
+    with gr.Row():
+        seed_box = gr.Number(session.seed, precision=0, label="seed", visible=p.takes_seed, elem_id="sdk-seed")
+        style = gr.Image(label="style image", type="pil", visible=p.takes_style, elem_id="sdk-style",
+                         sources=["upload", "clipboard"], height=160)
+        instance = gr.File(label="instance map (PNG of instance ids, the label map's size)", file_types=[".png"],
+                           visible=p.takes_instances, elem_id="sdk-instance")
+    with gr.Row(visible=p.has_codes):
+        resample_class = gr.Dropdown([p.choice(c) for c in present], label="class to redraw",
+                                     elem_id="sdk-resample-class")
+        redraw_seed = gr.Number(session.seed + 1, precision=0, minimum=0, label="redraw seed",
+                                elem_id="sdk-redraw-seed")
+        resample_btn = gr.Button("redraw this class", elem_id="sdk-resample")
+    gr.Markdown(session.codes_note(), elem_id="sdk-codes-note")
+    gr.Markdown(session.incremental_note(), elem_id="sdk-incremental-note")
+    status = gr.Markdown(elem_id="sdk-status")
+    label_file = gr.File(label="painted label map (PNG of model class ids: read it with --label-format ids)",
+                         elem_id="sdk-label-file")
+    gr.HTML(p.legend_html())
+    return _Controls(canvas, output, codes_state, seed_box, style, instance, resample_class, redraw_seed,
+                     resample_btn, status, label_file)
+
+
+def _wire(session: AppSession, c: _Controls, demo: Any) -> None:
+    """Connect the page's events to ``session``'s methods."""
+    import gradio as gr
+
+    s, p = session.s, session.painter
 
     def render(value: Any, seed_: Any, style: Any, codes: Any, inst: Any, request: Any) -> tuple[Any, ...]:
         image, label, codes, status, classes = session.render(value, seed_, style, codes, inst, request.session_hash)
@@ -325,49 +395,26 @@ def layout(session: AppSession) -> Any:
     def unload(request: Any) -> None:
         session.forget(request.session_hash)
 
-    with gr.Blocks(title=f"sdk app: {s.bundle.name}", delete_cache=(600, 600)) as demo:
-        gr.Markdown(f"### {s.bundle.name}: paint a label map, watch the image change\n"
-                    f"Pick a class and paint on the left; each stroke re-synthesizes the image on the right "
-                    f"({h}x{w}, {s.runner().describe()}). The canvas holds the model's class ids."
-                    + (" Instance edges come from the instance map (the start map's, or one you upload "
-                       "below), else from the borders of the painted regions." if p.takes_instances else ""))
-        codes_state = gr.State(None)
-        with gr.Row(equal_height=False):
-            canvas = gr.HTML("", html_template=paint_html(p, ids0, present[0] if present else p.paintable[0],
-                                                           max(4, w // 32)),
-                             js_on_load=PAINT_JS, elem_id="sdk-canvas", apply_default_css=False)
-            output = gr.Image(label="synthesized", type="filepath", format="png", interactive=False,
-                              elem_id="sdk-output", buttons=["download"])
-        with gr.Row():
-            seed_box = gr.Number(session.seed, precision=0, label="seed", visible=p.takes_seed, elem_id="sdk-seed")
-            style = gr.Image(label="style image", type="pil", visible=p.takes_style, elem_id="sdk-style",
-                             sources=["upload", "clipboard"], height=160)
-            instance = gr.File(label="instance map (PNG of instance ids, the label map's size)", file_types=[".png"],
-                               visible=p.takes_instances, elem_id="sdk-instance")
-        with gr.Row(visible=p.has_codes):
-            resample_class = gr.Dropdown([p.choice(c) for c in present], label="class to redraw",
-                                         elem_id="sdk-resample-class")
-            redraw_seed = gr.Number(session.seed + 1, precision=0, minimum=0, label="redraw seed",
-                                    elem_id="sdk-redraw-seed")
-            resample_btn = gr.Button("redraw this class", elem_id="sdk-resample")
-        gr.Markdown(session.codes_note(), elem_id="sdk-codes-note")
-        gr.Markdown(session.incremental_note(), elem_id="sdk-incremental-note")
-        status = gr.Markdown(elem_id="sdk-status")
-        label_file = gr.File(label="painted label map (PNG of model class ids: read it with --label-format ids)",
-                             elem_id="sdk-label-file")
-        gr.HTML(p.legend_html())
+    outs = [c.output, c.label_file, c.codes_state, c.status, c.resample_class]
+    ins = [c.canvas, c.seed_box, c.style, c.codes_state, c.instance]
+    c.canvas.change(_guarded(render), ins, outs, trigger_mode="always_last", show_progress="hidden", queue=False)
+    c.seed_box.change(_guarded(new_seed), [c.canvas, c.seed_box, c.style, c.instance], outs,
+                      trigger_mode="always_last", show_progress="hidden")
+    c.style.change(_guarded(render), ins, outs, show_progress="hidden")
+    c.instance.change(_guarded(render), ins, outs, show_progress="hidden")
+    c.resample_btn.click(_guarded(resample), [c.canvas, c.seed_box, c.codes_state, c.resample_class, c.redraw_seed,
+                                              c.instance], [*outs, c.redraw_seed], show_progress="hidden")
+    demo.load(_guarded(render), ins, outs, show_progress="hidden")
+    demo.unload(_guarded(unload))  # the tab closed: free its editor now
 
-        outs = [output, label_file, codes_state, status, resample_class]
-        ins = [canvas, seed_box, style, codes_state, instance]
-        canvas.change(guarded(render), ins, outs, trigger_mode="always_last", show_progress="hidden", queue=False)
-        seed_box.change(guarded(new_seed), [canvas, seed_box, style, instance], outs, trigger_mode="always_last",
-                        show_progress="hidden")
-        style.change(guarded(render), ins, outs, show_progress="hidden")
-        instance.change(guarded(render), ins, outs, show_progress="hidden")
-        resample_btn.click(guarded(resample), [canvas, seed_box, codes_state, resample_class, redraw_seed, instance],
-                           [*outs, redraw_seed], show_progress="hidden")
-        demo.load(guarded(render), ins, outs, show_progress="hidden")
-        demo.unload(guarded(unload))  # the tab closed: free its editor now
+
+def layout(session: AppSession) -> Any:
+    """The page of ``session``: canvas and image, controls, status, legend; events wired."""
+    import gradio as gr
+
+    with gr.Blocks(title=f"sdk app: {session.s.bundle.name}", delete_cache=(600, 600)) as demo:
+        _header(session)
+        _wire(session, _controls(session), demo)
     return demo
 
 

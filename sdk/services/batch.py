@@ -32,6 +32,7 @@ What makes a run restartable:
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob as globlib
 import hashlib
@@ -385,10 +386,33 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         ``failed`` and has an error record in ``records.jsonl``, no image; the rest are done.
     """
     t0 = time.perf_counter()
+    bundle = Path(bundle)
+    b, label_format = _open_checked(bundle, batch_size, label_format, labels, instances)
+    root, paths, found = _list_inputs(b, inputs, instances)
+    out = check_writable(out, "--out", folder=True)  # before Ray starts or any image is made
+    items = plan(root, paths, out.resolve(), seed, found)
+    sha = bundle_sha(bundle)
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        records, todo, report = _resume(out / RECORDS, items, sha, seed, out)
+        if todo:
+            _run(bundle, todo, records, out / RECORDS, sha, seed, report, address=address, workers=workers,
+                 cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, batch_size=batch_size,
+                 backend=backend, png_level=png_level, label_format=label_format, progress=progress,
+                 crash_once=crash_once)
+        # A finished run leaves the records sorted, one per label map, rewritten atomically.
+        _rewrite_records(out / RECORDS, read_records(out / RECORDS))
+        _remove_stale_temps(out)
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+def _open_checked(bundle: Path, batch_size: int, label_format: str, labels: str | None,
+                  instances: str | Path | None) -> tuple[Any, str]:
+    """The verified bundle and the label format, or the first of the request's problems as an SDKError."""
     from sdk import Bundle
     from sdk.conventions import check_label_format
 
-    bundle = Path(bundle)
     b = Bundle(bundle, verify=True)
     if b.task != "semantic":
         raise SDKError(f"{b.name} is a {b.task} model; sdk batch synthesizes label maps with semantic models")
@@ -398,6 +422,12 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
     if instances is not None and not b.label.get("instance_edge"):
         raise SDKError(f"{b.name} takes no instance map (it was trained without instance edges); leave "
                        f"--instances out")
+    return b, label_format
+
+
+def _list_inputs(b: Any, inputs: str | Path | Sequence[str | Path], instances: str | Path | None
+                 ) -> tuple[Path, list[Path], list[Path | None]]:
+    """The labels' root, the label maps and each one's instance map (None where it has none)."""
     root, paths = list_labels(inputs)
     found = find_instances(root, paths, instances)
     if instances is not None:  # instance maps that sit among the labels are no labels themselves
@@ -406,11 +436,12 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         paths, found = [paths[i] for i in kept], [found[i] for i in kept]
     elif b.label.get("instance_edge"):
         notice(edges_line(b, "--instances PATTERN or FOLDER"))
-    out = check_writable(out, "--out", folder=True)  # before Ray starts or any image is made
-    items = plan(root, paths, out.resolve(), seed, found)
-    sha = bundle_sha(bundle)
-    out.mkdir(parents=True, exist_ok=True)
+    return root, paths, found
 
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock file for the run: a second run on the same folder stops with one line."""
     lock_fd = os.open(out / LOCK, os.O_WRONLY | os.O_CREAT, 0o666)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -419,26 +450,21 @@ def synthesize_dataset(bundle: str | Path, inputs: str | Path | Sequence[str | P
         raise SDKError(f"another sdk batch run is writing to {out} (it holds {out / LOCK}); "
                        f"wait for it to finish or give another --out") from None
     try:
-        records_path = out / RECORDS
-        records = read_records(records_path)
-        _check_compatible(records, sha, seed, out)
-        todo = [it for it in items if not (_done(records.get(it.key)) and Path(it.out).is_file())]
-        for it in todo:  # failed before, or an image deleted since its record: made (and recorded) anew
-            records.pop(it.key, None)
-        report = BatchReport(total=len(items), written=0, skipped=len(items) - len(todo),
-                             records=str(records_path))
-        if todo:
-            _run(bundle, todo, records, records_path, sha, seed, report, address=address, workers=workers,
-                 cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, batch_size=batch_size,
-                 backend=backend, png_level=png_level, label_format=label_format, progress=progress,
-                 crash_once=crash_once)
-        # A finished run leaves the records sorted, one per label map, rewritten atomically.
-        _rewrite_records(records_path, read_records(records_path))
-        _remove_stale_temps(out)
+        yield
     finally:
         os.close(lock_fd)
-    report.wall_s = time.perf_counter() - t0
-    return report
+
+
+def _resume(records_path: Path, items: list[Item], sha: str, seed: int, out: Path
+            ) -> tuple[dict[str, dict[str, Any]], list[Item], BatchReport]:
+    """The records so far, the items still to make and the report counting the skipped ones."""
+    records = read_records(records_path)
+    _check_compatible(records, sha, seed, out)
+    todo = [it for it in items if not (_done(records.get(it.key)) and Path(it.out).is_file())]
+    for it in todo:  # failed before, or an image deleted since its record: made (and recorded) anew
+        records.pop(it.key, None)
+    report = BatchReport(total=len(items), written=0, skipped=len(items) - len(todo), records=str(records_path))
+    return records, todo, report
 
 
 def _done(record: dict[str, Any] | None) -> bool:
@@ -460,21 +486,16 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
          seed: int, report: BatchReport, *, address: str | None, workers: int | None,
          cpus_per_worker: float | None, gpus_per_worker: float | None, batch_size: int, backend: str,
          png_level: int, label_format: str, progress: bool | None, crash_once: tuple[str, str] | None) -> None:
-    import logging
-
-    import numpy as np
+    """Make ``todo`` on Ray (started here unless ``address`` or this process has one), recording each image."""
     import ray
 
     started = start_ray(address)
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # ours below counts images, not blocks
-        logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-run INFO lines and the notice above
-        size = _size_pool(workers, cpus_per_worker, gpus_per_worker)
+        _quiet_ray_data()
         blocks = max(1, -(-len(todo) // batch_size))  # one block per batch
+        size = _size_pool(workers, cpus_per_worker, gpus_per_worker)
         size = _Sizing(min(size.workers, blocks), size.cpus, size.gpus)  # no idle actors for a short re-run
         report.workers = size.workers
-        by_key = {it.key: it for it in todo}
         ds = ray.data.from_items([asdict(it) for it in todo], override_num_blocks=blocks)
         ds = ds.map_batches(
             SynthesisWorker, batch_size=batch_size, batch_format="numpy",
@@ -483,46 +504,71 @@ def _run(bundle: Path, todo: list[Item], records: dict[str, dict[str, Any]], rec
             fn_constructor_kwargs={"bundle": str(bundle.resolve()), "backend": backend,
                                    "threads": threads_for(size.cpus), "png_level": png_level,
                                    "label_format": label_format, "crash_once": crash_once})
-        log = _RecordLog(records_path)
-        bar = _progress(len(todo), progress)
-        start = time.perf_counter()
-        span = [float("inf"), float("-inf")]  # first batch started, last batch ended (worker clocks)
-        try:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                new = []
-                for key, ms, err, be, where in zip(batch["key"], batch["ms"], batch["error"], batch["backend"],
-                                                   batch["worker"]):
-                    key = str(key)
-                    if key in records:  # recorded once, whatever Ray re-ran
-                        continue
-                    it = by_key[key]
-                    rec = {"label": key, "label_path": it.label, "instance_path": it.instance or None,
-                           "global_seed": seed, "bundle_sha": sha, "worker": str(where),
-                           "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
-                    if err:
-                        rec["error"] = str(err)
-                        report.failed.append((key, str(err)))
-                    else:
-                        rec.update({"out": it.out, "seed": it.seed, "backend": str(be), "ms": round(float(ms), 3)})
-                        report.written += 1
-                        report.backend = str(be)
-                    records[key] = rec
-                    new.append(rec)
-                log.append(new)
-                if len(batch["key"]):
-                    span[0] = min(span[0], float(np.min(batch["t0"])))
-                    span[1] = max(span[1], float(np.max(batch["t1"])))
-                bar.update(len(batch["key"]))
-        finally:
-            end = time.perf_counter()
-            report.synthesis_s = end - start
-            if report.written and span[1] > span[0]:
-                report.steady_throughput = report.written / (span[1] - span[0])
-            log.close()
-            bar.close()
+        _collect(ds, todo, records, records_path, sha, seed, report, progress)
     finally:
         if started:
             ray.shutdown()
+
+
+def _quiet_ray_data() -> None:
+    """Ray Data without its progress bars (ours counts images, not blocks) and per-run INFO lines."""
+    import logging
+
+    import ray
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # ours below counts images, not blocks
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # per-run INFO lines and the notice above
+
+
+def _collect(ds: Any, todo: list[Item], records: dict[str, dict[str, Any]], records_path: Path, sha: str,
+             seed: int, report: BatchReport, progress: bool | None) -> None:
+    """Record the workers' results as they come (each key once) and time the run into ``report``."""
+    import numpy as np
+
+    by_key = {it.key: it for it in todo}
+    log = _RecordLog(records_path)
+    bar = _progress(len(todo), progress)
+    start = time.perf_counter()
+    span = [float("inf"), float("-inf")]  # first batch started, last batch ended (worker clocks)
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            log.append(_record_batch(batch, by_key, records, sha, seed, report))
+            if len(batch["key"]):
+                span[0] = min(span[0], float(np.min(batch["t0"])))
+                span[1] = max(span[1], float(np.max(batch["t1"])))
+            bar.update(len(batch["key"]))
+    finally:
+        end = time.perf_counter()
+        report.synthesis_s = end - start
+        if report.written and span[1] > span[0]:
+            report.steady_throughput = report.written / (span[1] - span[0])
+        log.close()
+        bar.close()
+
+
+def _record_batch(batch: dict[str, Any], by_key: dict[str, Item], records: dict[str, dict[str, Any]], sha: str,
+                  seed: int, report: BatchReport) -> list[dict[str, Any]]:
+    """The new records of one batch of results (an image's or an error's), counted into ``report``."""
+    new = []
+    for key, ms, err, be, where in zip(batch["key"], batch["ms"], batch["error"], batch["backend"], batch["worker"]):
+        key = str(key)
+        if key in records:  # recorded once, whatever Ray re-ran
+            continue
+        it = by_key[key]
+        rec = {"label": key, "label_path": it.label, "instance_path": it.instance or None,
+               "global_seed": seed, "bundle_sha": sha, "worker": str(where),
+               "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+        if err:
+            rec["error"] = str(err)
+            report.failed.append((key, str(err)))
+        else:
+            rec.update({"out": it.out, "seed": it.seed, "backend": str(be), "ms": round(float(ms), 3)})
+            report.written += 1
+            report.backend = str(be)
+        records[key] = rec
+        new.append(rec)
+    return new
 
 
 class _NoBar:

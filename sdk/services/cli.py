@@ -84,8 +84,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_doors(sub: Any) -> None:
-    """The batch, serve and app subcommands."""
+def _add_batch(sub: Any) -> None:
+    """``batch``: a folder / glob / list of label maps -> one PNG each, on Ray."""
     b = add_command(sub, "batch", "a folder / glob / list of label maps -> one PNG each, on Ray")
     b.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
     b.add_argument("--input", help="folder (every *.png under it), glob ('maps/*.png') or text file listing "
@@ -113,6 +113,9 @@ def add_doors(sub: Any) -> None:
     backend_arg(b)
     b.set_defaults(func=cmd_batch)
 
+
+def _add_serve(sub: Any) -> None:
+    """``serve``: an HTTP endpoint over a bundle on Ray Serve."""
     v = add_command(sub, "serve", "HTTP endpoint over a bundle on Ray Serve, with dynamic batching")
     v.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
     label_format_arg(v, "each posted label PNG")
@@ -136,6 +139,9 @@ def add_doors(sub: Any) -> None:
     backend_arg(v)
     v.set_defaults(func=cmd_serve)
 
+
+def _add_app(sub: Any) -> None:
+    """``app``: the Gradio painting app."""
     a = add_command(sub, "app", "paint a label map in the browser and watch the image change (Gradio)")
     a.add_argument("--bundle", required=True, help="bundle folder of a label-to-image model")
     a.add_argument("--label", default=None, help="label map to start from (default: a blank map of the "
@@ -151,6 +157,12 @@ def add_doors(sub: Any) -> None:
                         "elsewhere full passes, and the page says why); --no-incremental: a full pass per stroke")
     backend_arg(a)
     a.set_defaults(func=cmd_app)
+
+
+def add_doors(sub: Any) -> None:
+    """The batch, serve and app subcommands."""
+    for add in (_add_batch, _add_serve, _add_app):
+        add(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

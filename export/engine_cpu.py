@@ -104,15 +104,21 @@ def _ort_run(session: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.nda
     return lambda feeds: dict(zip(names, session.run(names, feeds)))
 
 
-def _openvino_run(xml: Path, precision: str, threads: int | None,
-                  inference_precision: str | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """The IR compiled as ``sdk.backends.openvino.OpenVINORunner`` compiles it (latency mode)."""
+def onnxruntime_engine(path: Path, threads: int | None) -> Run:
+    """Run an ONNX graph (FP32 or QDQ INT8) as ``sdk.backends.onnxruntime`` does."""
+    return _ort_run(_ort_session(path, threads))
+
+
+def openvino_engine(path: Path, precision: str, threads: int | None) -> Run:
+    """Run an IR (or an ONNX graph, converted on reading) as ``sdk.backends.openvino.OpenVINORunner``
+    compiles it (latency mode; INT8 with :data:`OPENVINO_INT8_INFERENCE` for the float layers)."""
     from sdk.backends.openvino import compile_config, import_openvino
 
     ov = import_openvino()
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(xml)), "CPU",
-                                  compile_config(precision, threads=threads, inference_precision=inference_precision))
+    inference = OPENVINO_INT8_INFERENCE if precision == "int8" else None
+    compiled = core.compile_model(core.read_model(str(path)), "CPU",
+                                  compile_config(precision, threads=threads, inference_precision=inference))
     request = compiled.create_infer_request()
     names = [o.get_any_name() for o in compiled.outputs]
 
@@ -236,11 +242,11 @@ def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, 
         if graph_file != src:
             graph_file.unlink()
         t0 = time.perf_counter()
-        run = _openvino_run(out, precision, threads, OPENVINO_INT8_INFERENCE if precision == "int8" else None)
+        run = openvino_engine(out, precision, threads)
     else:
         out = graph_file
         t0 = time.perf_counter()
-        run = _ort_run(_ort_session(out, threads))
+        run = onnxruntime_engine(out, threads)
     return _Candidate(run, out, (time.perf_counter() - t0) * 1e3, quantization)
 
 
@@ -311,7 +317,7 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
 
     with atomic_dir(folder) as tmp:
         t0 = time.perf_counter()
-        fp32 = _ort_run(_ort_session(src, threads))
+        fp32 = onnxruntime_engine(src, threads)
         fp32_load_ms = (time.perf_counter() - t0) * 1e3
         items = held_out_set(bundle, "model", held_out_seeds)
         first_fp32_ms = _time_ms(fp32, items[0].feeds)

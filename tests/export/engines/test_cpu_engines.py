@@ -1,6 +1,7 @@
 """CPU engines end to end: OpenVINO FP32 / BF16 / INT8 and onnxruntime INT8, built into
-real bundles (spade-cityscapes and progan-64 at CI size, the trained demo), their quality
-figures recomputed, ``auto`` selection by the recorded measurement, and refusals.
+real bundles (spade-ade20k, spade-cityscapes and progan-64 at CI size, the trained demo), their
+held-out quality figures recomputed, ``auto`` selection by the recorded measurement (speed, and
+the worst held-out image against its bar), and refusals.
 
 Builds at CI size take a few seconds each (quantization calibrates on 16 maps)."""
 from __future__ import annotations
@@ -135,7 +136,9 @@ def test_last_conv_and_attention_nodes_are_found(small_bundle):
 
 # -- builds -------------------------------------------------------------------------------------
 def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_path, small_bundle, capsys, caplog):
-    path = _engine(tmp_path, small_bundle)
+    # spade-ade20k: 151 classes read by lookups (spade-cityscapes at CI size, 8 channels, holds ~33 dB
+    # on the noise row: below the INT8 bar whatever is kept float, test_int8_coverage.py)
+    path = _engine(tmp_path, small_bundle, "spade-ade20k")
     _build(path, "onnxruntime-int8", "int8")
     _build(path, "openvino", "int8")
     out = capsys.readouterr().out
@@ -155,7 +158,7 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
         if node.op_type == "Conv":
             assert (node.input[0] in dequantized) == (node.name not in quant["kept_float_nodes"])
     assert not any(n.op_type == "DequantizeLinear" and n.input[0] == "label" for n in qdq.graph.node)
-    assert quant["calibration_classes"] == {"classes": 35, "seen": 35, "missing": []}  # every class calibrated
+    assert quant["calibration_classes"] == {"classes": 151, "seen": 151, "missing": []}  # every class calibrated
     fp32 = _fp32(b)
     items = held_out_set(b)
     assert {i.row for i in items} == {"blocks", "scenes", "noise"} and len(items) == 9
@@ -342,23 +345,24 @@ def test_engine_cli_bad_input_is_one_line(tmp_path, small_bundle, capsys, args, 
 def test_demo_engines_score_against_the_renderer(tmp_path):
     demo = tmp_path / "spade-street"
     shutil.copytree(ROOT / "demo" / "spade-street", demo)
-    _build(demo, "openvino", "int8", "--calibration-size", "8")
-    rec = select_engine(Bundle(demo), "openvino", "int8")
+    # BF16: the demo's INT8 misses its bar on the held-out block maps of all 35 classes (it learned 7)
+    _build(demo, "openvino", "bf16")
+    rec = select_engine(Bundle(demo), "openvino", "bf16")
     renderer = rec["quality"]["renderer"]
     assert renderer["scenes"] == 8 and renderer["seeds"].startswith("1000000")
-    # quantization costs the trained demo at most half a dB against the renderer
+    # reduced precision costs the trained demo at most half a dB against the renderer
     assert renderer["fp32_psnr_db"] > 15 and abs(renderer["engine_psnr_db"] - renderer["fp32_psnr_db"]) < 0.5
     out = tmp_path / "street.png"
     r = subprocess.run([sys.executable, "-m", "sdk", "synthesize", "--bundle", str(demo), "--label",
                         str(ROOT / "samples" / "street_1_label.png"), "--seed", "0", "--backend", "openvino",
-                        "--precision", "int8", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+                        "--precision", "bf16", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "openvino int8" in r.stdout
+    assert "openvino bf16" in r.stdout
     fp32 = np.asarray(Synthesizer.from_pretrained(demo, backend="onnxruntime")(
         str(ROOT / "samples" / "street_1_label.png"), seed=0))
     from PIL import Image
 
-    assert psnr(np.asarray(Image.open(out)), fp32) >= QUALITY_BARS_DB["int8"]
+    assert psnr(np.asarray(Image.open(out)), fp32) >= QUALITY_BARS_DB["bf16"]
     r = subprocess.run([sys.executable, "-m", "sdk", "synthesize", "--bundle", str(demo), "--label",
                         str(ROOT / "samples" / "street_1_label.png"), "--backend", "onnxruntime", "--precision",
                         "int8", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)

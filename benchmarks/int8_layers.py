@@ -40,7 +40,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
 
 def median_ms(call: Callable[[], Any], runs: int, warmup: int = 2) -> float:
@@ -115,7 +114,7 @@ def measure_bundle(path: Path, backends: Sequence[str], calibration_size: int, r
                 print(f"[int8_layers] {bundle.name} {backend} {row}: worst {entry[backend]['worst_psnr_db']} dB "
                       f"({entry[backend]['worst_image']}), mean {entry[backend]['mean_psnr_db']} dB, "
                       f"{entry[backend]['median_ms']} ms", flush=True)
-                del run
+                run = None  # free this engine before the next one loads
             out["rows"].append(entry)
     return out
 

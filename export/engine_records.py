@@ -9,7 +9,6 @@ from typing import Any
 
 from sdk.engines import QUALITY_BARS_DB  # noqa: F401  (the runtime's auto reads the same bars)
 
-
 ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
 
 

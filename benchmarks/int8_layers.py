@@ -12,7 +12,10 @@ balanced calibration, ``export.calibration``) once per row:
 * ``+ GROUP float``: the same with one more node group of ``export.quantize.NODE_GROUPS``
   kept float (label lookups themselves are never quantized: their one-hot convolutions'
   remains are ``label_convs``);
-* ``escalation``: the groups of ``ESCALATION`` kept float together.
+* ``escalation``: the groups of ``ESCALATION`` kept float together;
+* ``before``: ``all INT8`` calibrated as before issue 25 (:func:`regions_before`: Voronoi
+  maps of 3-12 random classes each, which saw about half of ADE20K's classes), the
+  figure the new calibration is compared with.
 
 Each row runs on every ``--backend`` (the same QDQ graph: onnxruntime runs it, OpenVINO
 reads it as int8), against the FP32 graph (onnxruntime) on the held-out set
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 
 
 def median_ms(call: Callable[[], Any], runs: int, warmup: int = 2) -> float:
@@ -53,18 +57,46 @@ def median_ms(call: Callable[[], Any], runs: int, warmup: int = 2) -> float:
     return round(statistics.median(times), 2)
 
 
-def rows_to_run(groups: dict[str, list[str]]) -> list[tuple[str, tuple[str, ...]]]:
-    """(row name, kept-float groups) of the table (module docstring)."""
+def regions_before(height: int, width: int, num_classes: int, seed: int) -> np.ndarray:
+    """A calibration map as ``export.calibration`` made them before issue 25: a Voronoi
+    partition of 6-24 cells over 3-12 random classes at a quarter of the resolution."""
+    rng = np.random.default_rng(seed)
+    classes = rng.choice(num_classes, size=min(num_classes, int(rng.integers(3, 13))), replace=False)
+    cells = int(rng.integers(6, 25))
+    h, w = -(-height // 4), -(-width // 4)
+    cy, cx = rng.uniform(0, h, cells), rng.uniform(0, w, cells)
+    yy, xx = np.mgrid[0:h, 0:w]
+    nearest = np.argmin((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2, axis=0)
+    coarse = classes[rng.integers(0, len(classes), cells)][nearest]
+    return np.kron(coarse, np.ones((4, 4), dtype=np.int64))[:height, :width].astype(np.int32)
+
+
+def calibration_before(bundle: Any, count: int) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
+    """The calibration inputs of before issue 25 (street scenes for 35-class bundles, else
+    :func:`regions_before`) and their class coverage."""
+    from sdk.export.calibration import coverage, feeds_for, is_street_bundle, scene_layout
+
+    h, w = bundle.resolution
+    c = int(bundle.num_classes)
+    maps = [scene_layout(h, w, i) if is_street_bundle(bundle) else regions_before(h, w, c, i) for i in range(count)]
+    return [feeds_for(bundle, "model", m, i) for i, m in enumerate(maps)], coverage(maps, c)
+
+
+def rows_to_run(groups: dict[str, list[str]], only: Sequence[str] = ()) -> list[tuple[str, tuple[str, ...]]]:
+    """(row name, kept-float groups) of the table (module docstring); with ``only``, the rows
+    whose key is in it (``all``, ``before``, ``escalation`` or a group's name)."""
     from sdk.export.quantize import ESCALATION, KEEP_FLOAT, NODE_GROUPS
 
-    rows = [("all INT8", tuple(KEEP_FLOAT))]
-    rows += [(f"+ {g} float", (*KEEP_FLOAT, g)) for g in NODE_GROUPS if g not in KEEP_FLOAT and groups[g]]
-    rows.append(("escalation (" + " + ".join(g for g in ESCALATION if groups[g]) + ")", (*KEEP_FLOAT, *ESCALATION)))
-    return rows
+    rows = [("all", "all INT8", tuple(KEEP_FLOAT)),
+            ("before", "before: all INT8, calibration of before issue 25", tuple(KEEP_FLOAT))]
+    rows += [(g, f"+ {g} float", (*KEEP_FLOAT, g)) for g in NODE_GROUPS if g not in KEEP_FLOAT and groups[g]]
+    rows.append(("escalation", "escalation (" + " + ".join(g for g in ESCALATION if groups[g]) + ")",
+                 (*KEEP_FLOAT, *ESCALATION)))
+    return [(name, keep) for key, name, keep in rows if not only or key in only]
 
 
 def measure_bundle(path: Path, backends: Sequence[str], calibration_size: int, runs: int,
-                   threads: int) -> dict[str, Any]:
+                   threads: int, only: Sequence[str] = ()) -> dict[str, Any]:
     """Every row of one bundle on every backend (module docstring)."""
     import onnx
 
@@ -93,11 +125,13 @@ def measure_bundle(path: Path, backends: Sequence[str], calibration_size: int, r
                            "onnxruntime_fp32_ms": median_ms(lambda: fp32(feeds), runs), "rows": []}
     calib, classes = calibration_set(bundle, "procedural", calibration_size)
     out["calibration_classes"] = classes
+    before, out["calibration_classes_before"] = calibration_before(bundle, calibration_size)
     with tempfile.TemporaryDirectory(prefix="int8-layers-") as tmp:
-        for row, keep in rows_to_run(groups):
+        for row, keep in rows_to_run(groups, only):
             qdq = Path(tmp) / "model.qdq.onnx"
             t0 = time.perf_counter()
-            notes = quantize_graph(src, qdq, calib, keep_float=keep, label_inputs=labels)
+            notes = quantize_graph(src, qdq, before if row.startswith("before") else calib, keep_float=keep,
+                                   label_inputs=labels)
             entry: dict[str, Any] = {"row": row, "kept_float": list(keep), "quantized_nodes": notes["quantized_nodes"],
                                      "float_nodes": len(notes["kept_float_nodes"]),
                                      "quantize_s": round(time.perf_counter() - t0, 1)}
@@ -153,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", required=True, help="folder for layers.json and layers.md")
     p.add_argument("--note", default="", help="a line about the machine's load, written into the results")
+    p.add_argument("--rows", nargs="*", default=(),
+                   help="only these rows: all, before, escalation and/or group names (default every row)")
     args = p.parse_args(argv)
     from sdk.engines import cpu_device
 
@@ -164,7 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"maps. {args.note}".strip())
     results = []
     for bundle in args.bundle:
-        results.append(measure_bundle(Path(bundle), args.backend, args.calibration_size, args.runs, args.threads))
+        results.append(measure_bundle(Path(bundle), args.backend, args.calibration_size, args.runs, args.threads,
+                                      args.rows))
         (out / "layers.json").write_text(json.dumps({"header": header, "results": results}, indent=2) + "\n")
         (out / "layers.md").write_text(to_markdown(results, args.backend, header) + "\n")
     print(to_markdown(results, args.backend, header))

@@ -158,6 +158,11 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
         if node.op_type == "Conv":
             assert (node.input[0] in dequantized) == (node.name not in quant["kept_float_nodes"])
     assert not any(n.op_type == "DequantizeLinear" and n.input[0] == "label" for n in qdq.graph.node)
+    import openvino as ov  # the INT8 IR returns what the FP32 graph returns: a float image and the 8-bit one
+
+    ir = ov.Core().read_model(str(b.file(ov_rec["files"]["model"])))
+    assert {o.get_any_name(): o.get_element_type().get_type_name() for o in ir.outputs} == \
+        {o["name"]: {"float32": "f32", "uint8": "u8"}[o["dtype"]] for o in b.graph("model")["outputs"]}
     assert quant["calibration_classes"] == {"classes": 151, "seen": 151, "missing": []}  # every class calibrated
     fp32 = _fp32(b)
     items = held_out_set(b)

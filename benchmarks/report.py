@@ -202,7 +202,9 @@ def cpu_table(results: dict[str, Any], source: str) -> str:
     inputs = next((r["extra"]["quality_inputs"] for r in records if (r.get("extra") or {}).get("quality_inputs")), None)
     lines = [f"Measured on {results['device']}{', reduced sizes' if results.get('quick') else ''}; median ms of "
              f"{runs} calls after warm-up (class ids in, 8-bit image out, batch as listed), (speed-up over "
-             f"onnxruntime FP32 of the same run), PSNR of the 8-bit image against the FP32 graph recorded at the "
+             f"onnxruntime FP32 of the same run; build: the engine's speed-up measured at its build, engine and "
+             f"onnxruntime FP32 in alternating blocks, which a drifting load weighs on alike), PSNR of the 8-bit "
+             f"image against the FP32 graph recorded at the "
              f"engine's build: worst image / mean"
              + (f" on the {inputs}" if inputs else "") + "; groups kept float to meet the bar in brackets; "
              f"auto: what `backend=\"auto\"` runs (the fastest engine whose worst image meets its bar); generated "
@@ -218,7 +220,10 @@ def cpu_table(results: dict[str, Any], source: str) -> str:
                 cells.append("-")
                 continue
             sp = None if base is None else base["median_ms"] / r["median_ms"]
-            cells.append(f"{r['median_ms']:.1f}" + ("" if sp is None else f" ({sp:.2f}x)") + _quality_cell(r))
+            abba = ((r.get("extra") or {}).get("build_speed") or {}).get("speedup")
+            speed = ", ".join(x for x in (None if sp is None else f"{sp:.2f}x",
+                                          None if abba is None else f"build {abba:.2f}x") if x)
+            cells.append(f"{r['median_ms']:.1f}" + (f" ({speed})" if speed else "") + _quality_cell(r))
         pick = _pick(results, model, h, w) or "-"
         base_ms = "-" if base is None else f"{base['median_ms']:.1f}"
         lines.append(f"| {model} | {h}x{w} | {batch} | {base_ms} | " + " | ".join(cells) + f" | {pick} |")

@@ -57,8 +57,10 @@ runners; an engine below its quality bar is skipped with its figure; each record
 ``--device cpu`` without ``--quick``: the CPU engines side by side at full size, batch 1,
 3 warm-up calls: onnxruntime FP32, OpenVINO FP32 / BF16 / INT8 and onnxruntime INT8 for
 the presets of the CPU targets (``CPU_MODELS``; the demo preset is the trained bundle
-``demo/spade-street`` itself), plus ``SUMMARY.md``: the CPU table and which targets are
-met (``benchmarks.report.cpu_summary``). Random weights with calibrated normalisation statistics:
+``demo/spade-street`` itself), each engine's held-out quality (worst and mean PSNR,
+escalation) from its record, what ``auto`` picks per preset (``auto_picks`` in the
+results), plus ``SUMMARY.md``: the CPU table and which targets are met
+(``benchmarks.report.cpu_summary``). Random weights with calibrated normalisation statistics:
 latency does not depend on the weights' values.
 
 ``--quick``: CPU, torch-eager + onnxruntime, FP32, batch 1 and 2, each preset at its CI
@@ -328,10 +330,16 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
 def cpu_engine_facts(record: dict[str, Any]) -> dict[str, Any]:
     """What a CPU engine's record says about it, for the latency record's ``extra``."""
     quality = record.get("quality") or {}
+    notes = record.get("notes") or {}
+    quantization = notes.get("quantization") or {}
+    escalation = notes.get("escalation") or {}
     return {"engine_key": record["key"], "quality_vs_fp32": quality.get("model"),
+            "quality_rows": quality.get("rows"), "quality_inputs": quality.get("inputs"),
             "quality_bar_psnr_db": quality.get("bar_psnr_db"), "renderer": quality.get("renderer"),
-            "build_speed": record.get("speed"), "kept_float": (record.get("notes") or {}).get("quantization", {}).get(
-                "kept_float")}
+            "build_speed": record.get("speed"), "kept_float": quantization.get("kept_float"),
+            "calibration_classes": quantization.get("calibration_classes"),
+            "escalation": {k: escalation[k] for k in ("kept_float_groups", "speed_cost", "steps") if k in escalation}
+            or None}
 
 
 def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[int], device: str) -> Any:
@@ -558,6 +566,17 @@ def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argpa
                   f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
         fn = None
     _between_configurations(device)
+    if device == "cpu" and set(args.backends) & set(CPU_ENGINE_BACKENDS):
+        results.add_pick(name, h, w, auto_pick(Bundle(path)))
+
+
+def auto_pick(bundle: Any) -> str:
+    """What ``backend="auto"`` runs on this bundle here (``sdk.engines.fastest_cpu_engine``),
+    as ``"backend precision"`` (``"onnxruntime fp32"`` when no engine qualifies)."""
+    from sdk.engines import fastest_cpu_engine
+
+    record = fastest_cpu_engine(bundle)
+    return "onnxruntime fp32" if record is None else f"{record['backend']} {record['precision']}"
 
 
 def describe_device(device: str) -> str:
@@ -623,6 +642,11 @@ class Results:
 
     def add(self, record: Record) -> None:
         self.records.append(record)
+        self.write()
+
+    def add_pick(self, model: str, height: int, width: int, pick: str) -> None:
+        """Record what ``auto`` runs for ``model`` at this size (the run's bundle, its engines)."""
+        self.header.setdefault("auto_picks", {})[f"{model} {height}x{width}"] = pick
         self.write()
 
     def add_parity(self, figure: dict[str, Any]) -> None:
@@ -828,7 +852,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(r.backend in CPU_ENGINE_BACKENDS for r in records):
         from sdk.benchmarks.report import cpu_summary
 
-        (out / "SUMMARY.md").write_text(cpu_summary([asdict(r) for r in records], describe_device(device), args.quick))
+        summary = {**results.header, "device": describe_device(device), "records": [asdict(r) for r in records]}
+        (out / "SUMMARY.md").write_text(cpu_summary(summary, args.quick))
     plot(records, out / "latency.png")
     write_claims([asdict(r) for r in records], out)
     print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}, "

@@ -4,12 +4,18 @@
 dispatches here; no torch needed). Stages, each with a progress line:
 
 1. INT8 only: calibrate and quantize the synthesis graph (``export.quantize``: QDQ,
-   calibration maps from ``export.calibration``), or reuse the QDQ graph of an
-   onnxruntime-int8 engine already in the bundle with the same settings;
+   calibration maps from ``export.calibration``, which cover every class; the record
+   lists the classes they held), or reuse the QDQ graph of an onnxruntime-int8 engine
+   already in the bundle with the same settings;
 2. OpenVINO only: convert the graph (FP32 or QDQ) once to an IR, ``engines/<key>/model.xml``
-   + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``);
-3. quality against the bundle's FP32 graph on seeded inputs (``export.engine_quality``);
-   below its bar (``sdk.export.engine_records.QUALITY_BARS_DB``) the engine is not written;
+   + ``.bin`` (FP32 weights: BF16 is a compile-time hint, ``sdk.backends.openvino``), its
+   outputs of the FP32 graph's types (float image, 8-bit image);
+3. quality against the bundle's FP32 graph on the held-out set (``export.quality_set``,
+   ``export.engine_quality``): the worst image's PSNR must meet its bar
+   (``sdk.engines.QUALITY_BARS_DB``). **Escalation** (INT8): while it does not, the next
+   node group of ``export.quantize.ESCALATION`` is kept float and the graph quantized
+   again; each step's worst / mean PSNR and quick median are recorded
+   (``notes.escalation``). Still below: the engine is not written;
 4. speed against onnxruntime FP32 at batch 1, ABBA blocks, same thread count;
 5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
 
@@ -39,19 +45,21 @@ from sdk.engines import (
     runtime_version,
 )
 from sdk.errors import BackendError
-from sdk.export.calibration import CALIBRATION_SIZE, QUALITY_SEED, input_set
+from sdk.export.calibration import CALIBRATION_SIZE, calibration_set
 from sdk.export.engine_quality import (
     block_medians,
-    compare_runs,
+    held_out_quality,
     interleaved_medians,
     renderer_psnr,
 )
 from sdk.export.engine_records import QUALITY_BARS_DB, BatchProfile, engine_record
-from sdk.export.quantize import KEEP_FLOAT, quantize_graph
+from sdk.export.quality_set import SEEDS_PER_ROW, HeldOutItem, describe, held_out_set
+from sdk.export.quantize import ESCALATION, KEEP_FLOAT, node_groups, quantize_graph
 
 Progress = Callable[[str], None]
-QUALITY_INPUTS = 4
-"""Seeded inputs of the quality check (batch 1 each)."""
+Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+STEP_RUNS = 3
+"""Timed calls (after one warm-up) of each escalation step's quick median."""
 TIME_RUNS = 5
 """Fewest interleaved timed calls of the engine and of onnxruntime FP32 at build (more for
 fast graphs: :func:`timed_runs`)."""
@@ -96,15 +104,21 @@ def _ort_run(session: Any) -> Callable[[dict[str, np.ndarray]], dict[str, np.nda
     return lambda feeds: dict(zip(names, session.run(names, feeds)))
 
 
-def _openvino_run(xml: Path, precision: str, threads: int | None,
-                  inference_precision: str | None) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """The IR compiled as ``sdk.backends.openvino.OpenVINORunner`` compiles it (latency mode)."""
+def onnxruntime_engine(path: Path, threads: int | None) -> Run:
+    """Run an ONNX graph (FP32 or QDQ INT8) as ``sdk.backends.onnxruntime`` does."""
+    return _ort_run(_ort_session(path, threads))
+
+
+def openvino_engine(path: Path, precision: str, threads: int | None) -> Run:
+    """Run an IR (or an ONNX graph, converted on reading) as ``sdk.backends.openvino.OpenVINORunner``
+    compiles it (latency mode; INT8 with :data:`OPENVINO_INT8_INFERENCE` for the float layers)."""
     from sdk.backends.openvino import compile_config, import_openvino
 
     ov = import_openvino()
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(xml)), "CPU",
-                                  compile_config(precision, threads=threads, inference_precision=inference_precision))
+    inference = OPENVINO_INT8_INFERENCE if precision == "int8" else None
+    compiled = core.compile_model(core.read_model(str(path)), "CPU",
+                                  compile_config(precision, threads=threads, inference_precision=inference))
     request = compiled.create_infer_request()
     names = [o.get_any_name() for o in compiled.outputs]
 
@@ -117,8 +131,9 @@ def _openvino_run(xml: Path, precision: str, threads: int | None,
 def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
                         keep: tuple[str, ...]) -> tuple[dict[str, Any], Path] | None:
     """An INT8 QDQ graph already in the bundle (an onnxruntime-int8 engine) quantized by this
-    onnxruntime with the same calibration and kept-float groups: the same file a new
-    quantization would write (calibration is deterministic), so OpenVINO INT8 reuses it."""
+    onnxruntime with the same calibration (the balanced, class-covering one: a record that
+    lists its calibration classes) and kept-float groups: the same file a new quantization
+    would write (calibration is deterministic), so OpenVINO INT8 reuses it."""
     try:
         version = runtime_version("onnxruntime")
     except BackendError:
@@ -127,7 +142,7 @@ def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
         q = (record.get("notes") or {}).get("quantization") or {}
         if (record.get("versions") == {"onnxruntime": version} and q.get("calibration") == str(calibration)
                 and q.get("calibration_maps") == size and sorted(q.get("kept_float", {})) == sorted(keep)
-                and "reused_from" not in q):
+                and "calibration_classes" in q and "reused_from" not in q):
             path = bundle.file(record["files"]["model"])
             if path.is_file():
                 return record, path
@@ -168,14 +183,94 @@ def is_trained_demo(bundle: Bundle) -> bool:
     return bundle.name == "spade-demo-street" and bundle.manifest.weights.get("norm_stats") == "learned"
 
 
+def check_ir_outputs(model: Any, outputs: list[dict[str, Any]]) -> None:
+    """Raise if the converted IR's outputs are not of the FP32 graph's types: an INT8 IR must
+    still return the float image and the in-graph 8-bit image, not quantized tensors."""
+    from sdk.export.engine_build import EngineBuildError
+
+    want = {o["name"]: {"float32": "f32", "uint8": "u8"}.get(o["dtype"], o["dtype"]) for o in outputs}
+    for out in model.outputs:
+        name = out.get_any_name()
+        got = out.get_element_type().get_type_name()
+        if name in want and got != want[name]:
+            raise EngineBuildError(f"the OpenVINO IR's output {name} is {got}, not {want[name]} as in the FP32 graph; "
+                                   f"report this with the bundle's manifest")
+
+
+class _Candidate:
+    """One engine file under test: its run function, path, load time and quantization notes."""
+
+    def __init__(self, run: Run, path: Path, load_ms: float, quantization: dict[str, Any] | None) -> None:
+        self.run, self.path, self.load_ms, self.quantization = run, path, load_ms, quantization
+
+
+def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, keep: tuple[str, ...], *,
+                    calibration: str | Path, calibration_size: int,
+                    calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
+                    threads: int | None, say: Progress) -> _Candidate:
+    """Quantize (INT8) or reuse, convert (OpenVINO) and load one engine into ``folder``."""
+    info = bundle.graph("model")
+    src = bundle.file(info["file"])
+    folder.mkdir(parents=True, exist_ok=True)
+    graph_file, quantization = src, None
+    if precision == "int8":
+        qdq = folder / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+        reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep)
+        if reuse is not None:
+            record, path = reuse
+            say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
+            shutil.copyfile(path, qdq)
+            quantization = {**record["notes"]["quantization"], "reused_from": record["key"]}
+        else:
+            feeds, classes = calib()
+            what = f"{calibration} label maps" if classes is not None else "seeded inputs"
+            say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
+                f"{', '.join(keep) or 'nothing extra'} in float")
+            labels = [s["name"] for s in info["inputs"] if s["kind"] in ("label", "instance_edge")]
+            quantization = quantize_graph(src, qdq, feeds, keep_float=keep, label_inputs=labels)
+            quantization.update({"calibration": str(calibration), "calibration_classes": classes})
+        graph_file = qdq
+    if backend == "openvino":
+        from sdk.backends.openvino import import_openvino
+
+        ov = import_openvino()
+        out = folder / "model.xml"
+        say(f"converting {graph_file.name} to an OpenVINO IR")
+        converted = ov.convert_model(str(graph_file))
+        check_ir_outputs(converted, info["outputs"])
+        ov.save_model(converted, str(out), compress_to_fp16=False)
+        if graph_file != src:
+            graph_file.unlink()
+        t0 = time.perf_counter()
+        run = openvino_engine(out, precision, threads)
+    else:
+        out = graph_file
+        t0 = time.perf_counter()
+        run = onnxruntime_engine(out, threads)
+    return _Candidate(run, out, (time.perf_counter() - t0) * 1e3, quantization)
+
+
+def _outputs(run: Run, items: list[HeldOutItem], names: list[str]) -> list[dict[str, np.ndarray]]:
+    return [{k: v for k, v in run(item.feeds).items() if k in names} for item in items]
+
+
+def _say_quality(say: Progress, what: str, q: dict[str, Any], bar: float) -> None:
+    m = q["model"]
+    rows = "; ".join(f"{row} {r['worst_psnr_db']:g} / {r['mean_psnr_db']:g}" for row, r in q["rows"].items())
+    say(f"{what}: worst image {m['worst_psnr_db']} dB ({m['worst_image']}), mean {m['mean_psnr_db']} dB "
+        f"(bar {bar:g} on the worst image); worst / mean per row: {rows}")
+
+
 def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
                      calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
-                     threads: int | None = None, quality_inputs: int = QUALITY_INPUTS, time_runs: int = TIME_RUNS,
-                     progress: Progress | None = None) -> dict[str, Any]:
+                     escalate: bool = True, threads: int | None = None, held_out_seeds: int = SEEDS_PER_ROW,
+                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> dict[str, Any]:
     """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
 
-    Raises :class:`QualityError` (bundle unchanged) when the engine's PSNR against the FP32
-    graph is below ``QUALITY_BARS_DB[precision]``.
+    ``keep_float``: node groups (``export.quantize.NODE_GROUPS``) INT8 leaves float from the
+    start; ``escalate``: keep more (``export.quantize.ESCALATION``) while the worst held-out
+    image is below the bar. Raises :class:`QualityError` (bundle unchanged) when the
+    engine's worst image stays below ``QUALITY_BARS_DB[precision]``.
     """
     from sdk.export.engine_build import EngineBuildError
 
@@ -197,75 +292,103 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
     src = bundle.file(info["file"])
     threads_used = threads or os.cpu_count() or 1
     notes: dict[str, Any] = {"threads": threads_used}
+    if precision == "int8":
+        notes["inference_precision"] = OPENVINO_INT8_INFERENCE if backend == "openvino" else "fp32"
+    outputs = info["outputs"]
+    u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
+    floats = [o["name"] for o in outputs if o["kind"] == "image"]
+    bar = QUALITY_BARS_DB[precision]
     start = time.perf_counter()
     folder = bundle.path / "engines" / key
-    with atomic_dir(folder) as tmp:
-        graph_file = src
-        reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep) if precision == "int8" else None
-        if reuse is not None:
-            record, path = reuse
-            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
-            say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
-            shutil.copyfile(path, qdq)
-            notes["quantization"] = {**record["notes"]["quantization"], "reused_from": record["key"]}
-            graph_file = qdq
-        elif precision == "int8":
-            qdq = tmp / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
-            takes_label = any(spec["kind"] == "label" for spec in info["inputs"])
-            what = f"{calibration} label maps" if takes_label else "seeded inputs"
-            say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
-                f"{', '.join(keep) or 'nothing extra'} in float")
-            calib = input_set(bundle, "model", calibration, calibration_size, seed=0)
-            notes["quantization"] = quantize_graph(src, qdq, calib, keep_float=keep)
-            notes["quantization"]["calibration"] = str(calibration)
-            graph_file = qdq
-        if backend == "openvino":
-            from sdk.backends.openvino import import_openvino
+    cache: dict[str, Any] = {}
 
-            ov = import_openvino()
-            out = tmp / "model.xml"
-            say(f"converting {graph_file.name} to an OpenVINO IR ({key})")
-            ov.save_model(ov.convert_model(str(graph_file)), str(out), compress_to_fp16=False)
-            if graph_file != src:
-                graph_file.unlink()
-            inference = OPENVINO_INT8_INFERENCE if precision == "int8" else None
-            if inference:
-                notes["inference_precision"] = inference
-            t0 = time.perf_counter()
-            engine = _openvino_run(out, precision, threads, inference)
-        else:
-            out = graph_file
-            t0 = time.perf_counter()
-            engine = _ort_run(_ort_session(out, threads))
-        load_ms = (time.perf_counter() - t0) * 1e3
+    def calib() -> tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]:
+        """The calibration inputs and their class coverage, made once when first needed."""
+        if "set" not in cache:
+            cache["set"] = calibration_set(bundle, calibration, calibration_size)
+            classes = cache["set"][1]
+            if classes is not None:
+                missing = classes["missing"]
+                say(f"calibration: {calibration_size} {calibration} label maps hold {classes['seen']} of "
+                    f"{classes['classes']} classes" + (f"; missing {missing[:12]}{' ...' if len(missing) > 12 else ''}"
+                                                      f" (their label layers are calibrated on nothing)"
+                                                      if missing else ""))
+        return cache["set"]
+
+    with atomic_dir(folder) as tmp:
         t0 = time.perf_counter()
-        fp32 = _ort_run(_ort_session(src, threads))
+        fp32 = onnxruntime_engine(src, threads)
         fp32_load_ms = (time.perf_counter() - t0) * 1e3
-        inputs = list(input_set(bundle, "model", "procedural", quality_inputs, seed=QUALITY_SEED))
-        first_ms = {name: _time_ms(run, inputs[0]) for name, run in (("engine", engine), ("fp32", fp32))}
-        outputs = info["outputs"]
-        u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
-        floats = [o["name"] for o in outputs if o["kind"] == "image"]
-        bar = QUALITY_BARS_DB[precision]
-        say(f"checking quality: {backend} {precision} vs the FP32 graph (onnxruntime) on {quality_inputs} seeded "
-            f"inputs")
-        figures = compare_runs(engine, fp32, inputs, u8, floats)
-        quality: dict[str, Any] = {
-            "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU",
-            "inputs": f"{quality_inputs} procedural label maps (seeds {QUALITY_SEED}..), batch 1",
-            "metric": "8-bit image: PSNR (dB, peak 255), max / mean absolute difference in levels; "
-                      "float image: relative L2", "bar_psnr_db": bar, "model": figures}
-        say(f"quality: PSNR {figures['psnr_db']} dB (bar {bar:g}), max {figures['max_abs_levels']} / mean "
-            f"{figures['mean_abs_levels']} levels, relative L2 {figures['relative_l2']:.2e}")
-        if not figures["psnr_db"] >= bar:
-            raise QualityError(f"the {backend} {precision} engine of {bundle.name} scores {figures['psnr_db']} dB "
-                               f"PSNR against the FP32 graph, below its {bar:g} dB bar: not written (the bundle is "
-                               f"unchanged)")
+        items = held_out_set(bundle, "model", held_out_seeds)
+        first_fp32_ms = _time_ms(fp32, items[0].feeds)
+        say(f"reference: the FP32 graph (onnxruntime) on the {describe(items)}")
+        reference = _outputs(fp32, items, u8 + floats)
+        names, rows = [i.name for i in items], [i.row for i in items]
+        groups = {g: len(v) for g, v in node_groups(_load_graph(src)).items()} if precision == "int8" else {}
+        ladder = [keep] + ([tuple(dict.fromkeys(keep + ESCALATION[:k + 1])) for k in range(len(ESCALATION))]
+                           if precision == "int8" and escalate else [])
+        steps: list[dict[str, Any]] = []
+        candidate, quality = None, None
+        for step, kept in enumerate(ladder):
+            added = [g for g in kept if g not in (ladder[step - 1] if step else ())]
+            if step and not any(groups.get(g) for g in added):
+                steps.append({"kept_float": list(kept), "skipped": f"{', '.join(added)}: no such nodes in this graph"})
+                continue
+            if step:
+                say(f"escalating: keeping {', '.join(added)} float too "
+                    f"({sum(groups.get(g, 0) for g in added)} nodes) and quantizing again")
+            candidate = _make_candidate(bundle, backend, precision, tmp / f"step-{step}", kept,
+                                        calibration=calibration, calibration_size=calibration_size,
+                                        calib=calib, threads=threads, say=say)
+            say(f"checking quality: {backend} {precision} vs the FP32 graph on {len(items)} held-out inputs")
+            quality = held_out_quality(reference, _outputs(candidate.run, items, u8 + floats), names, rows, u8, floats)
+            _say_quality(say, "quality", quality, bar)
+            entry: dict[str, Any] = {"kept_float": list(kept), "worst_psnr_db": quality["model"]["worst_psnr_db"],
+                                     "worst_image": quality["model"]["worst_image"],
+                                     "mean_psnr_db": quality["model"]["mean_psnr_db"]}
+            if len(ladder) > 1:
+                entry["median_ms"] = interleaved_medians({"e": lambda: candidate.run(items[0].feeds)},
+                                                         STEP_RUNS, warmup=1)["e"]["median_ms"]
+            steps.append(entry)
+            if quality["model"]["worst_psnr_db"] >= bar:
+                break
+        assert candidate is not None and quality is not None
+        if precision == "int8" and escalate:
+            timed = [s for s in steps if "median_ms" in s]
+            notes["escalation"] = {
+                "bar_psnr_db": bar, "order": list(ESCALATION), "steps": steps,
+                "kept_float_groups": [g for g in timed[-1]["kept_float"] if g not in keep and groups.get(g)],
+                "node_groups": groups,
+                "speed_cost": round(timed[-1]["median_ms"] / timed[0]["median_ms"], 3) if len(timed) > 1 else 1.0,
+                "method": f"each step: worst / mean PSNR on the held-out set; median of {STEP_RUNS} calls after 1 "
+                          f"warm-up, batch 1 (speed_cost: last step's median / the first's)"}
+        worst = quality["model"]["worst_psnr_db"]
+        if not worst >= bar:
+            kept = notes.get("escalation", {}).get("kept_float_groups")
+            tried = f" even with {', '.join(kept)} kept float" if kept else ""
+            raise QualityError(f"the {backend} {precision} engine of {bundle.name} scores {worst} dB PSNR on its worst "
+                               f"held-out image ({quality['model']['worst_image']}) against the FP32 graph{tried}, below "
+                               f"its {bar:g} dB bar: not written (the bundle is unchanged)")
+        for f in candidate.path.parent.iterdir():  # the passing step's files become the engine's
+            f.rename(tmp / f.name)
+        out = tmp / candidate.path.name
+        for stale in tmp.glob("step-*"):
+            shutil.rmtree(stale)
+        if candidate.quantization is not None:
+            notes["quantization"] = candidate.quantization
+        engine, load_ms = candidate.run, candidate.load_ms
+        first_ms = {"engine": _time_ms(engine, items[0].feeds), "fp32": first_fp32_ms}
+        record_quality: dict[str, Any] = {
+            "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU", "inputs": describe(items),
+            "metric": "8-bit image: PSNR per image (dB, peak 255): worst and mean, per row and over the set; pooled: "
+                      "PSNR, max / mean absolute difference in levels; float image: relative L2",
+            "bar_psnr_db": bar, "bar_on": "the worst image of the held-out set", **quality}
         label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
         if is_trained_demo(bundle) and label and u8 and len(info["inputs"]) == 1:
             say("scoring against the procedural renderer on held-out scenes")
-            quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0], bundle.resolution)
-        feeds = inputs[0]
+            record_quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0],
+                                                       bundle.resolution)
+        feeds = items[0].feeds
         wanted = u8[:1] or None
         calls = {"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}
         warm = interleaved_medians(calls, 1, warmup=TIME_WARMUP - 1)  # the last warm-up call, timed
@@ -294,9 +417,15 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
             f"({speed['speedup']:.2f}x); {repaid}")
         files = {"model": f"engines/{key}/{out.name}"}
     record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
-                           batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed, notes=notes,
+                           batch=DYNAMIC_BATCH, files=files, quality=record_quality, speed=speed, notes=notes,
                            build_s=round(time.perf_counter() - start, 1))
     manifest = Bundle(bundle.path, verify=False).manifest
     manifest.engines = {**manifest.engines, key: record}
     write_manifest(bundle.path, manifest)
     return record
+
+
+def _load_graph(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False)

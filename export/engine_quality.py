@@ -1,10 +1,12 @@
 """A CPU engine's quality and speed, measured against the bundle's FP32 graph.
 
 Quality: the engine and the FP32 ONNX graph (onnxruntime CPU, the SDK's default) run the
-same seeded inputs (``export.calibration.input_set``, seeds from ``QUALITY_SEED``: never
-the calibration maps); over all their 8-bit images (``image_u8``): PSNR in dB (pooled
-mean squared error, peak 255), the largest and the mean absolute difference in levels;
-over the float images, the relative L2 error. For the trained demo bundle
+held-out set (``export.quality_set``: block maps holding every class, procedural scenes,
+noise-like maps; never the calibration maps). Per image: PSNR of the 8-bit image
+(``image_u8``, peak 255); per row and over the set: the **worst image's PSNR** (and which
+map it was) beside the mean, what the bars and ``auto`` read (:func:`held_out_quality`);
+over all images pooled: PSNR, the largest and the mean absolute difference in levels and
+the relative L2 error of the float images. For the trained demo bundle
 (``spade-demo-street`` with learned weights) also the mean PSNR of the engine's and the
 FP32 graph's images against the procedural renderer on held-out scenes (seeds from
 1000000, as ``scripts/train_demo.py`` evaluates the model).
@@ -60,6 +62,29 @@ def image_quality(reference: list[dict[str, np.ndarray]], got: list[dict[str, np
     return {"psnr_db": round(_psnr(mse), 2),
             "max_abs_levels": worst, "mean_abs_levels": round(absum / max(count, 1), 4),
             "relative_l2": math.sqrt(num / den) if den else 0.0}
+
+
+def held_out_quality(reference: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
+                     names: list[str], rows: list[str], u8_names: list[str],
+                     float_names: list[str]) -> dict[str, Any]:
+    """Per-image PSNR of ``got`` against ``reference`` (one output dict per held-out image,
+    named ``names``, of row ``rows``): ``{"model": pooled figures (:func:`image_quality`)
+    plus worst_psnr_db, worst_image, mean_psnr_db; "rows": row -> worst / mean / images}``."""
+    per_image = [min(psnr(out[n], ref[n]) for n in u8_names) for ref, out in zip(reference, got)]
+    figures: dict[str, Any] = {"model": {**image_quality(reference, got, u8_names, float_names),
+                                         **_worst_and_mean(per_image, names)}, "rows": {}}
+    for row in dict.fromkeys(rows):
+        idx = [i for i, r in enumerate(rows) if r == row]
+        figures["rows"][row] = {**_worst_and_mean([per_image[i] for i in idx], [names[i] for i in idx]),
+                                "images": len(idx)}
+    figures["images"] = {name: round(v, 2) for name, v in zip(names, per_image)}
+    return figures
+
+
+def _worst_and_mean(values: list[float], names: list[str]) -> dict[str, Any]:
+    worst = int(np.argmin(values))
+    return {"worst_psnr_db": round(values[worst], 2), "worst_image": names[worst],
+            "mean_psnr_db": round(float(np.mean(values)), 2)}
 
 
 def compare_runs(engine: Run, fp32: Run, inputs: list[dict[str, np.ndarray]], u8_names: list[str],

@@ -10,9 +10,10 @@ compute capability, or the CPU: see :func:`cpu_device`) and the runtime versions
     openvino-int8-cpu-x86_64-amd-epyc-avx512bf16-3f2a9c1e-openvino2026.4.1
 
 CPU engines (``openvino``, ``onnxruntime-int8``) also carry their quality against the
-bundle's FP32 graph (PSNR and 8-bit differences, gated at build) and
-their speed against onnxruntime FP32 measured when they were built: ``backend="auto"``
-picks the fastest of them that beats onnxruntime FP32 (:func:`fastest_cpu_engine`).
+bundle's FP32 graph on a held-out set of maps (the worst image's PSNR beside the mean,
+gated at build on :data:`QUALITY_BARS_DB`) and their speed against onnxruntime FP32
+measured when they were built: ``backend="auto"`` picks the fastest of them that beats
+onnxruntime FP32 and whose worst image meets its bar (:func:`fastest_cpu_engine`).
 
 The manifest's ``engines`` section maps each key to its record (written by
 ``sdk.export.engine_records``, with batch profiles, parity and quality bars: build-time
@@ -47,6 +48,12 @@ AUTO_BREAK_EVEN_CALLS = 10.0
 build) for ``auto`` to run it. Keeps auto off engines that only pay over hundreds of calls:
 an OpenVINO INT8 engine of the 5 ms demo saves ~4 ms a call and costs ~1 s once (its
 one-shot ``synthesize`` took 1.7 s against 0.6 s with onnxruntime FP32)."""
+QUALITY_BARS_DB = {"fp32": 50.0, "bf16": 45.0, "int8": 35.0}
+"""PSNR (dB) of a CPU engine's **worst** 8-bit image against the bundle's FP32 graph
+(onnxruntime) on the held-out set (``export.quality_set``), below which the builder does
+not write the engine and ``auto`` does not run it. INT8 35 dB and BF16 45 dB are issue 25's
+bars (from 30 / 40 dB on the mean of maps like the calibration set's); FP32 (50 dB: a
+level off on well under 1% of pixels) only catches a broken conversion."""
 RUNTIME_PACKAGES = {"openvino": "openvino", "onnxruntime-int8": "onnxruntime"}
 """The Python distribution whose version a CPU engine's key carries."""
 
@@ -252,10 +259,31 @@ def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
                        f"({built}); this machine needs {here}: {rebuild_hint(bundle, backend, records[0]['precision'])}")
 
 
+def worst_psnr(record: dict[str, Any]) -> float | None:
+    """A CPU engine's recorded worst-image PSNR on the held-out set (None: built before it
+    was recorded)."""
+    value = ((record.get("quality") or {}).get("model") or {}).get("worst_psnr_db")
+    return None if value is None else float(value)
+
+
+def meets_bar(bundle: Bundle, record: dict[str, Any]) -> bool:
+    """True when the record's worst held-out image meets its precision's bar; a record from
+    before worst images were recorded gets one notice saying how to rebuild it."""
+    worst = worst_psnr(record)
+    if worst is None:
+        from .notices import notice
+
+        notice(f"the {record['backend']} {record['precision']} engine of {bundle.path} records no worst-image "
+               f"quality (built by an older sdk), so auto passes over it; "
+               f"{rebuild_hint(bundle, record['backend'], record['precision'])}")
+        return False
+    return worst >= QUALITY_BARS_DB.get(record["precision"], float("inf"))
+
+
 def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
     """The CPU engine ``backend="auto"`` runs: of the records built for this CPU and runtime
-    (every one present passed its quality bar, or it would not have been written), the
-    one with the highest speed-up over onnxruntime FP32 measured at its build, if at least
+    whose worst held-out image meets :data:`QUALITY_BARS_DB` (:func:`meets_bar`), the one
+    with the highest speed-up over onnxruntime FP32 measured at its build, if at least
     :data:`AUTO_MIN_SPEEDUP` and its one-time cost is repaid within
     :data:`AUTO_BREAK_EVEN_CALLS` calls."""
     best = None
@@ -265,10 +293,11 @@ def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
                 here = current_key(backend, record["precision"])
             except BackendError:  # its runtime is not installed here
                 break
+            if record["key"] != here or not meets_bar(bundle, record):
+                continue
             even = (record.get("speed") or {}).get("break_even_calls", 0.0)
             pays = even is not None and even <= AUTO_BREAK_EVEN_CALLS
-            if record["key"] == here and speedup(record) >= AUTO_MIN_SPEEDUP and pays and \
-                    (best is None or speedup(record) > speedup(best)):
+            if speedup(record) >= AUTO_MIN_SPEEDUP and pays and (best is None or speedup(record) > speedup(best)):
                 best = record
     return best
 

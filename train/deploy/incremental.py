@@ -156,7 +156,7 @@ class Tiles:
     def scatter(self, cache: torch.Tensor, blocks: torch.Tensor) -> None:
         """Write ``blocks`` (T, C, b, b) into their places of ``cache`` (N, C, h, w)."""
         b = self.b
-        blocks = blocks.to(cache.dtype)
+        blocks = blocks.to(cache.dtype).contiguous()  # channels-last tiles: one reorder here, not one per tile
         if self.rows is not None:
             for i, (n, y, c) in enumerate(self.rows):
                 cache[n, :, y * b:(y + 1) * b, c * b:(c + 1) * b] = blocks[i]
@@ -183,8 +183,6 @@ class _Update:
         """The tiles an edit reaches at a layer of map ``size`` whose outputs read ``halo``
         pixels around them; None when the layer is better recomputed whole."""
         key = ("dirty", size, halo)
-        if key not in self.memo and min(size) < self.min_side:
-            self.memo[key] = None
         if key not in self.memo:
             b = block_for(size, self.block)
             mask = nearest(self.changed, size).unsqueeze(1).to(torch.float32)
@@ -192,7 +190,8 @@ class _Update:
             hit = F.max_pool2d(mask, b + 2 * halo, stride=b, padding=halo)[:, 0] > 0
             idx = hit.nonzero()
             frac = idx.shape[0] / max(hit.numel(), 1)
-            self.memo[key] = None if frac > self.full_above else Tiles(b, halo, idx)
+            whole = frac > self.full_above or (min(size) < self.min_side and idx.shape[0] > 0)
+            self.memo[key] = None if whole else Tiles(b, halo, idx)  # no tiles: nothing changed here
         return self.memo[key]
 
     def windows(self, label: LabelMap | torch.Tensor, size: tuple[int, int], tiles: Tiles,

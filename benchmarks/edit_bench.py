@@ -253,6 +253,7 @@ def write_report(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) ->
              f"waits for a core on a loaded machine).", ""]
     if info.get("note"):
         lines += [info["note"], ""]
+    lines += summary_table(rows) + ["", "Every edit:", ""]
     lines += ["| preset | map | edit | changed | full pass ms | incremental ms | speed-up | speed-up (CPU time) "
               "| label work redone | max diff (levels) | rel. L2 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -265,6 +266,19 @@ def write_report(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) ->
               f"{max((r['rel_l2'] for r in rows), default=0):.1e}."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "speedup.png", info)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Speed-up per preset and map (rows) and edit (columns): wall time, CPU time in brackets."""
+    edits = sorted({(r["edit"], r["target"]) for r in rows}, key=lambda e: (KINDS.index(e[0]), e[1]))
+    lines = ["| preset (full pass) | map | " + " | ".join(f"{k} {f:.1%}" for k, f in edits) + " |",
+             "|---|---|" + "---|" * len(edits)]
+    for preset, map_name in dict.fromkeys((r["preset"], r["map"]) for r in rows):
+        cells = {(r["edit"], r["target"]): r for r in rows if (r["preset"], r["map"]) == (preset, map_name)}
+        full = statistics.median(r["full_ms"] for r in cells.values())
+        lines.append(f"| {preset} ({full / 1e3:.1f} s) | {map_name} | " + " | ".join(
+            f"{cells[e]['speedup']:.2f}x ({cells[e]['speedup_cpu']:.2f}x)" if e in cells else "" for e in edits) + " |")
+    return lines
 
 
 def plot(rows: list[dict[str, Any]], path: Path, info: dict[str, Any]) -> None:
@@ -306,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", help="folder of the exported bundles (default OUT/bundles)")
     p.add_argument("--note", default="", help="a line for results.md (e.g. the machine's load)")
     p.add_argument("--tune", action="store_true", help="time block sizes and full_above on the first preset")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="only rewrite results.md and the plot from a results.json")
     return p
 
 
@@ -318,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.bundles = Path(args.bundles) if args.bundles else args.out / "bundles"
     if args.runs < 1 or args.warmup < 0:
         raise SystemExit("--runs must be >= 1 and --warmup >= 0")
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        write_report(saved["rows"], saved["meta"], Path(args.report).parent)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)

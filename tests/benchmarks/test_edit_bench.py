@@ -50,3 +50,6 @@ def test_edit_bench_runs_at_ci_size(small_bundle, tmp_path):
     md = (out / "results.md").read_text()
     assert "CI smoke run" in md and md.count("| spade-ade20k |") == len(rows) and "Exactness" in md
     assert (out / "speedup.png").stat().st_size > 1000
+    assert md.count("| spade-ade20k (") == 2  # the summary: one line per map
+    (out / "results.md").unlink()
+    assert edit_bench.main(["--report", str(out / "results.json")]) == 0 and (out / "results.md").read_text() == md

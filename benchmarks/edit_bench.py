@@ -15,9 +15,9 @@ reported. Every incremental image is compared with the full pass of the same fee
 
 Bundles (random weights with calibrated batch-norm statistics, torch-only: no ONNX graphs)
 are exported to ``--bundles`` (default OUT/bundles, git-ignored). Writes ``results.json``,
-``results.md`` and ``speedup.png`` to ``--out``. ``--tune`` instead times the incremental
-update over block sizes and ``full_above`` thresholds on the first preset's block map and
-writes ``tuning.json`` (the figures behind ``sdk.train.deploy.incremental.TUNING``).
+``results.md`` and ``speedup.png`` to ``--out``. ``--tune`` instead times each label branch of
+the first preset, whole and as tiles of each size (:func:`tune`), and writes ``tuning.json``
+(the figures behind ``sdk.train.deploy.incremental.TUNING``).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ SAMPLES = {"ade20k": "samples/ade_1_label.png", "cityscapes": "samples/street_1_
            "deepfashion": "samples/fashion_1_label.png", "coco": "samples/coco_1_label.png"}
 """The sample label map of each dataset (by the preset name's last part)."""
 TUNE_BLOCKS = (8, 16, 32)
-TUNE_FULL_ABOVE = (0.35, 0.6, 1.0)
+TUNE_FRACTIONS = (0.05, 0.15, 0.3, 0.5, 0.75)
 
 
 def bundle_path(name: str, size: str, bundles: Path) -> Path:
@@ -163,41 +163,71 @@ def bench_preset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def tune(args: argparse.Namespace) -> dict[str, Any]:
-    """Median incremental update (wall and CPU time) per (block, full_above) over the edits
-    of the first preset's block map, against its full pass."""
+    """Tile size and ``full_above`` from the label branches of the first preset, layer by layer.
+
+    Every modulation layer's label branch is timed on its own (the minimum CPU time of
+    ``args.runs`` tries, robust on a shared machine): whole, and as T tiles of side B (T a
+    fraction of the layer's tiles, scattered at random). Summed over the layers, the ratio
+    tiles / whole per (B, fraction) says which B redoes a small edit cheapest and at which
+    fraction of dirty tiles a layer is better recomputed whole."""
+    import torch
+
     from sdk import Bundle
+    from sdk.train.deploy import incremental
     from sdk.train.deploy.runner import TorchRunner
 
     name = args.presets[0]
     bundle = Bundle(bundle_path(name, args.size, args.bundles))
     runner = TorchRunner(bundle, device=args.device, precision=args.precision, compile=False,
                          cuda_graphs=False, threads=args.threads)
-    ids = block_map(bundle.resolution, int(bundle.num_classes), seed=0)
-    base = feeds_for(runner, ids)
-    edits = {f"{k} {f:.1%}": feeds_for(runner, make_edit(k, ids, f, int(bundle.num_classes), seed=1))
-             for k in KINDS for f in args.fractions}
-    full = [timed(lambda: runner.run(base, outputs=["image_u8"]))[1:] for _ in range(args.warmup + args.runs)]
-    table: dict[str, Any] = {}
-    for block in TUNE_BLOCKS:
-        for above in TUNE_FULL_ABOVE:
-            sess = runner.edit_session(base, outputs=["image_u8"], block=block, full_above=above)
-            per_edit = {}
-            for label, edited in edits.items():
-                times = []
-                for i in range(args.warmup + args.runs):
-                    _, wall, cpu = timed(lambda: sess.update(edited))
-                    sess.update(base)
-                    if i >= args.warmup:
-                        times.append((wall, cpu))
-                per_edit[label] = {"ms": statistics.median(t[0] for t in times),
-                                   "cpu_ms": statistics.median(t[1] for t in times)}
-            sess.close()
-            key = f"block {block}, full_above {above}"
-            table[key] = per_edit
-            print(f"[edit_bench] tune {key}: " + ", ".join(f"{k} {v['ms']:.0f} ({v['cpu_ms']:.0f} cpu)"
-                                                         for k, v in per_edit.items()), flush=True)
-    return {"preset": name, "full_pass_ms": statistics.median(f[0] for f in full[args.warmup:]),
-            "full_pass_cpu_ms": statistics.median(f[1] for f in full[args.warmup:]), "incremental": table, **meta(args)}
+    base = feeds_for(runner, block_map(bundle.resolution, int(bundle.num_classes), seed=0))
+    seen: list[tuple[Any, Any]] = []  # (branch, its label input) of one full pass
+    full = incremental._Branch.full
+    incremental._Branch.full = lambda self, label: (seen.append((self, label)), full(self, label))[1]  # type: ignore
+    try:
+        sess = runner.edit_session(base, outputs=["image_u8"])
+    finally:
+        incremental._Branch.full = full  # type: ignore
+    rng = np.random.default_rng(0)
+
+    def cpu_ms(fn: Any) -> float:
+        return min(timed(fn)[2] for _ in range(args.runs))
+
+    whole, tiled = 0.0, {(b, f): 0.0 for b in TUNE_BLOCKS for f in TUNE_FRACTIONS}
+    layers = []
+    with torch.inference_mode():
+        for branch, label in seen:
+            size = tuple(branch.scale.shape[-2:])
+            t_whole = cpu_ms(lambda: branch.full(label))
+            whole += t_whole
+            row = {"size": list(size), "channels": int(branch.scale.shape[1]), "whole_cpu_ms": t_whole}
+            for b in TUNE_BLOCKS:
+                side = incremental.block_for(size, b)
+                grid = (size[0] // side, size[1] // side)
+                for f in TUNE_FRACTIONS:
+                    count = max(1, round(f * grid[0] * grid[1]))
+                    pick = rng.choice(grid[0] * grid[1], count, replace=False)
+                    idx = torch.tensor([[0, p // grid[1], p % grid[1]] for p in sorted(pick)])
+                    tiles = incremental.Tiles(side, branch.halo, idx)
+                    dtype = branch.module.mlp_gamma.weight.dtype
+
+                    def redo() -> None:
+                        windows, inside = incremental._Update(None, b, 1.0).windows(label, size, tiles, dtype)
+                        scale, shift = branch.tiles(windows, inside)
+                        tiles.scatter(branch.scale, scale)
+                        tiles.scatter(branch.shift, shift)
+                    t = cpu_ms(redo)
+                    tiled[(b, f)] += t
+                    row[f"B{b} {f:.0%}"] = t / t_whole
+            layers.append(row)
+            print(f"[edit_bench] tune {size} x{row['channels']}: whole {t_whole:.0f} ms; "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k.startswith("B")), flush=True)
+    sess.close()
+    ratios = {f"B{b} {f:.0%}": tiled[(b, f)] / whole for b in TUNE_BLOCKS for f in TUNE_FRACTIONS}
+    for key, value in ratios.items():
+        print(f"[edit_bench] tune all layers {key}: tiles / whole {value:.2f}", flush=True)
+    return {"preset": name, "what": "label branches only: CPU time of T tiles / the whole layer, summed over the "
+            "layers (min of runs)", "whole_cpu_ms": whole, "ratios": ratios, "layers": layers, **meta(args)}
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,6 +253,7 @@ def write_report(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) ->
              f"waits for a core on a loaded machine).", ""]
     if info.get("note"):
         lines += [info["note"], ""]
+    lines += summary_table(rows) + ["", "Every edit:", ""]
     lines += ["| preset | map | edit | changed | full pass ms | incremental ms | speed-up | speed-up (CPU time) "
               "| label work redone | max diff (levels) | rel. L2 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -235,6 +266,19 @@ def write_report(rows: list[dict[str, Any]], info: dict[str, Any], out: Path) ->
               f"{max((r['rel_l2'] for r in rows), default=0):.1e}."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "speedup.png", info)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Speed-up per preset and map (rows) and edit (columns): wall time, CPU time in brackets."""
+    edits = sorted({(r["edit"], r["target"]) for r in rows}, key=lambda e: (KINDS.index(e[0]), e[1]))
+    lines = ["| preset (full pass) | map | " + " | ".join(f"{k} {f:.1%}" for k, f in edits) + " |",
+             "|---|---|" + "---|" * len(edits)]
+    for preset, map_name in dict.fromkeys((r["preset"], r["map"]) for r in rows):
+        cells = {(r["edit"], r["target"]): r for r in rows if (r["preset"], r["map"]) == (preset, map_name)}
+        full = statistics.median(r["full_ms"] for r in cells.values())
+        lines.append(f"| {preset} ({full / 1e3:.1f} s) | {map_name} | " + " | ".join(
+            f"{cells[e]['speedup']:.2f}x ({cells[e]['speedup_cpu']:.2f}x)" if e in cells else "" for e in edits) + " |")
+    return lines
 
 
 def plot(rows: list[dict[str, Any]], path: Path, info: dict[str, Any]) -> None:
@@ -276,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", help="folder of the exported bundles (default OUT/bundles)")
     p.add_argument("--note", default="", help="a line for results.md (e.g. the machine's load)")
     p.add_argument("--tune", action="store_true", help="time block sizes and full_above on the first preset")
+    p.add_argument("--report", metavar="RESULTS_JSON", help="only rewrite results.md and the plot from a results.json")
     return p
 
 
@@ -288,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.bundles = Path(args.bundles) if args.bundles else args.out / "bundles"
     if args.runs < 1 or args.warmup < 0:
         raise SystemExit("--runs must be >= 1 and --warmup >= 0")
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        write_report(saved["rows"], saved["meta"], Path(args.report).parent)
+        return 0
     import torch
 
     torch.set_num_threads(args.threads)
@@ -295,8 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "tuning.json").write_text(json.dumps(tune(args), indent=1))
         return 0
-    rows = [row for name in args.presets for row in bench_preset(name, args)]
-    write_report(rows, meta(args), args.out)
+    rows: list[dict[str, Any]] = []
+    for name in args.presets:  # the report is rewritten after each preset: a long run keeps what it measured
+        rows += bench_preset(name, args)
+        write_report(rows, meta(args), args.out)
     print(f"[edit_bench] wrote {args.out}/results.json, results.md, speedup.png", flush=True)
     return 0
 

@@ -146,12 +146,12 @@ def test_block_size_and_full_above_change_the_work_not_the_image(small_bundle, b
     runner = TorchRunner(Bundle(small_bundle("oasis-ade20k")), device="cpu")
     _, classes, size = label_input(runner)
     ids = block_map(size, classes, seed=3)
-    tiled = run_chain(runner, ids, classes, block=block)
+    tiled = run_chain(runner, ids, classes, block=block, min_side=1)  # the small layers tiled too
     for row in tiled:
         assert row["levels"] <= MAX_LEVELS and row["rel"] <= MAX_REL_L2, row
     # full_above=0: every layer an edit reaches is recomputed whole; one pixel leaves the
     # coarse layers whose samples it misses cached, the border edit and the rest reach all
-    whole = run_chain(runner, ids, classes, block=block, full_above=0.0)
+    whole = run_chain(runner, ids, classes, block=block, full_above=0.0, min_side=1)
     assert whole[1]["incremental"] and tiled[1]["recomputed"] < whole[1]["recomputed"] < 1.0
     for row in whole:
         assert row["levels"] <= MAX_LEVELS and row["rel"] <= MAX_REL_L2, row
@@ -162,7 +162,8 @@ def test_block_size_and_full_above_change_the_work_not_the_image(small_bundle, b
 
 def test_block_for_divides_every_layer():
     assert block_for((8, 16), 16) == 8 and block_for((24, 48), 16) == 8 and block_for((256, 512), 16) == 16
-    assert TUNING["block"] >= 1 and 0 < TUNING["full_above"] <= 1 and TUNING["measured"]
+    assert TUNING["block"] >= 1 and 0 < TUNING["full_above"] <= 1 and TUNING["min_side"] >= 1
+    assert "tuning.json" in TUNING["measured"]
 
 
 def test_a_latent_change_runs_a_full_pass_and_a_new_size_is_refused(small_bundle):

@@ -34,7 +34,6 @@ import types
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,11 +45,18 @@ from sdk.train.models.layers.label_map import LabelMap, nearest, read_label, res
 TUNING: dict[str, Any] = {
     "block": 16,
     "full_above": 0.5,
-    "measured": "pending",
+    "min_side": 64,
+    "measured": ("python -m benchmarks.edit_bench --tune, spade-ade20k full size, FP32, 2 threads, 2026-12-02, "
+                 "machine under load: benchmarks/results/edit-2026-12-02/tuning.json"),
 }
-"""Tile side and the dirty-tile fraction of a layer above which it is recomputed whole,
-chosen by ``python -m benchmarks.edit_bench --tune`` (the measurement is kept in
-``benchmarks/results/edit-2026-12-02/tuning.json``)."""
+"""How the label branches are tiled, chosen from the measurement named in ``measured``
+(each branch timed alone, whole and as tiles, minimum CPU time of 3). Summed over the
+layers, T tiles cost 0.46-0.55 of the whole at 5% of the tiles for B = 8, 16, 32 (the
+sizes differ less than the machine's noise; 16 is the middle), and reach the whole's cost
+at ~50% of the tiles for every B: ``full_above``. Layers smaller than 64 x 64 (8x8 to 32x32,
+1024 channels) cost as much or more as tiles as whole at every fraction (small
+convolutions run far below the large ones' rate), so they are always recomputed whole:
+``min_side``."""
 
 SPATIAL_KINDS = ("label", "instance_edge")
 """Graph inputs that are maps of the image; the others (z, codes) hold for the whole session."""
@@ -150,7 +156,7 @@ class Tiles:
     def scatter(self, cache: torch.Tensor, blocks: torch.Tensor) -> None:
         """Write ``blocks`` (T, C, b, b) into their places of ``cache`` (N, C, h, w)."""
         b = self.b
-        blocks = blocks.to(cache.dtype)
+        blocks = blocks.to(cache.dtype).contiguous()  # channels-last tiles: one reorder here, not one per tile
         if self.rows is not None:
             for i, (n, y, c) in enumerate(self.rows):
                 cache[n, :, y * b:(y + 1) * b, c * b:(c + 1) * b] = blocks[i]
@@ -164,10 +170,11 @@ class _Update:
     """The edit being applied in one pass: the changed mask at the input's size (None: a
     full pass), and what the layers of one resolution share (tiles, their dense windows)."""
 
-    def __init__(self, changed: torch.Tensor | None, block: int, full_above: float) -> None:
+    def __init__(self, changed: torch.Tensor | None, block: int, full_above: float, min_side: int = 1) -> None:
         self.changed = changed
         self.block = block
         self.full_above = full_above
+        self.min_side = min_side
         self.memo: dict[Any, Any] = {}
         self.done = 0.0  # label-branch pixels computed (tiles with halo, or whole maps)
         self.total = 0.0  # label-branch pixels of a full pass
@@ -183,7 +190,8 @@ class _Update:
             hit = F.max_pool2d(mask, b + 2 * halo, stride=b, padding=halo)[:, 0] > 0
             idx = hit.nonzero()
             frac = idx.shape[0] / max(hit.numel(), 1)
-            self.memo[key] = None if frac > self.full_above else Tiles(b, halo, idx)
+            whole = frac > self.full_above or (min(size) < self.min_side and idx.shape[0] > 0)
+            self.memo[key] = None if whole else Tiles(b, halo, idx)  # no tiles: nothing changed here
         return self.memo[key]
 
     def windows(self, label: LabelMap | torch.Tensor, size: tuple[int, int], tiles: Tiles,
@@ -220,16 +228,18 @@ class IncrementalGenerator:
     pass (which also refills every cache). Not thread-safe: one update at a time.
     """
 
-    def __init__(self, module: nn.Module, *, block: int | None = None, full_above: float | None = None) -> None:
+    def __init__(self, module: nn.Module, *, block: int | None = None, full_above: float | None = None,
+                 min_side: int | None = None) -> None:
         self.module = module
         self.block = int(block or TUNING["block"])
         self.full_above = float(TUNING["full_above"] if full_above is None else full_above)
+        self.min_side = int(TUNING["min_side"] if min_side is None else min_side)
         self.branches = {m: _Branch(m) for m in module.modules() if isinstance(m, MODULATIONS)}
         self._update: _Update | None = None
 
     def run(self, args: Sequence[torch.Tensor], changed: torch.Tensor | None) -> tuple[Any, float]:
         """The module's outputs for ``args`` and the fraction of label-branch pixels computed."""
-        self._update = _Update(changed, self.block, self.full_above)
+        self._update = _Update(changed, self.block, self.full_above, self.min_side)
         try:
             with self._installed(), torch.inference_mode():
                 out = self.module(*args)
@@ -291,13 +301,13 @@ class EditSession:
     """
 
     def __init__(self, runner: Any, feeds: dict[str, Any], outputs: Sequence[str] | None = None, *,
-                 block: int | None = None, full_above: float | None = None) -> None:
+                 block: int | None = None, full_above: float | None = None, min_side: int | None = None) -> None:
         self.runner = runner
         self.outputs = list(outputs) if outputs is not None else list(runner.output_names)
         bundle = runner.bundle
         self.reason = locality_reason(runner.spec.module, bundle.family, bundle.task)
         self.generator = None if self.reason else IncrementalGenerator(
-            runner.spec.module, block=block, full_above=full_above)
+            runner.spec.module, block=block, full_above=full_above, min_side=min_side)
         self._prev: dict[str, torch.Tensor] | None = None
         self._last: dict[str, Any] | None = None
         self.last, self.stats = self.update(feeds)

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..bundle import Bundle
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    name: str
-    shape: tuple[int | str | None, ...]  # str / None: dynamic axis
-    dtype: str
+from ..manifest import TensorSpec
 
 
 class Runner(ABC):
@@ -44,10 +37,9 @@ class Runner(ABC):
         self.last_inference_ms: float = float("nan")
 
     @property
-    def inputs(self) -> list[TensorMeta]:
-        """Input metadata as the manifest declares it."""
-        return [TensorMeta(s["name"], tuple(s["shape"]), s.get("dtype", "float32"))
-                for s in self.graph_info["inputs"]]
+    def inputs(self) -> list[TensorSpec]:
+        """The graph's inputs as the manifest declares them (name, kind, shape, dtype)."""
+        return [TensorSpec.from_json(s, f"an input of graph {self.graph_name!r}") for s in self.graph_info["inputs"]]
 
     @property
     def output_names(self) -> list[str]:

@@ -78,7 +78,7 @@ def resolve_backend(bundle: Bundle, backend: str) -> str:
         if cuda_machine() and "torch" in _registry():
             return "torch"
         cpu = fastest_cpu_engine(bundle)
-        return cpu["backend"] if cpu is not None else "onnxruntime"
+        return cpu.backend if cpu is not None else "onnxruntime"
     registry = _registry()
     if backend not in registry:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(registry))}")

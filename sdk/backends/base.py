@@ -39,11 +39,11 @@ class Runner(ABC):
     @property
     def inputs(self) -> list[TensorSpec]:
         """The graph's inputs as the manifest declares them (name, kind, shape, dtype)."""
-        return [TensorSpec.from_json(s, f"an input of graph {self.graph_name!r}") for s in self.graph_info["inputs"]]
+        return list(self.graph_info.inputs)
 
     @property
     def output_names(self) -> list[str]:
-        return [s["name"] for s in self.graph_info["outputs"]]
+        return [s.name for s in self.graph_info.outputs]
 
     def run(self, feeds: dict[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the graph on feeds keyed by input name; returns ``outputs`` (default: all)."""

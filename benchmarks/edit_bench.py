@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -162,6 +162,44 @@ def bench_preset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def label_branches(runner: Any, base: dict[str, np.ndarray]) -> tuple[Any, list[tuple[Any, Any]]]:
+    """An edit session on ``base`` and every label branch (with its label input) its full pass ran."""
+    from sdk.train.deploy import incremental
+
+    seen: list[tuple[Any, Any]] = []  # (branch, its label input) of one full pass
+    full = incremental._Branch.full
+    incremental._Branch.full = lambda self, label: (seen.append((self, label)), full(self, label))[1]  # type: ignore
+    try:
+        sess = runner.edit_session(base, outputs=["image_u8"])
+    finally:
+        incremental._Branch.full = full  # type: ignore
+    return sess, seen
+
+
+def tiles_ms(branch: Any, label: Any, block: int, fraction: float, rng: np.random.Generator,
+             cpu_ms: Callable[[Callable[[], Any]], float]) -> float:
+    """CPU time of redoing ``fraction`` of one layer's tiles of side ``block`` (scattered at random)."""
+    import torch
+
+    from sdk.train.deploy import incremental
+
+    size = tuple(branch.scale.shape[-2:])
+    side = incremental.block_for(size, block)
+    grid = (size[0] // side, size[1] // side)
+    count = max(1, round(fraction * grid[0] * grid[1]))
+    pick = rng.choice(grid[0] * grid[1], count, replace=False)
+    idx = torch.tensor([[0, p // grid[1], p % grid[1]] for p in sorted(pick)])
+    tiles = incremental.Tiles(side, branch.halo, idx)
+    dtype = branch.module.mlp_gamma.weight.dtype
+
+    def redo() -> None:
+        windows, inside = incremental._Update(None, block, 1.0).windows(label, size, tiles, dtype)
+        scale, shift = branch.tiles(windows, inside)
+        tiles.scatter(branch.scale, scale)
+        tiles.scatter(branch.shift, shift)
+    return cpu_ms(redo)
+
+
 def tune(args: argparse.Namespace) -> dict[str, Any]:
     """Tile size and ``full_above`` from the label branches of the first preset, layer by layer.
 
@@ -173,21 +211,14 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from sdk import Bundle
-    from sdk.train.deploy import incremental
     from sdk.train.deploy.runner import TorchRunner
 
     name = args.presets[0]
     bundle = Bundle(bundle_path(name, args.size, args.bundles))
     runner = TorchRunner(bundle, device=args.device, precision=args.precision, compile=False,
                          cuda_graphs=False, threads=args.threads)
-    base = feeds_for(runner, block_map(bundle.resolution, int(bundle.num_classes), seed=0))
-    seen: list[tuple[Any, Any]] = []  # (branch, its label input) of one full pass
-    full = incremental._Branch.full
-    incremental._Branch.full = lambda self, label: (seen.append((self, label)), full(self, label))[1]  # type: ignore
-    try:
-        sess = runner.edit_session(base, outputs=["image_u8"])
-    finally:
-        incremental._Branch.full = full  # type: ignore
+    sess, seen = label_branches(runner, feeds_for(runner, block_map(bundle.resolution, int(bundle.num_classes),
+                                                                    seed=0)))
     rng = np.random.default_rng(0)
 
     def cpu_ms(fn: Any) -> float:
@@ -202,21 +233,8 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
             whole += t_whole
             row = {"size": list(size), "channels": int(branch.scale.shape[1]), "whole_cpu_ms": t_whole}
             for b in TUNE_BLOCKS:
-                side = incremental.block_for(size, b)
-                grid = (size[0] // side, size[1] // side)
                 for f in TUNE_FRACTIONS:
-                    count = max(1, round(f * grid[0] * grid[1]))
-                    pick = rng.choice(grid[0] * grid[1], count, replace=False)
-                    idx = torch.tensor([[0, p // grid[1], p % grid[1]] for p in sorted(pick)])
-                    tiles = incremental.Tiles(side, branch.halo, idx)
-                    dtype = branch.module.mlp_gamma.weight.dtype
-
-                    def redo() -> None:
-                        windows, inside = incremental._Update(None, b, 1.0).windows(label, size, tiles, dtype)
-                        scale, shift = branch.tiles(windows, inside)
-                        tiles.scatter(branch.scale, scale)
-                        tiles.scatter(branch.shift, shift)
-                    t = cpu_ms(redo)
+                    t = tiles_ms(branch, label, b, f, rng, cpu_ms)
                     tiled[(b, f)] += t
                     row[f"B{b} {f:.0%}"] = t / t_whole
             layers.append(row)

@@ -456,118 +456,196 @@ def configurations(args: argparse.Namespace, device: str) -> list[tuple[str, str
     return out
 
 
-def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
-                bundles: Path, results: "Results") -> None:
-    """Every configuration of one preset at one size; each record goes to ``results`` (and
-    to disk) as soon as it is measured."""
-    from sdk import Bundle
+@dataclass
+class ModelFacts:
+    """One preset at one size as its configurations are measured: its bundle, graph spec and counts."""
+
+    name: str
+    bundle: Any
+    spec: Any
+    height: int
+    width: int
+    reduced: bool
+    params: int
+    flops1: float  # FLOPs of one image
+    io_elems: int  # elements of one image's inputs and outputs
+
+
+@dataclass
+class Built:
+    """A configuration's callable and the memory counters read just before it was built."""
+
+    fn: Callable
+    mem0: int
+    alloc0: int = 0
+    free0: int = 0
+
+
+def model_bundle(name: str, overrides: dict[str, Any], onnx: bool, device: str, bundles: Path) -> Path:
+    """The run's bundle of ``name`` at this size: exported once into ``bundles`` (the trained
+    demo bundle copied for the demo preset at full size)."""
     from sdk.export.bundle import build_bundle
     from sdk.train.models import get_preset
-    from sdk.train.models.flops import count_params, graph_flops
 
     preset = get_preset(name)
     size = "x".join(str(overrides.get(k, getattr(preset.config, k))) for k in ("height", "width"))
     path = bundles / f"{name}-{size}"
     if not (path / "manifest.json").is_file():
-        if name == DEMO_PRESET and not overrides and args.onnx and (DEMO_BUNDLE / "manifest.json").is_file():
+        if name == DEMO_PRESET and not overrides and onnx and (DEMO_BUNDLE / "manifest.json").is_file():
             print(f"[latency] copying the trained demo bundle {DEMO_BUNDLE} to {path}", flush=True)
             shutil.copytree(DEMO_BUNDLE, path)  # the bundle the README's first command runs
         else:
             print(f"[latency] exporting {name} at {size} to {path}", flush=True)
-            build_bundle(name, path, overrides=overrides, onnx=args.onnx, calibration_device=device)
-    bundle = Bundle(path)
+            build_bundle(name, path, overrides=overrides, onnx=onnx, calibration_device=device)
+    return path
+
+
+def model_facts(name: str, overrides: dict[str, Any], reduced: bool, bundle: Any) -> ModelFacts:
+    """Parameters and FLOPs of the synthesis graph (built on the meta device), its size and I/O."""
+    from sdk.train.models import get_preset
+    from sdk.train.models.flops import count_params, graph_flops
+
     with torch.device("meta"):
-        model = preset.build(**overrides)
+        model = get_preset(name).build(**overrides)
         spec = model.graphs()["model"]
         params = count_params(spec.module)
     h, w = bundle.resolution
     flops1 = graph_flops(name, batch=1, **overrides)
     io_elems = sum(int(np.prod([d for d in s["shape"][1:]])) for s in
                    (*bundle.graph("model")["inputs"], *bundle.graph("model")["outputs"]))
-    for precision in args.parity:
-        _between_configurations(device)
+    return ModelFacts(name, bundle, spec, h, w, reduced, params, flops1, io_elems)
+
+
+def parity_row(bundle: Any, name: str, precision: str, device: str) -> dict[str, Any]:
+    """:func:`parity_figure`, or the reason it could not be taken, printed."""
+    _between_configurations(device)
+    try:
+        figure = parity_figure(bundle, precision, device)
+        print(f"[latency] {name} parity {precision} vs fp32: relative L2 {figure['relative_l2']:.2e}, "
+              f"8-bit max {figure['u8_max_levels']} levels", flush=True)
+    except Exception as exc:  # a figure that cannot be taken says why; the timings go on
+        figure = {"model": name, "precision": precision, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        print(f"[latency] {name} parity {precision}: {figure['error']}", flush=True)
+    return figure
+
+
+def build_callable(facts: ModelFacts, backend: str, precision: str, io: str, batches: Sequence[int],
+                   device: str) -> Built:
+    """The configuration's callable, with the memory counters read before it is built."""
+    mem0 = _rss_bytes()
+    alloc0 = free0 = 0
+    if device == "cuda":
+        alloc0 = torch.cuda.memory_allocated()
+        free0 = torch.cuda.mem_get_info()[0]
+    return Built(make_callable(backend, facts.bundle, precision, batches, device, io), mem0, alloc0, free0)
+
+
+def time_configuration(built: Built, spec: Any, batch: int, io: str, runs: int, warmup: int,
+                       device: str) -> tuple[list[float], int]:
+    """``warmup`` then ``runs`` timed calls at ``batch``; returns the times (ms) and the peak
+    memory growth (bytes) sampled after every call."""
+    feeds = device_feeds(spec, batch, device) if io == "device" else seeded_feeds(spec, batch)
+    peak = [0]
+
+    def sample() -> None:
+        if device == "cuda":
+            peak[0] = max(peak[0], built.free0 - torch.cuda.mem_get_info()[0])
+        else:
+            peak[0] = max(peak[0], _rss_bytes() - built.mem0)
+
+    def after_warmup() -> None:  # compile, autotuning and cuDNN trials are not the run's memory
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    times = time_calls(lambda: built.fn(feeds), runs, warmup, device == "cuda", sample, after_warmup)
+    return times, peak[0]
+
+
+def fill_timing(rec: Record, times: list[float], warmup: int, device: str) -> None:
+    """The record's latency figures from the timed calls."""
+    rec.runs, rec.warmup = len(times), warmup
+    rec.timer = "cuda_events" if device == "cuda" else "perf_counter"
+    rec.median_ms = statistics.median(times)
+    rec.p90_ms = percentile(times, 90)
+    rec.mean_ms = statistics.fmean(times)
+    rec.noisy = rec.p90_ms > NOISY_P90_OVER_MEDIAN * rec.median_ms
+    rec.images_per_s = rec.batch / rec.median_ms * 1e3
+
+
+def fill_memory(rec: Record, peak: int, built: Built, device: str) -> None:
+    """The record's peak memory and how it was taken."""
+    if device == "cuda":
+        rec.peak_memory_mb = (torch.cuda.max_memory_allocated() - built.alloc0) / 2**20
+        rec.device_used_mb = peak / 2**20
+        rec.memory_method = ("torch.cuda.max_memory_allocated over the timed calls (reset after warm-up) "
+                             "less the memory allocated before the configuration; device_used_mb: "
+                             "cudaMemGetInfo delta")
+    else:
+        rec.peak_memory_mb = peak / 2**20
+        rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
+
+
+def fill_roofline(rec: Record, facts: ModelFacts, ceilings: GPUSpec | None) -> None:
+    """The record's roofline floor and efficiency (GPU: measured ceilings; CPU: none)."""
+    if ceilings is not None:
+        nbytes = min_bytes(facts.params, facts.io_elems * rec.batch, rec.precision)
+        rec.roofline_floor_ms = roofline_floor_ms(facts.flops1 * rec.batch, nbytes, ceilings, rec.precision)
+        rec.efficiency = rec.roofline_floor_ms / rec.median_ms
+        rec.roofline_note = (f"{ceilings.name}: max(FLOPs / {ceilings.peak_flops(rec.precision) / 1e12:.0f} "
+                             f"TFLOP/s, bytes / {ceilings.bandwidth_gbs:.0f} GB/s)")
+    else:
+        rec.roofline_note = "CPU: skipped (peak FLOP/s of this CPU unknown)"
+
+
+def bench_configuration(facts: ModelFacts, backend: str, precision: str, io: str, args: argparse.Namespace,
+                        device: str, results: "Results") -> None:
+    """Every batch size of one (backend, precision, io): a record each, or one saying why not."""
+    built: Built | None = None
+    for batch in args.batch:
+        rec = Record(facts.name, backend, precision, batch, facts.height, facts.width, facts.reduced,
+                     describe_device(device), io=io, params=facts.params, gflops_per_image=facts.flops1 / 1e9,
+                     gflops_per_batch=facts.flops1 * batch / 1e9)
         try:
-            figure = parity_figure(bundle, precision, device)
-            print(f"[latency] {name} parity {precision} vs fp32: relative L2 {figure['relative_l2']:.2e}, "
-                  f"8-bit max {figure['u8_max_levels']} levels", flush=True)
-        except Exception as exc:  # a figure that cannot be taken says why; the timings go on
-            figure = {"model": name, "precision": precision, "error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-            print(f"[latency] {name} parity {precision}: {figure['error']}", flush=True)
-        results.add_parity(figure)
+            if backend in REFERENCES and built is not None:  # one compile per batch size
+                built = None
+                _between_configurations(device)
+            if built is None:  # memory is counted from before the callable is built
+                built = build_callable(facts, backend, precision, io, args.batch, device)
+            rec.tf32 = torch_tf32(backend, device)
+            rec.extra.update(getattr(built.fn, "extra", None) or {})
+            times, peak = time_configuration(built, facts.spec, batch, io, args.runs, args.warmup, device)
+        except Skip as exc:
+            rec.status = f"skipped: {exc}"
+        except Exception as exc:  # report and go on with the other configurations
+            rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
+        if rec.status != "ok":
+            results.add(rec)
+            print(f"[latency] {facts.name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
+            break
+        fill_timing(rec, times, args.warmup, device)
+        fill_memory(rec, peak, built, device)
+        fill_roofline(rec, facts, results.ceilings)
+        results.add(rec)
+        print(f"[latency] {facts.name} {backend} {precision} {io} b{batch} {facts.height}x{facts.width}: median "
+              f"{rec.median_ms:.2f} ms, p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
+
+
+def bench_model(name: str, overrides: dict[str, Any], reduced: bool, args: argparse.Namespace, device: str,
+                bundles: Path, results: "Results") -> None:
+    """Every configuration of one preset at one size; each record goes to ``results`` (and
+    to disk) as soon as it is measured."""
+    from sdk import Bundle
+
+    path = model_bundle(name, overrides, args.onnx, device, bundles)
+    facts = model_facts(name, overrides, reduced, Bundle(path))
+    for precision in args.parity:
+        results.add_parity(parity_row(facts.bundle, name, precision, device))
     for backend, precision, io in configurations(args, device):
         _between_configurations(device)
-        fn = None
-        for batch in args.batch:
-            rec = Record(name, backend, precision, batch, h, w, reduced, describe_device(device), io=io,
-                         params=params, gflops_per_image=flops1 / 1e9, gflops_per_batch=flops1 * batch / 1e9)
-            try:
-                if backend in REFERENCES and fn is not None:  # one compile per batch size
-                    fn = None
-                    _between_configurations(device)
-                if fn is None:  # memory is counted from before the callable is built
-                    mem0 = _rss_bytes()
-                    if device == "cuda":
-                        alloc0 = torch.cuda.memory_allocated()
-                        free0 = torch.cuda.mem_get_info()[0]
-                    fn = make_callable(backend, bundle, precision, args.batch, device, io)
-                rec.tf32 = torch_tf32(backend, device)
-                rec.extra.update(getattr(fn, "extra", None) or {})
-                feeds = device_feeds(spec, batch, device) if io == "device" else seeded_feeds(spec, batch)
-                peak = [0]
-
-                def sample() -> None:
-                    if device == "cuda":
-                        peak[0] = max(peak[0], free0 - torch.cuda.mem_get_info()[0])
-                    else:
-                        peak[0] = max(peak[0], _rss_bytes() - mem0)
-
-                def after_warmup() -> None:  # compile, autotuning and cuDNN trials are not the run's memory
-                    if device == "cuda":
-                        torch.cuda.reset_peak_memory_stats()
-
-                times = time_calls(lambda: fn(feeds), args.runs, args.warmup, device == "cuda", sample, after_warmup)
-            except Skip as exc:
-                rec.status = f"skipped: {exc}"
-                results.add(rec)
-                print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
-                break
-            except Exception as exc:  # report and go on with the other configurations
-                rec.status = f"error: {type(exc).__name__}: {str(exc)[:300]}"
-                results.add(rec)
-                print(f"[latency] {name} {backend} {precision} {io} b{batch}: {rec.status}", flush=True)
-                break
-            rec.runs, rec.warmup = len(times), args.warmup
-            rec.timer = "cuda_events" if device == "cuda" else "perf_counter"
-            rec.median_ms = statistics.median(times)
-            rec.p90_ms = percentile(times, 90)
-            rec.mean_ms = statistics.fmean(times)
-            rec.noisy = rec.p90_ms > NOISY_P90_OVER_MEDIAN * rec.median_ms
-            rec.images_per_s = batch / rec.median_ms * 1e3
-            if device == "cuda":
-                rec.peak_memory_mb = (torch.cuda.max_memory_allocated() - alloc0) / 2**20
-                rec.device_used_mb = peak[0] / 2**20
-                rec.memory_method = ("torch.cuda.max_memory_allocated over the timed calls (reset after warm-up) "
-                                     "less the memory allocated before the configuration; device_used_mb: "
-                                     "cudaMemGetInfo delta")
-            else:
-                rec.peak_memory_mb = peak[0] / 2**20
-                rec.memory_method = "RSS growth (/proc/self/statm, sampled per call) from before the runner"
-            ceilings = results.ceilings
-            if ceilings is not None:
-                nbytes = min_bytes(params, io_elems * batch, precision)
-                rec.roofline_floor_ms = roofline_floor_ms(flops1 * batch, nbytes, ceilings, precision)
-                rec.efficiency = rec.roofline_floor_ms / rec.median_ms
-                rec.roofline_note = (f"{ceilings.name}: max(FLOPs / {ceilings.peak_flops(precision) / 1e12:.0f} "
-                                     f"TFLOP/s, bytes / {ceilings.bandwidth_gbs:.0f} GB/s)")
-            else:
-                rec.roofline_note = "CPU: skipped (peak FLOP/s of this CPU unknown)"
-            results.add(rec)
-            print(f"[latency] {name} {backend} {precision} {io} b{batch} {h}x{w}: median {rec.median_ms:.2f} ms, "
-                  f"p90 {rec.p90_ms:.2f} ms, {rec.images_per_s:.1f} img/s", flush=True)
-        fn = None
+        bench_configuration(facts, backend, precision, io, args, device, results)
     _between_configurations(device)
     if device == "cpu" and set(args.backends) & set(CPU_ENGINE_BACKENDS):
-        results.add_pick(name, h, w, auto_pick(Bundle(path)))
+        results.add_pick(name, facts.height, facts.width, auto_pick(Bundle(path)))
 
 
 def auto_pick(bundle: Any) -> str:
@@ -780,19 +858,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def check_options(args: argparse.Namespace) -> str | None:
+    """What stops the run before it is planned (torch missing, too few runs), or None."""
     if torch is None:
-        print('[latency] error: the benchmark needs torch (not installed here): pip install -e ".[torch]"',
-              file=sys.stderr)
-        return 2
+        return 'error: the benchmark needs torch (not installed here): pip install -e ".[torch]"'
     if args.runs < 50:
-        print("[latency] --runs must be >= 50", file=sys.stderr)
-        return 2
+        return "--runs must be >= 50"
+    return None
+
+
+def plan_run(args: argparse.Namespace) -> str:
+    """Fill the options left out with the defaults of the run's kind (``--quick``, CPU at
+    full size, GPU); returns the device."""
+    from sdk.train.models import list_models
+
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" or args.quick else device
-    from sdk.train.models import get_preset, list_models
-
     cpu_full = device == "cpu" and not args.quick  # the CPU engines side by side (module docstring)
     args.models = args.models or list(QUICK_MODELS if args.quick else CPU_MODELS if cpu_full else DEFAULT_MODELS)
     if args.models == ["all"]:
@@ -804,50 +885,56 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         else ["fp32", "fp16"])
     args.batch = args.batch or ([1, 2] if args.quick else [1] if cpu_full else [1, 4, 8])
     args.warmup = args.warmup if args.warmup is not None else 3 if cpu_full else 10
+    return device
+
+
+def unknown_choices(args: argparse.Namespace) -> str | None:
+    """The first backend, model, ``--io`` or ``--parity`` value that does not exist, as a message; or None."""
+    from sdk.train.models import list_models
+
     unknown = sorted(set(args.backends) - set(BACKENDS))
     if unknown:
-        print(f"[latency] unknown backends {unknown}; choose from {', '.join(BACKENDS)}", file=sys.stderr)
-        return 2
+        return f"unknown backends {unknown}; choose from {', '.join(BACKENDS)}"
     unknown = sorted(set(args.models) - set(list_models()))
     if unknown:
-        print(f"[latency] unknown models {unknown}; see python -m export list", file=sys.stderr)
-        return 2
+        return f"unknown models {unknown}; see python -m export list"
     unknown = sorted(set(args.io or []) - {"host", "device"})
     if unknown:
-        print(f"[latency] --io takes host and device, not {unknown}", file=sys.stderr)
-        return 2
+        return f"--io takes host and device, not {unknown}"
     unknown = sorted(set(args.parity) - {"fp16", "bf16"})
     if unknown:
-        print(f"[latency] --parity takes fp16 and bf16, not {unknown}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    bundles = Path(args.bundles) if args.bundles else out / "bundles"
+        return f"--parity takes fp16 and bf16, not {unknown}"
+    return None
+
+
+def start_results(args: argparse.Namespace, device: str, out: Path) -> Results:
+    """The run's :class:`Results` in ``out`` (GPU: with the roofline's ceilings, measured here and now)."""
     ceilings = None
-    if device == "cuda":  # the roofline's ceilings, measured here and now
+    if device == "cuda":
         wanted = ["fp16", "bf16"] + [p for p in args.precision if p in ("fp32", "tf32")]
         ceilings = measure_ceilings(torch.cuda.get_device_name(), wanted)
         print(f"[latency] measured ceilings: {ceilings}", flush=True)
-    results = Results(out, {"quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
-                            "torch": torch.__version__,
-                            "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs"},
-                      append=args.append, ceilings=ceilings)
-    for name in args.models:
-        preset = get_preset(name)
-        sizes: list[dict[str, Any]] = []
-        if args.quick:
-            sizes.append(dict(preset.test_overrides))
-        elif args.resolution:
-            for res in args.resolution:
-                hh, ww = (int(v) for v in res.lower().split("x"))
-                sizes.append({"height": hh, "width": ww})
-        else:
-            sizes.append({})
-        for overrides in sizes:
-            bench_model(name, overrides, args.quick, args, device, bundles, results)
-    if args.append:
-        print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}")
-        return 0
+    return Results(out, {"quick": args.quick, "reduced_sizes": args.quick, "device": describe_device(device),
+                         "torch": torch.__version__,
+                         "gflops": "FlopCounterMode, conv + matmul (+ attention), MAC = 2 FLOPs"},
+                   append=args.append, ceilings=ceilings)
+
+
+def model_sizes(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The size overrides ``name`` is measured at: its CI size (``--quick``), each ``--resolution``, or its own."""
+    from sdk.train.models import get_preset
+
+    if args.quick:
+        return [dict(get_preset(name).test_overrides)]
+    sizes: list[dict[str, Any]] = []
+    for res in args.resolution:
+        hh, ww = (int(v) for v in res.lower().split("x"))
+        sizes.append({"height": hh, "width": ww})
+    return sizes or [{}]
+
+
+def write_reports(results: Results, args: argparse.Namespace, device: str, out: Path) -> None:
+    """``SUMMARY.md`` (runs with CPU engines), ``latency.png`` and the claims beside ``results.json``."""
     records = results.records
     if any(r.backend in CPU_ENGINE_BACKENDS for r in records):
         from sdk.benchmarks.report import cpu_summary
@@ -856,6 +943,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "SUMMARY.md").write_text(cpu_summary(summary, args.quick))
     plot(records, out / "latency.png")
     write_claims([asdict(r) for r in records], out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    problem = check_options(args)
+    device = "" if problem else plan_run(args)
+    problem = problem or unknown_choices(args)
+    if problem:
+        print(f"[latency] {problem}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundles = Path(args.bundles) if args.bundles else out / "bundles"
+    results = start_results(args, device, out)
+    for name in args.models:
+        for overrides in model_sizes(name, args):
+            bench_model(name, overrides, args.quick, args, device, bundles, results)
+    if args.append:
+        print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}")
+        return 0
+    write_reports(results, args, device, out)
     print(f"[latency] wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}, "
           f"{out / 'claims.md'}")
     return 0

@@ -234,7 +234,7 @@ def abba(calls: dict[str, Callable[[], np.ndarray]], runs: int, warmup: int) -> 
                 "ms": [round(x, 1) for x in t]} for n, t in times.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="oasis-ade20k")
     ap.add_argument("--runs", type=int, default=20)
@@ -245,7 +245,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=int, default=5, metavar="N",
                     help="also profile N onnxruntime calls per variant: the noise nodes' share of the time (0: off)")
     ap.add_argument("--out", default="benchmarks/results/oasis-noise")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def measure_backend(backend: str, model: Any, folder: Path, ids: np.ndarray, z: np.ndarray, lookups: bool,
+                    args: argparse.Namespace) -> dict[str, Any]:
+    """Every variant on ``backend`` in ABBA order, printed; torch: the noise work timed alone
+    too, onnxruntime: the noise nodes' share from its profiler (``--profile``)."""
+    cfg = model.config
+    print(f"{backend}: {args.runs} calls per variant after {args.warmup} warm-up, ABBA", flush=True)
+    calls = (onnx_calls(model, folder, ids, z, args.threads, lookups) if backend == "onnxruntime"
+             else torch_calls(model, ids, z, args.threads))
+    rows = abba(calls, args.runs, args.warmup)
+    for n, r in rows.items():
+        print(f"  {n:<7} median {r['median_ms']:8.1f} ms  ({r['vs_vector']:.3f}x vector; paired "
+              f"{r['paired_vs_vector']:.3f}x; image within {r['max_levels_vs_vector']} levels of vector's)",
+              flush=True)
+    if backend == "torch":
+        ops = abba(torch_noise_ops(model, ids, z), args.runs, args.warmup)
+        for n, r in ops.items():
+            call = rows[n]["median_ms"]
+            rows[n]["noise_ops_ms"] = r["median_ms"]
+            print(f"  {n:<7} torch noise work alone: {r['median_ms']} ms ({r['median_ms'] / call:.2%} of a call)",
+                  flush=True)
+    if backend == "onnxruntime" and args.profile:
+        for n in VARIANTS:
+            feeds = {"label": ids.astype(np.int32), **noise_feed(n, z, ids, cfg.num_classes)}
+            share = profile_share(folder / f"{n}.onnx", feeds, next(k for k in feeds if k != "label"),
+                                  args.threads, args.profile)
+            rows[n]["profile"] = share
+            print(f"  {n:<7} onnxruntime profile: noise nodes {share['noise_nodes_ms']} ms of "
+                  f"{share['all_nodes_ms']} ms per call ({share['share']:.2%})", flush=True)
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """``results.md``: one row per backend and noise input."""
+    height, width = results["resolution"]
+    lines = [f"# OASIS noise inputs: {results['preset']} ({results['size']} size {height}x{width}), batch 1, "
+             f"{results['threads']} threads, median of {results['runs']} after {results['warmup']} warm-up, "
+             f"{results['order']}, {results['date']}", "",
+             "| backend | noise input | median ms | vs vector | paired vs vector | max levels vs vector | "
+             "noise work per call |", "|---|---|---:|---:|---:|---:|---|"]
+    for backend, rows in results["backends"].items():
+        for n, r in rows.items():
+            prof = r.get("profile")
+            prof_text = (f"{prof['noise_nodes_ms']} of {prof['all_nodes_ms']} ms ({prof['share']:.2%})" if prof
+                         else f"{r['noise_ops_ms']} ms alone (torch)" if "noise_ops_ms" in r else "-")
+            lines.append(f"| {backend} | {n} | {r['median_ms']} | {r['vs_vector']:.3f}x | {r['paired_vs_vector']:.3f}x "
+                         f"| {r['max_levels_vs_vector']} | {prof_text} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     from benchmarks.cpu_compare import block_labels
     from sdk.export.label_lookup import MIN_CLASSES
@@ -264,43 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
         "label_lookups_in_onnx": lookups, "order": "ABBA: " + " ".join(VARIANTS + VARIANTS[::-1]), "backends": {}}
     for backend in args.backends:
-        print(f"{backend}: {args.runs} calls per variant after {args.warmup} warm-up, ABBA", flush=True)
-        calls = (onnx_calls(model, folder, ids, z, args.threads, lookups) if backend == "onnxruntime"
-                 else torch_calls(model, ids, z, args.threads))
-        results["backends"][backend] = abba(calls, args.runs, args.warmup)
-        for n, r in results["backends"][backend].items():
-            print(f"  {n:<7} median {r['median_ms']:8.1f} ms  ({r['vs_vector']:.3f}x vector; paired "
-                  f"{r['paired_vs_vector']:.3f}x; image within {r['max_levels_vs_vector']} levels of vector's)",
-                  flush=True)
-        if backend == "torch":
-            ops = abba(torch_noise_ops(model, ids, z), args.runs, args.warmup)
-            for n, r in ops.items():
-                call = results["backends"][backend][n]["median_ms"]
-                results["backends"][backend][n]["noise_ops_ms"] = r["median_ms"]
-                print(f"  {n:<7} torch noise work alone: {r['median_ms']} ms ({r['median_ms'] / call:.2%} of a call)",
-                      flush=True)
-        if backend == "onnxruntime" and args.profile:
-            for n in VARIANTS:
-                feeds = {"label": ids.astype(np.int32), **noise_feed(n, z, ids, cfg.num_classes)}
-                share = profile_share(folder / f"{n}.onnx", feeds, next(k for k in feeds if k != "label"),
-                                      args.threads, args.profile)
-                results["backends"][backend][n]["profile"] = share
-                print(f"  {n:<7} onnxruntime profile: noise nodes {share['noise_nodes_ms']} ms of "
-                      f"{share['all_nodes_ms']} ms per call ({share['share']:.2%})", flush=True)
+        results["backends"][backend] = measure_backend(backend, model, folder, ids, z, lookups, args)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    lines = [f"# OASIS noise inputs: {args.preset} ({results['size']} size {cfg.height}x{cfg.width}), batch 1, "
-             f"{args.threads} threads, median of {args.runs} after {args.warmup} warm-up, {results['order']}, "
-             f"{results['date']}", "",
-             "| backend | noise input | median ms | vs vector | paired vs vector | max levels vs vector | "
-             "noise work per call |", "|---|---|---:|---:|---:|---:|---|"]
-    for backend, rows in results["backends"].items():
-        for n, r in rows.items():
-            prof = r.get("profile")
-            prof_text = (f"{prof['noise_nodes_ms']} of {prof['all_nodes_ms']} ms ({prof['share']:.2%})" if prof
-                         else f"{r['noise_ops_ms']} ms alone (torch)" if "noise_ops_ms" in r else "-")
-            lines.append(f"| {backend} | {n} | {r['median_ms']} | {r['vs_vector']:.3f}x | {r['paired_vs_vector']:.3f}x "
-                         f"| {r['max_levels_vs_vector']} | {prof_text} |")
-    (out / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.md").write_text(markdown(results))
     print(f"wrote {out / 'results.json'} and results.md")
     return 0
 

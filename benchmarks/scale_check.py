@@ -203,7 +203,7 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="toy sizes: prove the steps run (~2 min)")
     p.add_argument("--labels", type=int, default=None, help="label maps for batch (2000; quick 40)")
@@ -216,13 +216,75 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--screenshot", default=None, help="also save the app's page here (e.g. docs/app.png)")
     p.add_argument("--work", default="/tmp/sdk-scale-check", help="label maps and outputs (kept for re-runs)")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results/scale-DATE[-quick])")
-    args = p.parse_args(argv)
+    return p
+
+
+def batch_check(n: int, work: Path, batch_size: int) -> dict[str, Any]:
+    """Target 1: one process, then Ray with 1 and 2 workers, then a worker killed mid-run."""
+    import ray
+
+    labels = make_labels(work / f"labels-{n}", n)
+    log(f"batch: {n} label maps in {labels}")
+    single = single_process(labels, work / "out-single", batch_size)
+    log(f"  one process: {single['throughput']} images/s")
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    start_s = time.perf_counter() - start
+    address = ray.get_runtime_context().gcs_address
+    r1 = ray_run(labels, work / "out-ray1", 1, batch_size)
+    log(f"  1 worker: {r1['throughput']} images/s (steady {r1['steady_throughput']})")
+    r2 = ray_run(labels, work / "out-ray2", 2, batch_size)
+    log(f"  2 workers: {r2['throughput']} images/s (steady {r2['steady_throughput']})")
+    killed = killed_worker_run(labels, work / "out-killed", n, address, batch_size)
+    log(f"  killed worker: {killed['images']} images, {killed['records']} records, met {killed['met']}")
+    ray.shutdown()
+    need = 0.9 * 2 * single["throughput"]
+    return {"labels": n, "batch_size": batch_size, "ray_start_s": round(start_s, 2),
+            "single": single, "ray_1": r1, "ray_2": r2, "killed": killed,
+            "target": {"needed": need, "overall": r2["throughput"], "steady": r2["steady_throughput"],
+                       "met_overall": r2["throughput"] >= need,
+                       "met_steady": r2["steady_throughput"] >= need}}
+
+
+def serve_check(requests: int, duration: float, clients: list[int]) -> dict[str, Any]:
+    """Target 2: ``sdk serve`` without and with dynamic batching at each client count."""
+    import ray
+
+    log(f"serve: {requests} requests or {duration:g} s per level, clients {clients}")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    runs = serve_runs(requests, duration, clients)
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+    by = {name: {r["clients"]: r for r in rows} for name, rows in runs.items()}
+    hi = max(clients)
+    batch1 = by["mb1"][min(clients)]["throughput"]
+    batched = by["mb8"][hi]["throughput"]
+    log(f"  batched at {hi} clients: {batched} images/s vs batch-1 {batch1}")
+    return {"runs": runs, "target": {
+        "batch1": batch1, "batched_32": batched, "vs_batch1": batched / batch1 if batch1 else 0.0,
+        "vs_unbatched_32": batched / by["mb1"][hi]["throughput"] if by["mb1"][hi]["throughput"] else 0.0,
+        "p99_32_ms": by["mb8"][hi]["p99_ms"], "met": batch1 > 0 and batched >= 1.5 * batch1}}
+
+
+def app_check(strokes: int, screenshot: str | None) -> dict[str, Any]:
+    """Target 3: strokes painted on ``sdk app`` in headless chromium."""
+    from sdk.benchmarks.app_browser import measure
+
+    log(f"app: {strokes} strokes in headless chromium")
+    app = measure(DEMO, ROOT / "samples" / "street_1_label.png", strokes, screenshot)
+    log(f"  median latency {app['median_latency_ms']} ms, synthesis {app['median_synthesis_ms']} ms")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     n = args.labels or (40 if args.quick else 2000)
     requests = args.requests or (16 if args.quick else 300)
     strokes = args.strokes or (3 if args.quick else 10)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"scale-{date}{'-quick' if args.quick else ''}")
-    work = Path(args.work)
 
     import gradio
     import ray
@@ -233,50 +295,11 @@ def main(argv: list[str] | None = None) -> int:
                                        "gradio": gradio.__version__}}
     t0 = time.perf_counter()
     if "batch" in args.only:
-        labels = make_labels(work / f"labels-{n}", n)
-        log(f"batch: {n} label maps in {labels}")
-        single = single_process(labels, work / "out-single", args.batch_size)
-        log(f"  one process: {single['throughput']} images/s")
-        start = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-        start_s = time.perf_counter() - start
-        address = ray.get_runtime_context().gcs_address
-        r1 = ray_run(labels, work / "out-ray1", 1, args.batch_size)
-        log(f"  1 worker: {r1['throughput']} images/s (steady {r1['steady_throughput']})")
-        r2 = ray_run(labels, work / "out-ray2", 2, args.batch_size)
-        log(f"  2 workers: {r2['throughput']} images/s (steady {r2['steady_throughput']})")
-        killed = killed_worker_run(labels, work / "out-killed", n, address, args.batch_size)
-        log(f"  killed worker: {killed['images']} images, {killed['records']} records, met {killed['met']}")
-        ray.shutdown()
-        need = 0.9 * 2 * single["throughput"]
-        res["batch"] = {"labels": n, "batch_size": args.batch_size, "ray_start_s": round(start_s, 2),
-                        "single": single, "ray_1": r1, "ray_2": r2, "killed": killed,
-                        "target": {"needed": need, "overall": r2["throughput"], "steady": r2["steady_throughput"],
-                                   "met_overall": r2["throughput"] >= need,
-                                   "met_steady": r2["steady_throughput"] >= need}}
+        res["batch"] = batch_check(n, Path(args.work), args.batch_size)
     if "serve" in args.only:
-        log(f"serve: {requests} requests or {args.duration:g} s per level, clients {args.clients}")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-        runs = serve_runs(requests, args.duration, args.clients)
-        from ray import serve
-
-        serve.shutdown()
-        ray.shutdown()
-        by = {name: {r["clients"]: r for r in rows} for name, rows in runs.items()}
-        hi = max(args.clients)
-        batch1 = by["mb1"][min(args.clients)]["throughput"]
-        batched = by["mb8"][hi]["throughput"]
-        res["serve"] = {"runs": runs, "target": {
-            "batch1": batch1, "batched_32": batched, "vs_batch1": batched / batch1 if batch1 else 0.0,
-            "vs_unbatched_32": batched / by["mb1"][hi]["throughput"] if by["mb1"][hi]["throughput"] else 0.0,
-            "p99_32_ms": by["mb8"][hi]["p99_ms"], "met": batch1 > 0 and batched >= 1.5 * batch1}}
-        log(f"  batched at {hi} clients: {batched} images/s vs batch-1 {batch1}")
+        res["serve"] = serve_check(requests, args.duration, args.clients)
     if "app" in args.only:
-        from sdk.benchmarks.app_browser import measure
-
-        log(f"app: {strokes} strokes in headless chromium")
-        res["app"] = measure(DEMO, ROOT / "samples" / "street_1_label.png", strokes, args.screenshot)
-        log(f"  median latency {res['app']['median_latency_ms']} ms, synthesis {res['app']['median_synthesis_ms']} ms")
+        res["app"] = app_check(strokes, args.screenshot)
     res["total_s"] = round(time.perf_counter() - t0, 1)
 
     from sdk.atomic import write_bytes_atomic

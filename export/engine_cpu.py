@@ -19,6 +19,12 @@ dispatches here; no torch needed). Stages, each with a progress line:
 4. speed against onnxruntime FP32 at batch 1, ABBA blocks, same thread count;
 5. swap ``engines/<key>/`` in atomically and rewrite the manifest.
 
+:func:`build_cpu_engine` reads as these stages, each a function that can be run alone:
+:func:`plan_build` (options and key), :func:`reference_outputs`, :func:`climb_ladder`
+(:func:`measure_step` per step of :func:`escalation_ladder`), :func:`escalation_notes`,
+:func:`gate_quality`, :func:`adopt_candidate`, :func:`quality_record`, :func:`time_engine`
+and :func:`write_record`.
+
 Only the synthesis graph (``model``) gets an engine file; other graphs (a style encoder)
 run the bundle's FP32 ONNX in the same runtime.
 """
@@ -29,6 +35,8 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -204,6 +212,43 @@ class _Candidate:
         self.run, self.path, self.load_ms, self.quantization = run, path, load_ms, quantization
 
 
+def _int8_graph(bundle: Bundle, qdq: Path, keep: tuple[str, ...], *, calibration: str | Path,
+                calibration_size: int, calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
+                say: Progress) -> dict[str, Any]:
+    """Quantize the synthesis graph to the QDQ graph ``qdq`` (or copy the bundle's reusable
+    one there); returns the quantization notes."""
+    info = bundle.graph("model")
+    src = bundle.file(info["file"])
+    reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep)
+    if reuse is not None:
+        record, path = reuse
+        say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
+        shutil.copyfile(path, qdq)
+        return {**record["notes"]["quantization"], "reused_from": record["key"]}
+    feeds, classes = calib()
+    what = f"{calibration} label maps" if classes is not None else "seeded inputs"
+    say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
+        f"{', '.join(keep) or 'nothing extra'} in float")
+    labels = [s["name"] for s in info["inputs"] if s["kind"] in ("label", "instance_edge")]
+    quantization = quantize_graph(src, qdq, feeds, keep_float=keep, label_inputs=labels)
+    quantization.update({"calibration": str(calibration), "calibration_classes": classes})
+    return quantization
+
+
+def _convert_to_ir(bundle: Bundle, graph_file: Path, folder: Path, say: Progress) -> Path:
+    """Convert an ONNX graph (FP32 or QDQ) to ``folder/model.xml`` + ``.bin``; returns the ``.xml``."""
+    from sdk.backends.openvino import import_openvino
+
+    info = bundle.graph("model")
+    ov = import_openvino()
+    out = folder / "model.xml"
+    say(f"converting {graph_file.name} to an OpenVINO IR")
+    converted = ov.convert_model(str(graph_file))
+    check_ir_outputs(converted, info["outputs"])
+    ov.save_model(converted, str(out), compress_to_fp16=False)
+    return out
+
+
 def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, keep: tuple[str, ...], *,
                     calibration: str | Path, calibration_size: int,
                     calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
@@ -214,31 +259,11 @@ def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, 
     folder.mkdir(parents=True, exist_ok=True)
     graph_file, quantization = src, None
     if precision == "int8":
-        qdq = folder / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
-        reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep)
-        if reuse is not None:
-            record, path = reuse
-            say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
-            shutil.copyfile(path, qdq)
-            quantization = {**record["notes"]["quantization"], "reused_from": record["key"]}
-        else:
-            feeds, classes = calib()
-            what = f"{calibration} label maps" if classes is not None else "seeded inputs"
-            say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
-                f"{', '.join(keep) or 'nothing extra'} in float")
-            labels = [s["name"] for s in info["inputs"] if s["kind"] in ("label", "instance_edge")]
-            quantization = quantize_graph(src, qdq, feeds, keep_float=keep, label_inputs=labels)
-            quantization.update({"calibration": str(calibration), "calibration_classes": classes})
-        graph_file = qdq
+        graph_file = folder / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
+        quantization = _int8_graph(bundle, graph_file, keep, calibration=calibration,
+                                   calibration_size=calibration_size, calib=calib, say=say)
     if backend == "openvino":
-        from sdk.backends.openvino import import_openvino
-
-        ov = import_openvino()
-        out = folder / "model.xml"
-        say(f"converting {graph_file.name} to an OpenVINO IR")
-        converted = ov.convert_model(str(graph_file))
-        check_ir_outputs(converted, info["outputs"])
-        ov.save_model(converted, str(out), compress_to_fp16=False)
+        out = _convert_to_ir(bundle, graph_file, folder, say)
         if graph_file != src:
             graph_file.unlink()
         t0 = time.perf_counter()
@@ -261,20 +286,69 @@ def _say_quality(say: Progress, what: str, q: dict[str, Any], bar: float) -> Non
         f"(bar {bar:g} on the worst image); worst / mean per row: {rows}")
 
 
-def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
-                     calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
-                     escalate: bool = True, threads: int | None = None, held_out_seeds: int = SEEDS_PER_ROW,
-                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> dict[str, Any]:
-    """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
+# -- the stages of a build ----------------------------------------------------------------
+@dataclass
+class BuildPlan:
+    """What one build makes and from what: its checked options, the engine's key and the
+    synthesis graph's outputs the quality check compares."""
 
-    ``keep_float``: node groups (``export.quantize.NODE_GROUPS``) INT8 leaves float from the
-    start; ``escalate``: keep more (``export.quantize.ESCALATION``) while the worst held-out
-    image is below the bar. Raises :class:`QualityError` (bundle unchanged) when the
-    engine's worst image stays below ``QUALITY_BARS_DB[precision]``.
-    """
+    bundle: Bundle
+    backend: str
+    precision: str
+    device: str
+    versions: dict[str, str]
+    key: str
+    keep: tuple[str, ...]
+    src: Path
+    calibration: str | Path
+    calibration_size: int
+    threads: int | None
+    threads_used: int
+    u8: list[str]
+    floats: list[str]
+    bar: float
+
+    @property
+    def folder(self) -> Path:
+        """``engines/<key>/`` in the bundle."""
+        return self.bundle.path / "engines" / self.key
+
+
+@dataclass
+class Reference:
+    """The bundle's FP32 graph on onnxruntime and its outputs on the held-out set."""
+
+    fp32: Run
+    load_ms: float
+    first_call_ms: float
+    items: list[HeldOutItem]
+    outputs: list[dict[str, np.ndarray]]
+
+
+@dataclass
+class Step:
+    """One tried step of the escalation ladder: its engine, quality and ``notes.escalation`` entry."""
+
+    candidate: _Candidate
+    quality: dict[str, Any]
+    entry: dict[str, Any]
+
+
+@dataclass
+class Climb:
+    """Where the ladder stopped: the last engine tried, its quality and every step's entry."""
+
+    candidate: _Candidate
+    quality: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
+def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibration: str | Path,
+               calibration_size: int, keep_float: Iterable[str], threads: int | None) -> BuildPlan:
+    """Check the options and the bundle (one-line :class:`EngineBuildError` naming the fix)
+    and work out the engine's key."""
     from sdk.export.engine_build import EngineBuildError
 
-    say = progress or (lambda msg: None)
     if backend not in CPU_ENGINE_BACKENDS:
         raise EngineBuildError(f"{backend!r} is not a CPU engine backend; choose {' or '.join(CPU_ENGINE_BACKENDS)}")
     if precision not in BACKEND_PRECISIONS[backend]:
@@ -288,18 +362,26 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
                                f"from it: re-export without --no-onnx")
     device, versions = cpu_engine_target(backend)
     key = engine_key(backend, precision, device, versions)
-    keep = tuple(keep_float)
-    src = bundle.file(info["file"])
-    threads_used = threads or os.cpu_count() or 1
-    notes: dict[str, Any] = {"threads": threads_used}
-    if precision == "int8":
-        notes["inference_precision"] = OPENVINO_INT8_INFERENCE if backend == "openvino" else "fp32"
     outputs = info["outputs"]
-    u8 = [o["name"] for o in outputs if o["kind"] == "image_u8"]
-    floats = [o["name"] for o in outputs if o["kind"] == "image"]
-    bar = QUALITY_BARS_DB[precision]
-    start = time.perf_counter()
-    folder = bundle.path / "engines" / key
+    return BuildPlan(bundle=bundle, backend=backend, precision=precision, device=device, versions=versions, key=key,
+                     keep=tuple(keep_float), src=bundle.file(info["file"]), calibration=calibration,
+                     calibration_size=calibration_size, threads=threads, threads_used=threads or os.cpu_count() or 1,
+                     u8=[o["name"] for o in outputs if o["kind"] == "image_u8"],
+                     floats=[o["name"] for o in outputs if o["kind"] == "image"], bar=QUALITY_BARS_DB[precision])
+
+
+def first_notes(plan: BuildPlan) -> dict[str, Any]:
+    """The record's ``notes`` before the build: threads, and INT8's precision for the float layers."""
+    notes: dict[str, Any] = {"threads": plan.threads_used}
+    if plan.precision == "int8":
+        notes["inference_precision"] = OPENVINO_INT8_INFERENCE if plan.backend == "openvino" else "fp32"
+    return notes
+
+
+def calibration_once(plan: BuildPlan, say: Progress
+                     ) -> Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]]:
+    """A call returning the calibration inputs and their class coverage, made once when first needed."""
+    bundle, calibration, calibration_size = plan.bundle, plan.calibration, plan.calibration_size
     cache: dict[str, Any] = {}
 
     def calib() -> tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]:
@@ -314,115 +396,220 @@ def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, c
                                                       f" (their label layers are calibrated on nothing)"
                                                       if missing else ""))
         return cache["set"]
+    return calib
 
-    with atomic_dir(folder) as tmp:
-        t0 = time.perf_counter()
-        fp32 = onnxruntime_engine(src, threads)
-        fp32_load_ms = (time.perf_counter() - t0) * 1e3
-        items = held_out_set(bundle, "model", held_out_seeds)
-        first_fp32_ms = _time_ms(fp32, items[0].feeds)
-        say(f"reference: the FP32 graph (onnxruntime) on the {describe(items)}")
-        reference = _outputs(fp32, items, u8 + floats)
-        names, rows = [i.name for i in items], [i.row for i in items]
-        groups = {g: len(v) for g, v in node_groups(_load_graph(src)).items()} if precision == "int8" else {}
-        ladder = [keep] + ([tuple(dict.fromkeys(keep + ESCALATION[:k + 1])) for k in range(len(ESCALATION))]
-                           if precision == "int8" and escalate else [])
-        steps: list[dict[str, Any]] = []
-        candidate, quality = None, None
-        for step, kept in enumerate(ladder):
-            added = [g for g in kept if g not in (ladder[step - 1] if step else ())]
-            if step and not any(groups.get(g) for g in added):
-                steps.append({"kept_float": list(kept), "skipped": f"{', '.join(added)}: no such nodes in this graph"})
-                continue
-            if step:
-                say(f"escalating: keeping {', '.join(added)} float too "
-                    f"({sum(groups.get(g, 0) for g in added)} nodes) and quantizing again")
-            candidate = _make_candidate(bundle, backend, precision, tmp / f"step-{step}", kept,
-                                        calibration=calibration, calibration_size=calibration_size,
-                                        calib=calib, threads=threads, say=say)
-            say(f"checking quality: {backend} {precision} vs the FP32 graph on {len(items)} held-out inputs")
-            quality = held_out_quality(reference, _outputs(candidate.run, items, u8 + floats), names, rows, u8, floats)
-            _say_quality(say, "quality", quality, bar)
-            entry: dict[str, Any] = {"kept_float": list(kept), "worst_psnr_db": quality["model"]["worst_psnr_db"],
-                                     "worst_image": quality["model"]["worst_image"],
-                                     "mean_psnr_db": quality["model"]["mean_psnr_db"]}
-            if len(ladder) > 1:
-                entry["median_ms"] = interleaved_medians({"e": lambda: candidate.run(items[0].feeds)},
-                                                         STEP_RUNS, warmup=1)["e"]["median_ms"]
-            steps.append(entry)
-            if quality["model"]["worst_psnr_db"] >= bar:
-                break
-        assert candidate is not None and quality is not None
-        if precision == "int8" and escalate:
-            timed = [s for s in steps if "median_ms" in s]
-            notes["escalation"] = {
-                "bar_psnr_db": bar, "order": list(ESCALATION), "steps": steps,
-                "kept_float_groups": [g for g in timed[-1]["kept_float"] if g not in keep and groups.get(g)],
-                "node_groups": groups,
-                "speed_cost": round(timed[-1]["median_ms"] / timed[0]["median_ms"], 3) if len(timed) > 1 else 1.0,
-                "method": f"each step: worst / mean PSNR on the held-out set; median of {STEP_RUNS} calls after 1 "
-                          f"warm-up, batch 1 (speed_cost: last step's median / the first's)"}
-        worst = quality["model"]["worst_psnr_db"]
-        if not worst >= bar:
-            kept = notes.get("escalation", {}).get("kept_float_groups")
-            tried = f" even with {', '.join(kept)} kept float" if kept else ""
-            raise QualityError(f"the {backend} {precision} engine of {bundle.name} scores {worst} dB PSNR on its worst "
-                               f"held-out image ({quality['model']['worst_image']}) against the FP32 graph{tried}, below "
-                               f"its {bar:g} dB bar: not written (the bundle is unchanged)")
-        for f in candidate.path.parent.iterdir():  # the passing step's files become the engine's
-            f.rename(tmp / f.name)
-        out = tmp / candidate.path.name
-        for stale in tmp.glob("step-*"):
-            shutil.rmtree(stale)
-        if candidate.quantization is not None:
-            notes["quantization"] = candidate.quantization
-        engine, load_ms = candidate.run, candidate.load_ms
-        first_ms = {"engine": _time_ms(engine, items[0].feeds), "fp32": first_fp32_ms}
-        record_quality: dict[str, Any] = {
-            "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU", "inputs": describe(items),
-            "metric": "8-bit image: PSNR per image (dB, peak 255): worst and mean, per row and over the set; pooled: "
-                      "PSNR, max / mean absolute difference in levels; float image: relative L2",
-            "bar_psnr_db": bar, "bar_on": "the worst image of the held-out set", **quality}
-        label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
-        if is_trained_demo(bundle) and label and u8 and len(info["inputs"]) == 1:
-            say("scoring against the procedural renderer on held-out scenes")
-            record_quality["renderer"] = renderer_psnr({"engine": engine, "fp32": fp32}, label, u8[0],
-                                                       bundle.resolution)
-        feeds = items[0].feeds
-        wanted = u8[:1] or None
-        calls = {"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}
-        warm = interleaved_medians(calls, 1, warmup=TIME_WARMUP - 1)  # the last warm-up call, timed
-        runs = timed_runs(max(v["median_ms"] for v in warm.values()) / 1e3, least=time_runs)
-        say(f"timing: {backend} {precision} vs onnxruntime FP32, batch 1, {runs} calls each in ABBA blocks, "
-            f"{threads_used} threads")
-        times = block_medians(calls, runs, warmup=1)
-        speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
-                 "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
-                 "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
-                 "batch": 1, "threads": threads_used, "outputs": wanted,
-                 "load_ms": round(load_ms, 1), "onnxruntime_fp32_load_ms": round(fp32_load_ms, 1),
-                 "first_call_ms": round(first_ms["engine"], 1),
-                 "onnxruntime_fp32_first_call_ms": round(first_ms["fp32"], 1),
-                 "import_ms": round(import_ms(backend), 1), "runs": runs, "warmup": TIME_WARMUP,
-                 "method": f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
-                           f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
-                           f"load: reading and compiling the graph (session creation), once; first call: the call "
-                           f"right after loading; import: importing the runtime in a fresh process, beyond "
-                           f"onnxruntime (which every CPU command imports)"}
-        speed["break_even_calls"] = break_even_calls(speed)
-        even = speed["break_even_calls"]
-        repaid = ("no saving per call" if even is None else
-                  f"its one-time cost (import, load, first call) repaid after {even:g} calls")
-        say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
-            f"({speed['speedup']:.2f}x); {repaid}")
-        files = {"model": f"engines/{key}/{out.name}"}
-    record = engine_record(key=key, backend=backend, precision=precision, device=device, versions=versions,
-                           batch=DYNAMIC_BATCH, files=files, quality=record_quality, speed=speed, notes=notes,
-                           build_s=round(time.perf_counter() - start, 1))
-    manifest = Bundle(bundle.path, verify=False).manifest
-    manifest.engines = {**manifest.engines, key: record}
-    write_manifest(bundle.path, manifest)
+
+def reference_outputs(plan: BuildPlan, held_out_seeds: int, say: Progress) -> Reference:
+    """Load the FP32 graph on onnxruntime and run it on the held-out set."""
+    t0 = time.perf_counter()
+    fp32 = onnxruntime_engine(plan.src, plan.threads)
+    fp32_load_ms = (time.perf_counter() - t0) * 1e3
+    items = held_out_set(plan.bundle, "model", held_out_seeds)
+    first_fp32_ms = _time_ms(fp32, items[0].feeds)
+    say(f"reference: the FP32 graph (onnxruntime) on the {describe(items)}")
+    reference = _outputs(fp32, items, plan.u8 + plan.floats)
+    return Reference(fp32, fp32_load_ms, first_fp32_ms, items, reference)
+
+
+def group_sizes(plan: BuildPlan) -> dict[str, int]:
+    """Nodes per INT8 node group (``export.quantize.NODE_GROUPS``) of the graph; none unless INT8."""
+    return {g: len(v) for g, v in node_groups(_load_graph(plan.src)).items()} if plan.precision == "int8" else {}
+
+
+def escalation_ladder(keep: tuple[str, ...], precision: str, escalate: bool) -> list[tuple[str, ...]]:
+    """The kept-float groups of each step: ``keep``, then one more group of
+    :data:`ESCALATION` per step (INT8 with escalation only)."""
+    return [keep] + ([tuple(dict.fromkeys(keep + ESCALATION[:k + 1])) for k in range(len(ESCALATION))]
+                     if precision == "int8" and escalate else [])
+
+
+def measure_step(plan: BuildPlan, ref: Reference, tmp: Path,
+                 calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]], say: Progress,
+                 timed: bool, step: int, kept: tuple[str, ...]) -> Step:
+    """Make the engine of one ladder step in ``tmp/step-<n>`` and measure its held-out quality
+    (and, when ``timed``, a quick median)."""
+    candidate = _make_candidate(plan.bundle, plan.backend, plan.precision, tmp / f"step-{step}", kept,
+                                calibration=plan.calibration, calibration_size=plan.calibration_size,
+                                calib=calib, threads=plan.threads, say=say)
+    items, u8, floats = ref.items, plan.u8, plan.floats
+    say(f"checking quality: {plan.backend} {plan.precision} vs the FP32 graph on {len(items)} held-out inputs")
+    quality = held_out_quality(ref.outputs, _outputs(candidate.run, items, u8 + floats),
+                               [i.name for i in items], [i.row for i in items], u8, floats)
+    _say_quality(say, "quality", quality, plan.bar)
+    entry: dict[str, Any] = {"kept_float": list(kept), "worst_psnr_db": quality["model"]["worst_psnr_db"],
+                             "worst_image": quality["model"]["worst_image"],
+                             "mean_psnr_db": quality["model"]["mean_psnr_db"]}
+    if timed:
+        entry["median_ms"] = interleaved_medians({"e": lambda: candidate.run(items[0].feeds)},
+                                                 STEP_RUNS, warmup=1)["e"]["median_ms"]
+    return Step(candidate, quality, entry)
+
+
+def climb_ladder(ladder: list[tuple[str, ...]], groups: dict[str, int], bar: float,
+                 try_step: Callable[[int, tuple[str, ...]], Step], say: Progress) -> Climb:
+    """Try each step of ``ladder`` (``try_step(step, kept)``) until one's worst held-out image
+    meets ``bar``; a step whose added groups have no nodes in the graph is skipped."""
+    steps: list[dict[str, Any]] = []
+    tried: Step | None = None
+    for step, kept in enumerate(ladder):
+        added = [g for g in kept if g not in (ladder[step - 1] if step else ())]
+        if step and not any(groups.get(g) for g in added):
+            steps.append({"kept_float": list(kept), "skipped": f"{', '.join(added)}: no such nodes in this graph"})
+            continue
+        if step:
+            say(f"escalating: keeping {', '.join(added)} float too "
+                f"({sum(groups.get(g, 0) for g in added)} nodes) and quantizing again")
+        tried = try_step(step, kept)
+        steps.append(tried.entry)
+        if tried.quality["model"]["worst_psnr_db"] >= bar:
+            break
+    assert tried is not None
+    return Climb(tried.candidate, tried.quality, steps)
+
+
+def escalation_notes(steps: list[dict[str, Any]], bar: float, keep: tuple[str, ...],
+                     groups: dict[str, int]) -> dict[str, Any]:
+    """``notes.escalation``: every step, the groups kept float beyond ``keep`` and their speed cost."""
+    timed = [s for s in steps if "median_ms" in s]
+    return {
+        "bar_psnr_db": bar, "order": list(ESCALATION), "steps": steps,
+        "kept_float_groups": [g for g in timed[-1]["kept_float"] if g not in keep and groups.get(g)],
+        "node_groups": groups,
+        "speed_cost": round(timed[-1]["median_ms"] / timed[0]["median_ms"], 3) if len(timed) > 1 else 1.0,
+        "method": f"each step: worst / mean PSNR on the held-out set; median of {STEP_RUNS} calls after 1 "
+                  f"warm-up, batch 1 (speed_cost: last step's median / the first's)"}
+
+
+def gate_quality(plan: BuildPlan, quality: dict[str, Any], notes: dict[str, Any]) -> None:
+    """Raise :class:`QualityError` when the worst held-out image is below the plan's bar."""
+    worst = quality["model"]["worst_psnr_db"]
+    if not worst >= plan.bar:
+        kept = notes.get("escalation", {}).get("kept_float_groups")
+        tried = f" even with {', '.join(kept)} kept float" if kept else ""
+        raise QualityError(f"the {plan.backend} {plan.precision} engine of {plan.bundle.name} scores {worst} dB PSNR "
+                           f"on its worst held-out image ({quality['model']['worst_image']}) against the FP32 "
+                           f"graph{tried}, below its {plan.bar:g} dB bar: not written (the bundle is unchanged)")
+
+
+def adopt_candidate(candidate: _Candidate, tmp: Path) -> Path:
+    """Move the passing step's files up into ``tmp`` (they become the engine's), drop every
+    step folder; returns the engine file's new path."""
+    for f in candidate.path.parent.iterdir():
+        f.rename(tmp / f.name)
+    out = tmp / candidate.path.name
+    for stale in tmp.glob("step-*"):
+        shutil.rmtree(stale)
+    return out
+
+
+def quality_record(plan: BuildPlan, ref: Reference, quality: dict[str, Any], engine: Run,
+                   say: Progress) -> dict[str, Any]:
+    """The record's ``quality``: the held-out figures, what they mean, and for the trained demo
+    its score against the procedural renderer."""
+    info, u8 = plan.bundle.graph("model"), plan.u8
+    record_quality: dict[str, Any] = {
+        "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU", "inputs": describe(ref.items),
+        "metric": "8-bit image: PSNR per image (dB, peak 255): worst and mean, per row and over the set; pooled: "
+                  "PSNR, max / mean absolute difference in levels; float image: relative L2",
+        "bar_psnr_db": plan.bar, "bar_on": "the worst image of the held-out set", **quality}
+    label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
+    if is_trained_demo(plan.bundle) and label and u8 and len(info["inputs"]) == 1:
+        say("scoring against the procedural renderer on held-out scenes")
+        record_quality["renderer"] = renderer_psnr({"engine": engine, "fp32": ref.fp32}, label, u8[0],
+                                                   plan.bundle.resolution)
+    return record_quality
+
+
+def time_engine(plan: BuildPlan, ref: Reference, candidate: _Candidate, first_call_ms: float, time_runs: int,
+                say: Progress) -> dict[str, Any]:
+    """The record's ``speed``: the engine against onnxruntime FP32 at batch 1, ABBA blocks."""
+    feeds = ref.items[0].feeds
+    engine, fp32 = candidate.run, ref.fp32
+    calls = {"engine": lambda: engine(feeds), "fp32": lambda: fp32(feeds)}
+    warm = interleaved_medians(calls, 1, warmup=TIME_WARMUP - 1)  # the last warm-up call, timed
+    runs = timed_runs(max(v["median_ms"] for v in warm.values()) / 1e3, least=time_runs)
+    say(f"timing: {plan.backend} {plan.precision} vs onnxruntime FP32, batch 1, {runs} calls each in ABBA blocks, "
+        f"{plan.threads_used} threads")
+    times = block_medians(calls, runs, warmup=1)
+    speed = speed_record(times, runs, plan.threads_used, plan.u8[:1] or None,
+                         load_ms={"engine": candidate.load_ms, "fp32": ref.load_ms},
+                         first_ms={"engine": first_call_ms, "fp32": ref.first_call_ms},
+                         runtime_import_ms=import_ms(plan.backend))
+    even = speed["break_even_calls"]
+    repaid = ("no saving per call" if even is None else
+              f"its one-time cost (import, load, first call) repaid after {even:g} calls")
+    say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
+        f"({speed['speedup']:.2f}x); {repaid}")
+    return speed
+
+
+def speed_record(times: dict[str, dict[str, float]], runs: int, threads_used: int, wanted: list[str] | None, *,
+                 load_ms: dict[str, float], first_ms: dict[str, float],
+                 runtime_import_ms: float) -> dict[str, Any]:
+    """``speed`` from the block medians ``times`` of ``engine`` and ``fp32`` and the one-time costs."""
+    speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
+             "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
+             "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
+             "batch": 1, "threads": threads_used, "outputs": wanted,
+             "load_ms": round(load_ms["engine"], 1), "onnxruntime_fp32_load_ms": round(load_ms["fp32"], 1),
+             "first_call_ms": round(first_ms["engine"], 1),
+             "onnxruntime_fp32_first_call_ms": round(first_ms["fp32"], 1),
+             "import_ms": round(runtime_import_ms, 1), "runs": runs, "warmup": TIME_WARMUP,
+             "method": f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
+                       f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
+                       f"load: reading and compiling the graph (session creation), once; first call: the call "
+                       f"right after loading; import: importing the runtime in a fresh process, beyond "
+                       f"onnxruntime (which every CPU command imports)"}
+    speed["break_even_calls"] = break_even_calls(speed)
+    return speed
+
+
+def write_record(plan: BuildPlan, files: dict[str, str], quality: dict[str, Any], speed: dict[str, Any],
+                 notes: dict[str, Any], build_s: float) -> dict[str, Any]:
+    """Add the engine's record to the bundle's manifest (the checksums of every file with it); returns it."""
+    record = engine_record(key=plan.key, backend=plan.backend, precision=plan.precision, device=plan.device,
+                           versions=plan.versions, batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed,
+                           notes=notes, build_s=build_s)
+    manifest = Bundle(plan.bundle.path, verify=False).manifest
+    manifest.engines = {**manifest.engines, plan.key: record}
+    write_manifest(plan.bundle.path, manifest)
     return record
+
+
+def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
+                     calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
+                     escalate: bool = True, threads: int | None = None, held_out_seeds: int = SEEDS_PER_ROW,
+                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> dict[str, Any]:
+    """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
+
+    ``keep_float``: node groups (``export.quantize.NODE_GROUPS``) INT8 leaves float from the
+    start; ``escalate``: keep more (``export.quantize.ESCALATION``) while the worst held-out
+    image is below the bar. Raises :class:`QualityError` (bundle unchanged) when the
+    engine's worst image stays below ``QUALITY_BARS_DB[precision]``.
+    """
+    say = progress or (lambda msg: None)
+    plan = plan_build(bundle_path, backend, precision, calibration=calibration, calibration_size=calibration_size,
+                      keep_float=keep_float, threads=threads)
+    notes = first_notes(plan)
+    start = time.perf_counter()
+    calib = calibration_once(plan, say)
+    with atomic_dir(plan.folder) as tmp:
+        ref = reference_outputs(plan, held_out_seeds, say)
+        groups = group_sizes(plan)
+        ladder = escalation_ladder(plan.keep, plan.precision, escalate)
+        climb = climb_ladder(ladder, groups, plan.bar,
+                             partial(measure_step, plan, ref, tmp, calib, say, len(ladder) > 1), say)
+        if plan.precision == "int8" and escalate:
+            notes["escalation"] = escalation_notes(climb.steps, plan.bar, plan.keep, groups)
+        gate_quality(plan, climb.quality, notes)
+        out = adopt_candidate(climb.candidate, tmp)
+        if climb.candidate.quantization is not None:
+            notes["quantization"] = climb.candidate.quantization
+        first_call_ms = _time_ms(climb.candidate.run, ref.items[0].feeds)
+        quality = quality_record(plan, ref, climb.quality, climb.candidate.run, say)
+        speed = time_engine(plan, ref, climb.candidate, first_call_ms, time_runs, say)
+        files = {"model": f"engines/{plan.key}/{out.name}"}
+    return write_record(plan, files, quality, speed, notes, build_s=round(time.perf_counter() - start, 1))
 
 
 def _load_graph(path: Path) -> Any:

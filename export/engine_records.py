@@ -45,10 +45,6 @@ def engine_record(*, key: str, backend: str, precision: str, device: str, versio
     FP32 graph (``export.engine_quality``); ``speed``: its median against onnxruntime FP32
     when it was built (what ``auto`` ranks by).
     """
-    if isinstance(quality, dict):  # TEMPORARY: engine_cpu still builds dicts (converted last, after a merge)
-        quality = QualityRecord.from_json(quality, "quality")
-    if isinstance(speed, dict):
-        speed = SpeedRecord.from_json(speed, "speed")
     parity_record = None
     if parity is not None:
         from .parity import PARITY_LIMITS  # imports torch; parsing --batch in the CLI must not

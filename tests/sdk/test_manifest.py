@@ -154,3 +154,18 @@ def test_string_keys_of_a_record_still_read_with_a_warning(data):
         assert graph["inputs"] == raw["graphs"]["model"]["inputs"]
     with pytest.warns(DeprecationWarning, match="read the attribute"):
         assert graph.inputs[0].get("kind") == "latent"
+
+
+def test_runner_inputs_are_the_manifests_tensor_specs(data):
+    """One tensor description: a runner's inputs are the manifest's TensorSpec; TensorMeta,
+    its old name in sdk.backends, still imports for one version with a warning."""
+    import sdk.backends
+    from sdk.backends import make_runner
+    from sdk.manifest import TensorSpec
+
+    path, _ = data
+    b = Bundle(path)
+    with make_runner(b, "onnxruntime") as runner:
+        assert runner.inputs == b.graph("model").inputs and isinstance(runner.inputs[0], TensorSpec)
+    with pytest.warns(DeprecationWarning, match="TensorMeta is deprecated"):
+        assert sdk.backends.TensorMeta is TensorSpec

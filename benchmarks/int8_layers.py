@@ -106,13 +106,14 @@ def measure_bundle(path: Path, backends: Sequence[str], calibration_size: int, r
     from sdk.export.engine_quality import held_out_quality
     from sdk.export.quality_set import describe, held_out_set
     from sdk.export.quantize import node_groups, quantize_graph
+    from sdk.manifest import Kind
 
     bundle = Bundle(path)
     info = bundle.graph("model")
-    src = bundle.file(info["file"])
-    u8 = [o["name"] for o in info["outputs"] if o["kind"] == "image_u8"]
-    floats = [o["name"] for o in info["outputs"] if o["kind"] == "image"]
-    labels = [s["name"] for s in info["inputs"] if s["kind"] in ("label", "instance_edge")]
+    src = bundle.file(info.file)
+    u8 = [o.name for o in info.outputs_of(Kind.IMAGE_U8)]
+    floats = [o.name for o in info.outputs_of(Kind.IMAGE)]
+    labels = [s.name for s in info.inputs if s.kind in (Kind.LABEL, Kind.INSTANCE_EDGE)]
     groups = node_groups(onnx.load(str(src), load_external_data=False), labels)
     items = held_out_set(bundle)
     names, kinds = [i.name for i in items], [i.row for i in items]

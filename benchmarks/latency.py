@@ -105,6 +105,7 @@ except ImportError:  # the runtime-only install: main() says what to install; --
 from sdk.atomic import write_bytes_atomic
 from sdk.benchmarks.roofline import GPUSpec, measure_ceilings, min_bytes, roofline_floor_ms
 from sdk.engines import BACKEND_PRECISIONS, CPU_ENGINE_BACKENDS
+from sdk.manifest import EngineRecord, Kind
 
 BACKENDS = ("reference-device", "reference-host", "torch-eager", "torch-compiled", "aoti", "onnxruntime",
             "tensorrt", "openvino", "onnxruntime-int8")
@@ -317,7 +318,7 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
     else:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     runner = make_runner(bundle, name, **options)
-    wanted = [o["name"] for o in bundle.graph("model")["outputs"] if o["kind"] == "image_u8"][:1] or None
+    wanted = [o.name for o in bundle.graph("model").outputs_of(Kind.IMAGE_U8)][:1] or None
 
     def call(feeds: dict) -> Any:
         return runner.run(feeds, outputs=wanted)
@@ -327,16 +328,15 @@ def _runner_callable(backend: str, bundle: Any, precision: str, batches: Sequenc
     return call
 
 
-def cpu_engine_facts(record: dict[str, Any]) -> dict[str, Any]:
+def cpu_engine_facts(record: EngineRecord) -> dict[str, Any]:
     """What a CPU engine's record says about it, for the latency record's ``extra``."""
-    quality = record.get("quality") or {}
-    notes = record.get("notes") or {}
-    quantization = notes.get("quantization") or {}
-    escalation = notes.get("escalation") or {}
-    return {"engine_key": record["key"], "quality_vs_fp32": quality.get("model"),
-            "quality_rows": quality.get("rows"), "quality_inputs": quality.get("inputs"),
-            "quality_bar_psnr_db": quality.get("bar_psnr_db"), "renderer": quality.get("renderer"),
-            "build_speed": record.get("speed"), "kept_float": quantization.get("kept_float"),
+    quality = record.quality
+    quantization = record.notes.get("quantization") or {}
+    escalation = record.notes.get("escalation") or {}
+    return {"engine_key": record.key, "quality_vs_fp32": quality and quality.model,
+            "quality_rows": quality and quality.rows, "quality_inputs": quality and quality.inputs,
+            "quality_bar_psnr_db": quality and quality.bar_psnr_db, "renderer": quality and quality.renderer,
+            "build_speed": record.speed and record.speed.to_json(), "kept_float": quantization.get("kept_float"),
             "calibration_classes": quantization.get("calibration_classes"),
             "escalation": {k: escalation[k] for k in ("kept_float_groups", "speed_cost", "steps") if k in escalation}
             or None}
@@ -360,7 +360,7 @@ def _build_engine(bundle: Any, backend: str, precision: str, batches: Sequence[i
     if backend == "aoti" and device == "cpu" and precision in ("fp16", "tf32"):
         raise Skip(f"AOTInductor {precision} needs a GPU")
     if backend in CPU_ENGINE_BACKENDS:
-        if not any(r["key"] == current_key(backend, precision) for r in engines_of(bundle, backend, precision)):
+        if not any(r.key == current_key(backend, precision) for r in engines_of(bundle, backend, precision)):
             try:
                 build_engine(bundle.path, backend, precision=precision,
                              progress=lambda m: print(f"  [engine] {m}", flush=True))
@@ -511,8 +511,8 @@ def model_facts(name: str, overrides: dict[str, Any], reduced: bool, bundle: Any
         params = count_params(spec.module)
     h, w = bundle.resolution
     flops1 = graph_flops(name, batch=1, **overrides)
-    io_elems = sum(int(np.prod([d for d in s["shape"][1:]])) for s in
-                   (*bundle.graph("model")["inputs"], *bundle.graph("model")["outputs"]))
+    io_elems = sum(int(np.prod([d for d in s.shape[1:]])) for s in
+                   (*bundle.graph("model").inputs, *bundle.graph("model").outputs))
     return ModelFacts(name, bundle, spec, h, w, reduced, params, flops1, io_elems)
 
 
@@ -654,7 +654,7 @@ def auto_pick(bundle: Any) -> str:
     from sdk.engines import fastest_cpu_engine
 
     record = fastest_cpu_engine(bundle)
-    return "onnxruntime fp32" if record is None else f"{record['backend']} {record['precision']}"
+    return "onnxruntime fp32" if record is None else f"{record.backend} {record.precision}"
 
 
 def describe_device(device: str) -> str:

@@ -67,7 +67,7 @@ def variant_spec(model: Any, variant: str, lookups: bool) -> Any:
     """The deploy graph (8-bit output added) of ``variant`` on a copy of ``model``."""
     from sdk.export.label_lookup import use_label_lookup
     from sdk.train.families.oasis.network import LabelNoiseGraph
-    from sdk.train.models.spec import GraphSpec, TensorSpec
+    from sdk.train.models.spec import GraphSpec, Kind, TensorSpec
 
     model = copy.deepcopy(model)
     if lookups:
@@ -76,7 +76,7 @@ def variant_spec(model: Any, variant: str, lookups: bool) -> Any:
     spec = model.graphs()["model"]
     if variant == "map":
         cfg = model.config
-        noise = TensorSpec("z_map", "noise_map", (None, cfg.z_dim, cfg.height, cfg.width))
+        noise = TensorSpec("z_map", Kind.NOISE_MAP, (None, cfg.z_dim, cfg.height, cfg.width))
         spec = GraphSpec(LabelNoiseGraph(model.netG, model.clamp), (spec.inputs[0], noise), spec.outputs)
     return spec.with_uint8_outputs()
 

@@ -25,7 +25,7 @@ from sdk.export.onnx_export import DEFAULT_OPSET, export_onnx, onnx_parity
 from sdk.export.parity import PARITY_LIMIT, ParityError
 from sdk.export.stable_norm import use_two_stage_instance_norm
 from sdk.export.weights import write_shared_weights
-from sdk.manifest import Manifest
+from sdk.manifest import GraphRecord, Kind, Manifest, ParityRecord
 from sdk.palettes import get_palette
 from sdk.train.deploy.fold import calibrate_norm_stats, export_ready
 from sdk.train.deploy.weights import deploy_state, is_deploy_weights
@@ -164,7 +164,7 @@ def _parts(model: SynthesisModel) -> dict[str, Any]:
 
 def label_path(spec: Any, lookups: int) -> dict[str, Any] | None:
     """How a graph reads its ``label`` input, per backend (recorded in the manifest)."""
-    if not any(s.kind == "label" for s in spec.inputs):
+    if not any(s.kind == Kind.LABEL for s in spec.inputs):
         return None
     return {
         "input": "class ids, int32 (N, H, W); resized (nearest) on the ids",
@@ -263,41 +263,42 @@ def deployed_network(ready: Any, label_lookup: bool) -> Any:
 
 
 def export_graph(gname: str, spec: Any, dspec: Any, folder: Path, *, onnx: bool, opset: int, seed: int,
-                 parity_limit: float, timings: dict[str, float], say: Progress) -> dict[str, Any]:
+                 parity_limit: float, timings: dict[str, float], say: Progress) -> GraphRecord:
     """Export one graph to ``folder/<gname>.onnx`` and check it against the one-hot network
-    ``spec``; returns its manifest record (``timings`` gets the export time)."""
+    ``spec``; returns its manifest record (``timings`` gets the export time). With
+    ``onnx=False`` the record has no file and no parity."""
     fname = f"{gname}.onnx"
     dspec = dspec.with_uint8_outputs()
     lookups = sum(isinstance(m, OneHotLookupConv) for m in dspec.module.modules())
-    parity: dict[str, Any] = {}
-    levels = None
+    parity = None
     if onnx:
         say(f"exporting {gname} graph to ONNX (opset {opset})")
         start = time.perf_counter()
         export_onnx(dspec, folder / fname, opset=opset)
         timings[f"export_{gname}_s"] = round(time.perf_counter() - start, 2)
         say(f"checking {gname}: onnxruntime vs the one-hot network in PyTorch FP32")
-        parity, levels = onnx_parity(spec, folder / fname, seed=seed, limit=parity_limit)
-    return {
-        "file": fname if onnx else None,
-        "inputs": [s.to_json() for s in dspec.inputs],
-        "outputs": [s.to_json() for s in dspec.outputs],
-        "dynamic_axes": {s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
-        "parity": {"reference": "torch fp32 cpu, one-hot label input", "metric": "relative_l2",
-                   "labels": "batch_N: per-pixel random class ids; blocks_batch_N: block label maps "
-                             "(uniform regions, edges on their boundaries) like real ones",
-                   "onnxruntime_cpu": parity, "u8_max_levels": levels},
-        "label_lookups": lookups,
-        "label_path": label_path(dspec, lookups),
-    }
+        figures, levels = onnx_parity(spec, folder / fname, seed=seed, limit=parity_limit)
+        parity = ParityRecord(reference="torch fp32 cpu, one-hot label input", metric="relative_l2",
+                              labels="batch_N: per-pixel random class ids; blocks_batch_N: block label maps "
+                                     "(uniform regions, edges on their boundaries) like real ones",
+                              figures={"onnxruntime_cpu": figures}, u8_max_levels=levels)
+    return GraphRecord(
+        file=fname if onnx else None,
+        inputs=list(dspec.inputs),
+        outputs=list(dspec.outputs),
+        dynamic_axes={s.name: {"0": "batch"} for s in (*dspec.inputs, *dspec.outputs)},
+        parity=parity,
+        label_lookups=lookups,
+        label_path=label_path(dspec, lookups),
+    )
 
 
-def share_weights(folder: Path, ready: Any, graphs_meta: dict[str, Any], *, seed: int,
+def share_weights(folder: Path, ready: Any, graphs_meta: dict[str, GraphRecord], *, seed: int,
                   say: Progress) -> dict[str, Any]:
     """Write weights.safetensors once and point every ONNX graph's initializers at it; a graph
     that computes other numbers afterwards is an error."""
     say("writing weights.safetensors, shared by the torch backend and the ONNX graphs")
-    onnx_files = {g: m["file"] for g, m in graphs_meta.items() if m["file"]}
+    onnx_files = {g: m.file for g, m in graphs_meta.items() if m.file}
     before = {g: _onnx_outputs(folder / f, ready.graphs()[g], seed) for g, f in onnx_files.items()}
     weights_meta = write_shared_weights(folder, ready.state_dict(), onnx_files)
     for g, f in onnx_files.items():  # the graphs read the same bytes from the shared file
@@ -307,7 +308,7 @@ def share_weights(folder: Path, ready: Any, graphs_meta: dict[str, Any], *, seed
     return weights_meta
 
 
-def bundle_manifest(name: str, model: SynthesisModel, ready: Any, graphs_meta: dict[str, Any],
+def bundle_manifest(name: str, model: SynthesisModel, ready: Any, graphs_meta: dict[str, GraphRecord],
                     weights_meta: dict[str, Any], checkpoints: Sequence[str | Path], *,
                     export: dict[str, Any]) -> Manifest:
     """The manifest of a bundle: what the model is, how its labels read, its graphs and weights."""
@@ -323,7 +324,7 @@ def bundle_manifest(name: str, model: SynthesisModel, ready: Any, graphs_meta: d
         label=None if num_classes is None else {
             "format": "class_ids",
             "num_classes": num_classes,
-            "instance_edge": any(s.kind == "instance_edge" for s in ready.graphs()["model"].inputs),
+            "instance_edge": any(s.kind == Kind.INSTANCE_EDGE for s in ready.graphs()["model"].inputs),
             "palette": get_palette(info.get("palette"), num_classes),
             "classes": class_names(convention.name if convention else None, num_classes),
             "convention": None if convention is None else {**convention.to_json(), "source": convention_source},

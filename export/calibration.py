@@ -44,6 +44,7 @@ import numpy as np
 
 from sdk.bundle import Bundle
 from sdk.errors import SDKError
+from sdk.manifest import Kind
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CALIBRATION_SIZE = 16
@@ -225,7 +226,7 @@ def _smooth_image(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarra
 
 
 def takes_label(bundle: Bundle, graph: str = "model") -> bool:
-    return any(s["kind"] == "label" for s in bundle.graph(graph)["inputs"])
+    return bundle.graph(graph).takes(Kind.LABEL)
 
 
 def feeds_for(bundle: Bundle, graph: str, ids: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
@@ -235,18 +236,18 @@ def feeds_for(bundle: Bundle, graph: str, ids: np.ndarray | None, seed: int) -> 
 
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
-    for spec in bundle.graph(graph)["inputs"]:
-        shape = tuple(1 if d is None else int(d) for d in spec["shape"])
-        kind, name = spec["kind"], spec["name"]
-        if kind == "label":
-            feeds[name] = ids[None].astype(spec["dtype"])
-        elif kind == "instance_edge":
+    for spec in bundle.graph(graph).inputs:
+        shape = spec.batch_shape(1)
+        kind, name = spec.kind, spec.name
+        if kind == Kind.LABEL:
+            feeds[name] = ids[None].astype(spec.dtype)
+        elif kind == Kind.INSTANCE_EDGE:
             feeds[name] = instance_edges(ids[None])
-        elif kind == "image":
+        elif kind == Kind.IMAGE:
             feeds[name] = _smooth_image(shape[1:], rng)[None]
         else:  # latents, per-class codes, style statistics
             z = rng.standard_normal(shape, dtype=np.float32)
-            if spec.get("attrs", {}).get("distribution") == "sphere":
+            if spec.attrs.get("distribution") == "sphere":
                 z /= np.linalg.norm(z, axis=-1, keepdims=True)
             feeds[name] = z
     return feeds

@@ -47,13 +47,13 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     manifest = build_bundle(args.model, out, checkpoints=args.checkpoint or (), seed=args.seed, opset=args.opset,
                             label_lookup=not args.no_label_lookup, onnx=args.onnx, progress=progress)
     for name, g in manifest.graphs.items():
-        if g["file"] is None:
+        if g.file is None or g.parity is None:
             print(f"[export] {name}: no ONNX graph (--no-onnx): torch backend only")
             continue
-        parity = g["parity"]["onnxruntime_cpu"]
-        lookups = f", {g['label_lookups']} label convolutions as lookups" if g.get("label_lookups") else ""
+        parity = g.parity.figures["onnxruntime_cpu"]
+        lookups = f", {g.label_lookups} label convolutions as lookups" if g.label_lookups else ""
         print(f"[export] {name}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in parity.items())
-              + f", 8-bit image within {g['parity']['u8_max_levels']} level" + lookups)
+              + f", 8-bit image within {g.parity.u8_max_levels} level" + lookups)
     size = sum(f["bytes"] for f in manifest.files.values())
     print(f"[export] wrote {out} ({size / 1e6:.0f} MB) in {time.perf_counter() - start:.0f} s")
     if not args.checkpoint:
@@ -98,22 +98,20 @@ def cmd_engine(args: argparse.Namespace) -> int:
     record = build_engine(args.bundle, args.backend, precision=precision, batch=args.batch,
                           shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True),
                           **options)
-    if cpu:
-        q, s = record["quality"]["model"], record["speed"]
-        kept = (record["notes"].get("escalation") or {}).get("kept_float_groups")
-        print(f"[engine] model: worst held-out image {q['worst_psnr_db']} dB, mean {q['mean_psnr_db']} dB vs the FP32 "
-              f"graph (bar {record['quality']['bar_psnr_db']:g} on the worst), {s['median_ms']:.3g} ms vs onnxruntime "
-              f"FP32 {s['onnxruntime_fp32_ms']:.3g} ms ({s['speedup']:.2f}x)"
+    if cpu and record.quality is not None and record.speed is not None:
+        q, s = record.quality, record.speed
+        kept = (record.notes.get("escalation") or {}).get("kept_float_groups")
+        print(f"[engine] model: worst held-out image {q.worst_psnr_db} dB, mean {q.mean_psnr_db} dB vs the FP32 "
+              f"graph (bar {q.bar_psnr_db:g} on the worst), {s.median_ms:.3g} ms vs onnxruntime "
+              f"FP32 {s.onnxruntime_fp32_ms:.3g} ms ({s.speedup:.2f}x)"
               + (f"; kept float to meet the bar: {', '.join(kept)}" if kept else ""))
-    for graph, figures in (record.get("parity") or {}).items():
-        if isinstance(figures, dict):
-            print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()
-                                                           if k.startswith("batch_")))
-    for graph, probe in (record.get("probe") or {}).items():
-        if not probe["ok"]:
-            print(f"[engine] {graph}: the package crashed when loaded in a fresh process ({probe['detail']}); "
-                  f"the runtime runs the torch backend instead")
-    print(f"[engine] wrote {record['files']} ({record['key']}) in {time.perf_counter() - start:.0f} s")
+    for graph, figures in (record.parity.figures if record.parity else {}).items():
+        print(f"[engine] {graph}: parity " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()
+                                                       if k.startswith("batch_")))
+    for graph, probe in record.failed_probes().items():
+        print(f"[engine] {graph}: the package crashed when loaded in a fresh process ({probe.detail}); "
+              f"the runtime runs the torch backend instead")
+    print(f"[engine] wrote {record.files} ({record.key}) in {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -44,6 +44,7 @@ from sdk.export.parity import (
     compare_outputs,
     reference_outputs,
 )
+from sdk.manifest import EngineRecord, GraphRecord, ProbeRecord, TensorSpec
 
 Progress = Callable[[str], None]
 
@@ -52,13 +53,13 @@ class EngineBuildError(ValueError):
     """A request the engine builder cannot satisfy (bad --shapes, precision not on this device)."""
 
 
-def parse_shapes(items: Sequence[str], graph_inputs: list[dict[str, Any]]) -> dict[str, list[int]]:
+def parse_shapes(items: Sequence[str], graph_inputs: list[TensorSpec]) -> dict[str, list[int]]:
     """Non-batch dims per input: the manifest's, overridden by ``NAME=DxDx...`` items.
 
     An override must agree with every static dim of the graph (only dynamic dims may be
     chosen); our graphs are static but for the batch, so overrides are checks.
     """
-    shapes = {s["name"]: list(s["shape"][1:]) for s in graph_inputs}
+    shapes = {s.name: list(s.shape[1:]) for s in graph_inputs}
     for item in items:
         name, sep, dims = item.partition("=")
         if not sep or name not in shapes:
@@ -104,7 +105,7 @@ def graph_parity(spec: Any, run: Callable[[dict[str, np.ndarray]], dict[str, np.
 
 def build_engine(bundle_path: str | Path, backend: str, *, precision: str = "fp16", batch: str | BatchProfile = "1:4:8",
                  shapes: Sequence[str] = (), device: str | None = None, seed: int = 0,
-                 progress: Progress | None = None, **cpu_options: Any) -> dict[str, Any]:
+                 progress: Progress | None = None, **cpu_options: Any) -> EngineRecord:
     """Build ``backend`` at ``precision`` for this machine into the bundle; returns the record.
 
     ``cpu_options`` go to :func:`export.engine_cpu.build_cpu_engine` (``calibration``,
@@ -178,7 +179,7 @@ class _GraphBuild:
         self.parity: dict[str, dict[str, float]] = {}
         self.fixed: dict[str, list[int]] = {}
         self.notes: dict[str, Any] = {}
-        self.probes: dict[str, dict[str, Any]] = {}
+        self.probes: dict[str, ProbeRecord] = {}
 
     def graph(self, bundle: Bundle, gname: str, spec: Any, tmp: Path, say: Progress) -> Any:
         """Build graph ``gname`` into ``tmp``; returns a runner to check, or None (a package
@@ -190,20 +191,20 @@ class _GraphBuild:
             return self._tensorrt(bundle, gname, info, out, tmp)
         return self._aoti(gname, spec, info, out, say)
 
-    def _tensorrt(self, bundle: Bundle, gname: str, info: dict[str, Any], out: Path, tmp: Path) -> Any:
+    def _tensorrt(self, bundle: Bundle, gname: str, info: GraphRecord, out: Path, tmp: Path) -> Any:
         from sdk.backends.tensorrt import PlanExecutor
         from sdk.export.engine_tensorrt import build_plan
 
-        in_shapes = parse_shapes(self.shapes, info["inputs"])
+        in_shapes = parse_shapes(self.shapes, info.inputs)
         self.fixed.update({f"{gname}.{k}": v for k, v in in_shapes.items()})
         cache = tmp / "timing.cache"
         if self.old_cache.is_file() and not cache.is_file():
             cache.write_bytes(self.old_cache.read_bytes())
-        self.notes[gname] = build_plan(bundle.file(info["file"]), out, precision=self.precision, batch=self.profile,
+        self.notes[gname] = build_plan(bundle.file(info.file), out, precision=self.precision, batch=self.profile,
                                        input_shapes=in_shapes, timing_cache=cache)
         return PlanExecutor(str(out))
 
-    def _aoti(self, gname: str, spec: Any, info: dict[str, Any], out: Path, say: Progress) -> Any:
+    def _aoti(self, gname: str, spec: Any, info: GraphRecord, out: Path, say: Progress) -> Any:
         from sdk.backends.aoti import PackageExecutor, probe_package
         from sdk.export.engine_aoti import compile_package
 
@@ -211,10 +212,10 @@ class _GraphBuild:
         self.notes[gname] = compile_package(spec.with_uint8_outputs(), out, precision=self.precision,
                                             batch=self.profile, device=dev)
         say(f"probing {gname}: loading the package in a fresh process")
-        self.probes[gname] = probe_package(str(out), info["inputs"], dev)
-        if not self.probes[gname]["ok"]:
-            say(f"the {gname} package does not load in a fresh process ({self.probes[gname]['detail']}); "
+        self.probes[gname] = probe_package(str(out), info.inputs, dev)
+        if not self.probes[gname].ok:
+            say(f"the {gname} package does not load in a fresh process ({self.probes[gname].detail}); "
                 f"recorded, and the runtime will use the torch runner instead")
             return None
-        return PackageExecutor(str(out), [s["name"] for s in info["inputs"]],
-                               [s["name"] for s in info["outputs"]], dev, self.precision)
+        return PackageExecutor(str(out), [s.name for s in info.inputs],
+                               [s.name for s in info.outputs], dev, self.precision)

@@ -63,6 +63,7 @@ from sdk.export.engine_quality import (
 from sdk.export.engine_records import QUALITY_BARS_DB, BatchProfile, engine_record
 from sdk.export.quality_set import SEEDS_PER_ROW, HeldOutItem, describe, held_out_set
 from sdk.export.quantize import ESCALATION, KEEP_FLOAT, node_groups, quantize_graph
+from sdk.manifest import EngineRecord, Kind, QualityRecord, SpeedRecord, TensorSpec
 
 Progress = Callable[[str], None]
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -137,7 +138,7 @@ def openvino_engine(path: Path, precision: str, threads: int | None) -> Run:
 
 
 def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
-                        keep: tuple[str, ...]) -> tuple[dict[str, Any], Path] | None:
+                        keep: tuple[str, ...]) -> tuple[EngineRecord, Path] | None:
     """An INT8 QDQ graph already in the bundle (an onnxruntime-int8 engine) quantized by this
     onnxruntime with the same calibration (the balanced, class-covering one: a record that
     lists its calibration classes) and kept-float groups: the same file a new quantization
@@ -147,11 +148,11 @@ def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
     except BackendError:
         return None
     for record in engines_of(bundle, "onnxruntime-int8", "int8"):
-        q = (record.get("notes") or {}).get("quantization") or {}
-        if (record.get("versions") == {"onnxruntime": version} and q.get("calibration") == str(calibration)
+        q = record.notes.get("quantization") or {}
+        if (record.versions == {"onnxruntime": version} and q.get("calibration") == str(calibration)
                 and q.get("calibration_maps") == size and sorted(q.get("kept_float", {})) == sorted(keep)
                 and "calibration_classes" in q and "reused_from" not in q):
-            path = bundle.file(record["files"]["model"])
+            path = bundle.file(record.files["model"])
             if path.is_file():
                 return record, path
     return None
@@ -174,15 +175,15 @@ def import_ms(backend: str) -> float:
     return float(out.stdout.strip() or 0.0) if out.returncode == 0 else 0.0
 
 
-def break_even_calls(speed: dict[str, Any]) -> float | None:
+def break_even_calls(speed: SpeedRecord) -> float | None:
     """Calls after which an engine has repaid its one-time cost over onnxruntime FP32 (import,
-    load and a slower first call: what a one-shot command pays), from a ``speed`` record;
+    load and a slower first call: what a one-shot command pays), from its ``speed`` record;
     None when it saves nothing per call."""
-    saving = speed["onnxruntime_fp32_ms"] - speed["median_ms"]
+    saving = speed.onnxruntime_fp32_ms - speed.median_ms
     if saving <= 0:
         return None
-    extra = (speed.get("import_ms", 0.0) + speed.get("load_ms", 0.0) + speed.get("first_call_ms", 0.0)
-             - speed.get("onnxruntime_fp32_load_ms", 0.0) - speed.get("onnxruntime_fp32_first_call_ms", 0.0))
+    extra = ((speed.import_ms or 0.0) + (speed.load_ms or 0.0) + (speed.first_call_ms or 0.0)
+             - (speed.onnxruntime_fp32_load_ms or 0.0) - (speed.onnxruntime_fp32_first_call_ms or 0.0))
     return round(max(extra, 0.0) / saving, 1)
 
 
@@ -191,12 +192,12 @@ def is_trained_demo(bundle: Bundle) -> bool:
     return bundle.name == "spade-demo-street" and bundle.manifest.weights.get("norm_stats") == "learned"
 
 
-def check_ir_outputs(model: Any, outputs: list[dict[str, Any]]) -> None:
+def check_ir_outputs(model: Any, outputs: list[TensorSpec]) -> None:
     """Raise if the converted IR's outputs are not of the FP32 graph's types: an INT8 IR must
     still return the float image and the in-graph 8-bit image, not quantized tensors."""
     from sdk.export.engine_build import EngineBuildError
 
-    want = {o["name"]: {"float32": "f32", "uint8": "u8"}.get(o["dtype"], o["dtype"]) for o in outputs}
+    want = {o.name: {"float32": "f32", "uint8": "u8"}.get(o.dtype, o.dtype) for o in outputs}
     for out in model.outputs:
         name = out.get_any_name()
         got = out.get_element_type().get_type_name()
@@ -218,18 +219,18 @@ def _int8_graph(bundle: Bundle, qdq: Path, keep: tuple[str, ...], *, calibration
     """Quantize the synthesis graph to the QDQ graph ``qdq`` (or copy the bundle's reusable
     one there); returns the quantization notes."""
     info = bundle.graph("model")
-    src = bundle.file(info["file"])
+    src = bundle.file(info.file)
     reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep)
     if reuse is not None:
         record, path = reuse
-        say(f"quantizing: reusing the INT8 graph of {record['key']} (same calibration, same quantizer)")
+        say(f"quantizing: reusing the INT8 graph of {record.key} (same calibration, same quantizer)")
         shutil.copyfile(path, qdq)
-        return {**record["notes"]["quantization"], "reused_from": record["key"]}
+        return {**record.notes["quantization"], "reused_from": record.key}
     feeds, classes = calib()
     what = f"{calibration} label maps" if classes is not None else "seeded inputs"
-    say(f"quantizing {info['file']}: calibrating on {calibration_size} {what}, keeping "
+    say(f"quantizing {info.file}: calibrating on {calibration_size} {what}, keeping "
         f"{', '.join(keep) or 'nothing extra'} in float")
-    labels = [s["name"] for s in info["inputs"] if s["kind"] in ("label", "instance_edge")]
+    labels = [s.name for s in info.inputs if s.kind in (Kind.LABEL, Kind.INSTANCE_EDGE)]
     quantization = quantize_graph(src, qdq, feeds, keep_float=keep, label_inputs=labels)
     quantization.update({"calibration": str(calibration), "calibration_classes": classes})
     return quantization
@@ -244,7 +245,7 @@ def _convert_to_ir(bundle: Bundle, graph_file: Path, folder: Path, say: Progress
     out = folder / "model.xml"
     say(f"converting {graph_file.name} to an OpenVINO IR")
     converted = ov.convert_model(str(graph_file))
-    check_ir_outputs(converted, info["outputs"])
+    check_ir_outputs(converted, info.outputs)
     ov.save_model(converted, str(out), compress_to_fp16=False)
     return out
 
@@ -254,8 +255,7 @@ def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, 
                     calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
                     threads: int | None, say: Progress) -> _Candidate:
     """Quantize (INT8) or reuse, convert (OpenVINO) and load one engine into ``folder``."""
-    info = bundle.graph("model")
-    src = bundle.file(info["file"])
+    src = bundle.file(bundle.graph("model").file)
     folder.mkdir(parents=True, exist_ok=True)
     graph_file, quantization = src, None
     if precision == "int8":
@@ -357,17 +357,16 @@ def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibra
         raise EngineBuildError(f"--calibration-size must be >= 1, got {calibration_size}")
     bundle = Bundle(bundle_path)
     info = bundle.graph("model")
-    if info["file"] is None:
+    if info.file is None:
         raise EngineBuildError(f"{bundle.path} has no ONNX graph (exported with --no-onnx); CPU engines are built "
                                f"from it: re-export without --no-onnx")
     device, versions = cpu_engine_target(backend)
     key = engine_key(backend, precision, device, versions)
-    outputs = info["outputs"]
     return BuildPlan(bundle=bundle, backend=backend, precision=precision, device=device, versions=versions, key=key,
-                     keep=tuple(keep_float), src=bundle.file(info["file"]), calibration=calibration,
+                     keep=tuple(keep_float), src=bundle.file(info.file), calibration=calibration,
                      calibration_size=calibration_size, threads=threads, threads_used=threads or os.cpu_count() or 1,
-                     u8=[o["name"] for o in outputs if o["kind"] == "image_u8"],
-                     floats=[o["name"] for o in outputs if o["kind"] == "image"], bar=QUALITY_BARS_DB[precision])
+                     u8=[o.name for o in info.outputs_of(Kind.IMAGE_U8)],
+                     floats=[o.name for o in info.outputs_of(Kind.IMAGE)], bar=QUALITY_BARS_DB[precision])
 
 
 def first_notes(plan: BuildPlan) -> dict[str, Any]:
@@ -503,25 +502,25 @@ def adopt_candidate(candidate: _Candidate, tmp: Path) -> Path:
 
 
 def quality_record(plan: BuildPlan, ref: Reference, quality: dict[str, Any], engine: Run,
-                   say: Progress) -> dict[str, Any]:
-    """The record's ``quality``: the held-out figures, what they mean, and for the trained demo
-    its score against the procedural renderer."""
+                   say: Progress) -> QualityRecord:
+    """The record's ``quality``: the held-out figures (``held_out_quality``'s), what they mean,
+    and for the trained demo its score against the procedural renderer."""
     info, u8 = plan.bundle.graph("model"), plan.u8
-    record_quality: dict[str, Any] = {
-        "reference": "the bundle's FP32 ONNX graph on onnxruntime CPU", "inputs": describe(ref.items),
-        "metric": "8-bit image: PSNR per image (dB, peak 255): worst and mean, per row and over the set; pooled: "
-                  "PSNR, max / mean absolute difference in levels; float image: relative L2",
-        "bar_psnr_db": plan.bar, "bar_on": "the worst image of the held-out set", **quality}
-    label = next((s["name"] for s in info["inputs"] if s["kind"] == "label"), None)
-    if is_trained_demo(plan.bundle) and label and u8 and len(info["inputs"]) == 1:
+    record_quality = QualityRecord(
+        reference="the bundle's FP32 ONNX graph on onnxruntime CPU", inputs=describe(ref.items),
+        metric="8-bit image: PSNR per image (dB, peak 255): worst and mean, per row and over the set; pooled: "
+               "PSNR, max / mean absolute difference in levels; float image: relative L2",
+        bar_psnr_db=plan.bar, bar_on="the worst image of the held-out set", **quality)
+    label = info.input_of(Kind.LABEL)
+    if is_trained_demo(plan.bundle) and label and u8 and len(info.inputs) == 1:
         say("scoring against the procedural renderer on held-out scenes")
-        record_quality["renderer"] = renderer_psnr({"engine": engine, "fp32": ref.fp32}, label, u8[0],
-                                                   plan.bundle.resolution)
+        record_quality.renderer = renderer_psnr({"engine": engine, "fp32": ref.fp32}, label.name, u8[0],
+                                                plan.bundle.resolution)
     return record_quality
 
 
 def time_engine(plan: BuildPlan, ref: Reference, candidate: _Candidate, first_call_ms: float, time_runs: int,
-                say: Progress) -> dict[str, Any]:
+                say: Progress) -> SpeedRecord:
     """The record's ``speed``: the engine against onnxruntime FP32 at batch 1, ABBA blocks."""
     feeds = ref.items[0].feeds
     engine, fp32 = candidate.run, ref.fp32
@@ -535,37 +534,37 @@ def time_engine(plan: BuildPlan, ref: Reference, candidate: _Candidate, first_ca
                          load_ms={"engine": candidate.load_ms, "fp32": ref.load_ms},
                          first_ms={"engine": first_call_ms, "fp32": ref.first_call_ms},
                          runtime_import_ms=import_ms(plan.backend))
-    even = speed["break_even_calls"]
+    even = speed.break_even_calls
     repaid = ("no saving per call" if even is None else
               f"its one-time cost (import, load, first call) repaid after {even:g} calls")
-    say(f"speed: {speed['median_ms']:.3g} ms vs onnxruntime FP32 {speed['onnxruntime_fp32_ms']:.3g} ms "
-        f"({speed['speedup']:.2f}x); {repaid}")
+    say(f"speed: {speed.median_ms:.3g} ms vs onnxruntime FP32 {speed.onnxruntime_fp32_ms:.3g} ms "
+        f"({speed.speedup:.2f}x); {repaid}")
     return speed
 
 
 def speed_record(times: dict[str, dict[str, float]], runs: int, threads_used: int, wanted: list[str] | None, *,
                  load_ms: dict[str, float], first_ms: dict[str, float],
-                 runtime_import_ms: float) -> dict[str, Any]:
+                 runtime_import_ms: float) -> SpeedRecord:
     """``speed`` from the block medians ``times`` of ``engine`` and ``fp32`` and the one-time costs."""
-    speed = {"median_ms": times["engine"]["median_ms"], "p90_ms": times["engine"]["p90_ms"],
-             "onnxruntime_fp32_ms": times["fp32"]["median_ms"],
-             "speedup": round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
-             "batch": 1, "threads": threads_used, "outputs": wanted,
-             "load_ms": round(load_ms["engine"], 1), "onnxruntime_fp32_load_ms": round(load_ms["fp32"], 1),
-             "first_call_ms": round(first_ms["engine"], 1),
-             "onnxruntime_fp32_first_call_ms": round(first_ms["fp32"], 1),
-             "import_ms": round(runtime_import_ms, 1), "runs": runs, "warmup": TIME_WARMUP,
-             "method": f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
-                       f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
-                       f"load: reading and compiling the graph (session creation), once; first call: the call "
-                       f"right after loading; import: importing the runtime in a fresh process, beyond "
-                       f"onnxruntime (which every CPU command imports)"}
-    speed["break_even_calls"] = break_even_calls(speed)
+    speed = SpeedRecord(
+        median_ms=times["engine"]["median_ms"], p90_ms=times["engine"]["p90_ms"],
+        onnxruntime_fp32_ms=times["fp32"]["median_ms"],
+        speedup=round(times["fp32"]["median_ms"] / times["engine"]["median_ms"], 3),
+        batch=1, threads=threads_used, outputs=wanted,
+        load_ms=round(load_ms["engine"], 1), onnxruntime_fp32_load_ms=round(load_ms["fp32"], 1),
+        first_call_ms=round(first_ms["engine"], 1), onnxruntime_fp32_first_call_ms=round(first_ms["fp32"], 1),
+        import_ms=round(runtime_import_ms, 1), runs=runs, warmup=TIME_WARMUP,
+        method=f"median of {runs} calls after {TIME_WARMUP} warm-up, engine and onnxruntime FP32 in "
+               f"ABBA blocks of {runs // 2}, 1 untimed call before each (time.perf_counter), at build; "
+               f"load: reading and compiling the graph (session creation), once; first call: the call "
+               f"right after loading; import: importing the runtime in a fresh process, beyond "
+               f"onnxruntime (which every CPU command imports)")
+    speed.break_even_calls = break_even_calls(speed)
     return speed
 
 
-def write_record(plan: BuildPlan, files: dict[str, str], quality: dict[str, Any], speed: dict[str, Any],
-                 notes: dict[str, Any], build_s: float) -> dict[str, Any]:
+def write_record(plan: BuildPlan, files: dict[str, str], quality: QualityRecord, speed: SpeedRecord,
+                 notes: dict[str, Any], build_s: float) -> EngineRecord:
     """Add the engine's record to the bundle's manifest (the checksums of every file with it); returns it."""
     record = engine_record(key=plan.key, backend=plan.backend, precision=plan.precision, device=plan.device,
                            versions=plan.versions, batch=DYNAMIC_BATCH, files=files, quality=quality, speed=speed,
@@ -579,7 +578,7 @@ def write_record(plan: BuildPlan, files: dict[str, str], quality: dict[str, Any]
 def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
                      calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
                      escalate: bool = True, threads: int | None = None, held_out_seeds: int = SEEDS_PER_ROW,
-                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> dict[str, Any]:
+                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> EngineRecord:
     """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
 
     ``keep_float``: node groups (``export.quantize.NODE_GROUPS``) INT8 leaves float from the

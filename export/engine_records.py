@@ -4,27 +4,14 @@ matching and selection)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sdk.engines import QUALITY_BARS_DB  # noqa: F401  (the runtime's auto reads the same bars)
+from sdk.manifest import BatchProfile, EngineRecord, ParityRecord, ProbeRecord, QualityRecord, SpeedRecord
+
+__all__ = ["ENGINE_FILES", "QUALITY_BARS_DB", "BatchProfile", "engine_record", "parse_batch_profile"]
 
 ENGINE_FILES = {"tensorrt": ".plan", "aoti": ".pt2", "openvino": ".xml", "onnxruntime-int8": ".onnx"}
-
-
-@dataclass(frozen=True)
-class BatchProfile:
-    """Dynamic batch range of an engine: TensorRT tunes for ``opt``, accepts ``min..max``."""
-
-    min: int
-    opt: int
-    max: int
-
-    def to_json(self) -> dict[str, int]:
-        return {"min": self.min, "opt": self.opt, "max": self.max}
-
-    def __str__(self) -> str:
-        return f"{self.min}:{self.opt}:{self.max}"
 
 
 def parse_batch_profile(text: str) -> BatchProfile:
@@ -47,9 +34,9 @@ def parse_batch_profile(text: str) -> BatchProfile:
 def engine_record(*, key: str, backend: str, precision: str, device: str, versions: dict[str, str],
                   batch: BatchProfile, files: dict[str, str], parity: dict[str, dict[str, float]] | None = None,
                   shapes: dict[str, list[int]] | None = None, notes: dict[str, Any] | None = None,
-                  build_s: float | None = None, probe: dict[str, dict[str, Any]] | None = None,
-                  quality: dict[str, Any] | None = None, speed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One entry of the manifest's ``engines`` section.
+                  build_s: float | None = None, probe: dict[str, ProbeRecord] | None = None,
+                  quality: QualityRecord | None = None, speed: SpeedRecord | None = None) -> EngineRecord:
+    """One entry of the manifest's ``engines`` section (:class:`sdk.manifest.EngineRecord`).
 
     ``files``: graph -> path relative to the bundle; ``parity``: graph -> {"batch_N":
     relative L2 vs PyTorch FP32} (TensorRT, AOTInductor); ``shapes``: input -> fixed
@@ -58,19 +45,13 @@ def engine_record(*, key: str, backend: str, precision: str, device: str, versio
     FP32 graph (``export.engine_quality``); ``speed``: its median against onnxruntime FP32
     when it was built (what ``auto`` ranks by).
     """
-    record: dict[str, Any] = {
-        "key": key, "backend": backend, "precision": precision, "device": device, "versions": versions,
-        "batch": batch.to_json(), "files": files, "shapes": shapes or {},
-    }
+    parity_record = None
     if parity is not None:
         from .parity import PARITY_LIMITS  # imports torch; parsing --batch in the CLI must not
 
-        record["parity"] = {"reference": "torch fp32 (bundle weights), seeded inputs", "metric": "relative_l2",
-                            "limit": PARITY_LIMITS[precision], **parity}
-    if quality is not None:
-        record["quality"] = quality
-    if speed is not None:
-        record["speed"] = speed
-    record.update({"build_s": build_s, "notes": notes or {}, "probe": probe or {},
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    return record
+        parity_record = ParityRecord(reference="torch fp32 (bundle weights), seeded inputs", metric="relative_l2",
+                                     limit=PARITY_LIMITS[precision], figures=parity)
+    return EngineRecord(key=key, backend=backend, precision=precision, device=device, versions=versions,
+                        batch=batch, files=files, shapes=shapes or {}, parity=parity_record, quality=quality,
+                        speed=speed, build_s=build_s, notes=notes or {}, probe=probe or {},
+                        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -16,7 +16,7 @@ from typing import Any
 
 from .atomic import write_bytes_atomic
 from .errors import BundleError
-from .manifest import SCHEMA_VERSION, Manifest
+from .manifest import SCHEMA_VERSION, GraphRecord, Manifest
 
 __all__ = ["Bundle", "CACHE_FILES", "MANIFEST", "Manifest", "SCHEMA_VERSION", "sha256_file", "write_manifest"]
 
@@ -82,7 +82,7 @@ class Bundle:
     def _restore_hint(self, rel: str) -> str:
         """How to get a bundle file back: export makes the graphs and weights, engine builds
         make engines; anything else (a training record) only the original copy has."""
-        exported = {g["file"] for g in self.manifest.graphs.values()} | {"weights.safetensors"}
+        exported = {g.file for g in self.manifest.graphs.values()} | {"weights.safetensors"}
         if rel.startswith("engines/"):
             return f"rebuild the engine (python -m export engine --bundle {self.path} ...) or copy the bundle again"
         if rel in exported:
@@ -121,7 +121,8 @@ class Bundle:
         source = self.manifest.weights.get("source")
         return isinstance(source, str) and source.startswith("random")
 
-    def graph(self, name: str) -> dict[str, Any]:
+    def graph(self, name: str) -> GraphRecord:
+        """The record of graph ``name`` (its file, typed inputs and outputs, parity)."""
         try:
             return self.manifest.graphs[name]
         except KeyError:

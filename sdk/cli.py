@@ -233,13 +233,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     if m.parameters is not None:
         print(f"  parameters   {m.parameters / 1e6:.2f}M")
     for name, g in m.graphs.items():
-        ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
-        outs = ", ".join(f"{o['name']}{tuple(o['shape'])}" for o in g["outputs"])
-        parity = g.get("parity", {}).get("onnxruntime_cpu", {})
+        ins = ", ".join(f"{i.name}{i.shape}" for i in g.inputs)
+        outs = ", ".join(f"{o.name}{o.shape}" for o in g.outputs)
+        parity = g.parity.figures.get("onnxruntime_cpu", {}) if g.parity else {}
         worst = f"parity {max(parity.values()):.2e} (relative L2)" if parity else "no ONNX graph: torch backend only"
-        print(f"  graph {name:<7} {g['file'] or '-'}: {ins} -> {outs}; {worst}")
-        if (g.get("label_path") or {}).get("onnx"):
-            print(f"    label      {g['label_path']['onnx']}")
+        print(f"  graph {name:<7} {g.file or '-'}: {ins} -> {outs}; {worst}")
+        if (g.label_path or {}).get("onnx"):
+            print(f"    label      {g.label_path['onnx']}")
     for key in m.engines:
         print(f"  engine       {key}")
     print(f"  weights      {_describe_source(m.weights)}")

@@ -29,6 +29,7 @@ from PIL import Image
 from . import labels as L
 from .errors import LabelError, SDKError
 from .intake import Label
+from .manifest import Kind
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,10 @@ class Editor:
 
     def _feeds(self, read: Label) -> dict[str, np.ndarray]:
         feeds = dict(self._latents)
-        for kind, part in (("label", "ids"), ("instance_edge", "edges")):
-            spec = self._synth._input(kind)
+        for kind, part in ((Kind.LABEL, "ids"), (Kind.INSTANCE_EDGE, "edges")):
+            spec = self._synth._model.input_of(kind)
             if spec is not None:
-                feeds[spec["name"]] = getattr(read, part)[None]
+                feeds[spec.name] = getattr(read, part)[None]
         return feeds
 
 

@@ -15,9 +15,9 @@ gated at build on :data:`QUALITY_BARS_DB`) and their speed against onnxruntime F
 measured when they were built: ``backend="auto"`` picks the fastest of them that beats
 onnxruntime FP32 and whose worst image meets its bar (:func:`fastest_cpu_engine`).
 
-The manifest's ``engines`` section maps each key to its record (written by
-``sdk.export.engine_records``, with batch profiles, parity and quality bars: build-time
-facts). A runner recomputes the key of this machine and refuses an
+The manifest's ``engines`` section maps each key to its record
+(:class:`sdk.manifest.EngineRecord`, written by ``sdk.export.engine_records``, with batch
+profiles, parity, quality and speed: build-time facts). A runner recomputes the key of this machine and refuses an
 engine whose key differs, naming the ``python -m export engine`` command that
 rebuilds it. Nothing here imports torch or TensorRT at module level.
 """
@@ -31,6 +31,7 @@ from typing import Any
 
 from .bundle import Bundle
 from .errors import BackendError
+from .manifest import EngineRecord
 
 CPU_ENGINE_BACKENDS = ("openvino", "onnxruntime-int8")
 """Engines built from the bundle's ONNX graph for this CPU, gated on quality at build."""
@@ -222,19 +223,14 @@ def rebuild_hint(bundle: Bundle, backend: str, precision: str) -> str:
     return f"rebuild with python -m export engine --bundle {bundle.path} --backend {backend} --precision {precision}"
 
 
-def engines_of(bundle: Bundle, backend: str, precision: str | None = None) -> list[dict[str, Any]]:
+def engines_of(bundle: Bundle, backend: str, precision: str | None = None) -> list[EngineRecord]:
     """Records of ``backend`` (optionally at ``precision``) in the bundle's manifest."""
-    return [r for r in (bundle.manifest.engines).values()
-            if r.get("backend") == backend and (precision is None or r.get("precision") == precision)]
-
-
-def speedup(record: dict[str, Any]) -> float:
-    """A CPU engine's recorded speed-up over onnxruntime FP32 (0 when none was recorded)."""
-    return float((record.get("speed") or {}).get("speedup") or 0.0)
+    return [r for r in bundle.manifest.engines.values()
+            if r.backend == backend and (precision is None or r.precision == precision)]
 
 
 def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
-                  key: str | None = None) -> dict[str, Any]:
+                  key: str | None = None) -> EngineRecord:
     """The record of ``backend`` built for this machine, or a :class:`BackendError` naming the fix.
 
     ``key`` (computed by the caller for tests) defaults to :func:`current_key`. With no
@@ -248,39 +244,32 @@ def select_engine(bundle: Bundle, backend: str, precision: str | None = None,
                            f"{'' if precision is None else ' at ' + precision}; {rebuild_hint(bundle, backend, wanted)}")
     order = [p for p in ("fp16", "bf16", "int8", "tf32", "fp32") if precision in (None, p)]
     matching = [r for p in order for r in records
-                if r["precision"] == p and r["key"] == (key if key is not None else current_key(backend, p))]
+                if r.precision == p and r.key == (key if key is not None else current_key(backend, p))]
     if matching:
         if precision is None and backend in CPU_ENGINE_BACKENDS:
-            return max(matching, key=speedup)
+            return max(matching, key=lambda r: r.speedup)
         return matching[0]
-    here = key if key is not None else current_key(backend, records[0]["precision"])
-    built = ", ".join(sorted(r["key"] for r in records))
+    here = key if key is not None else current_key(backend, records[0].precision)
+    built = ", ".join(sorted(r.key for r in records))
     raise BackendError(f"the {backend} engines of {bundle.path} were built for another device or runtime "
-                       f"({built}); this machine needs {here}: {rebuild_hint(bundle, backend, records[0]['precision'])}")
+                       f"({built}); this machine needs {here}: {rebuild_hint(bundle, backend, records[0].precision)}")
 
 
-def worst_psnr(record: dict[str, Any]) -> float | None:
-    """A CPU engine's recorded worst-image PSNR on the held-out set (None: built before it
-    was recorded)."""
-    value = ((record.get("quality") or {}).get("model") or {}).get("worst_psnr_db")
-    return None if value is None else float(value)
-
-
-def meets_bar(bundle: Bundle, record: dict[str, Any]) -> bool:
+def meets_bar(bundle: Bundle, record: EngineRecord) -> bool:
     """True when the record's worst held-out image meets its precision's bar; a record from
     before worst images were recorded gets one notice saying how to rebuild it."""
-    worst = worst_psnr(record)
+    worst = record.worst_psnr_db
     if worst is None:
         from .notices import notice
 
-        notice(f"the {record['backend']} {record['precision']} engine of {bundle.path} records no worst-image "
+        notice(f"the {record.backend} {record.precision} engine of {bundle.path} records no worst-image "
                f"quality (built by an older sdk), so auto passes over it; "
-               f"{rebuild_hint(bundle, record['backend'], record['precision'])}")
+               f"{rebuild_hint(bundle, record.backend, record.precision)}")
         return False
-    return worst >= QUALITY_BARS_DB.get(record["precision"], float("inf"))
+    return worst >= QUALITY_BARS_DB.get(record.precision, float("inf"))
 
 
-def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
+def fastest_cpu_engine(bundle: Bundle) -> EngineRecord | None:
     """The CPU engine ``backend="auto"`` runs: of the records built for this CPU and runtime
     whose worst held-out image meets :data:`QUALITY_BARS_DB` (:func:`meets_bar`), the one
     with the highest speed-up over onnxruntime FP32 measured at its build, if at least
@@ -290,26 +279,26 @@ def fastest_cpu_engine(bundle: Bundle) -> dict[str, Any] | None:
     for backend in CPU_ENGINE_BACKENDS:
         for record in engines_of(bundle, backend):
             try:
-                here = current_key(backend, record["precision"])
+                here = current_key(backend, record.precision)
             except BackendError:  # its runtime is not installed here
                 break
-            if record["key"] != here or not meets_bar(bundle, record):
+            if record.key != here or not meets_bar(bundle, record):
                 continue
-            even = (record.get("speed") or {}).get("break_even_calls", 0.0)
+            even = None if record.speed is None else record.speed.break_even_calls
             pays = even is not None and even <= AUTO_BREAK_EVEN_CALLS
-            if speedup(record) >= AUTO_MIN_SPEEDUP and pays and (best is None or speedup(record) > speedup(best)):
+            if record.speedup >= AUTO_MIN_SPEEDUP and pays and (best is None or record.speedup > best.speedup):
                 best = record
     return best
 
 
 def select_engine_file(bundle: Bundle, backend: str, graph: str,
-                       precision: str | None = None) -> tuple[dict[str, Any], Path]:
+                       precision: str | None = None) -> tuple[EngineRecord, Path]:
     """``select_engine``'s record and the path of its file for ``graph``."""
     record = select_engine(bundle, backend, precision)
-    rel = record["files"].get(graph)
+    rel = record.files.get(graph)
     if rel is None:
-        raise BackendError(f"the {backend} engine {record['key']} has no {graph!r} graph; "
-                           f"{rebuild_hint(bundle, backend, record['precision'])}")
+        raise BackendError(f"the {backend} engine {record.key} has no {graph!r} graph; "
+                           f"{rebuild_hint(bundle, backend, record.precision)}")
     return record, bundle.file(rel)
 
 

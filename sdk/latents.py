@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import SDKError
 from .inputs import check_seed
+from .manifest import Kind, TensorSpec
 
 NO_CODES = ("{name} has no per-class codes; resample/mix/morph need a GroupDNet or OASIS bundle "
             "(e.g. python -m export bundle --model oasis-ade20k)")
@@ -64,13 +65,12 @@ class VectorLatent:
 
     kind = "latent"
 
-    def __init__(self, model: str, spec: dict[str, Any]) -> None:
+    def __init__(self, model: str, spec: TensorSpec) -> None:
         self.model, self.spec = model, spec
-        self.name = spec["name"]
-        self.dim = int(spec["shape"][1])
-        attrs = spec.get("attrs") or {}
-        self.sphere = attrs.get("distribution") == "sphere"
-        self.normalized = self.sphere or bool(attrs.get("normalized"))
+        self.name = spec.name
+        self.dim = int(spec.shape[1])
+        self.sphere = spec.attrs.get("distribution") == "sphere"
+        self.normalized = self.sphere or bool(spec.attrs.get("normalized"))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
         z = rng.standard_normal((count, self.dim), dtype=np.float32)
@@ -128,11 +128,11 @@ class ClassCodes:
 
     kind = "codes"
 
-    def __init__(self, model: str, spec: dict[str, Any]) -> None:
+    def __init__(self, model: str, spec: TensorSpec) -> None:
         self.model, self.spec = model, spec
-        self.name = spec["name"]
-        self.shape = (int(spec["shape"][1]), int(spec["shape"][2]))
-        self.broadcast = bool((spec.get("attrs") or {}).get("broadcast"))
+        self.name = spec.name
+        self.shape = (int(spec.shape[1]), int(spec.shape[2]))
+        self.broadcast = bool(spec.attrs.get("broadcast"))
 
     def draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
         if self.broadcast:  # the same draw as a single-vector latent: seeds keep their images
@@ -163,7 +163,7 @@ class ClassCodes:
         seed = check_seed(seed)
         if self.broadcast and z is not None and style is None and codes is None:
             # one noise vector per image, as the official code takes it
-            vectors = VectorLatent(self.model, {"name": self.name, "shape": [None, self.shape[1]]})
+            vectors = VectorLatent(self.model, TensorSpec(self.name, Kind.LATENT, (None, self.shape[1])))
             return LatentStream(self.name, given=self.tile(vectors.check(z, count)))
         if z is not None or style is not None:
             if self.broadcast:
@@ -181,11 +181,11 @@ class ClassCodes:
         return LatentStream(self.name, given=arr)
 
 
-def latent_kind(model: str, inputs: list[dict[str, Any]]) -> NoLatent | VectorLatent | ClassCodes:
+def latent_kind(model: str, inputs: list[TensorSpec]) -> NoLatent | VectorLatent | ClassCodes:
     """The latent kind of a graph, from its inputs' kinds."""
-    by_kind = {s["kind"]: s for s in inputs}
-    if "codes" in by_kind:
-        return ClassCodes(model, by_kind["codes"])
-    if "latent" in by_kind:
-        return VectorLatent(model, by_kind["latent"])
+    by_kind = {s.kind: s for s in inputs}
+    if Kind.CODES in by_kind:
+        return ClassCodes(model, by_kind[Kind.CODES])
+    if Kind.LATENT in by_kind:
+        return VectorLatent(model, by_kind[Kind.LATENT])
     return NoLatent(model)

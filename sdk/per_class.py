@@ -35,7 +35,7 @@ from __future__ import annotations
 import difflib
 import io
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence, Tuple, Union
+from typing import Iterable, Literal, Mapping, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -46,6 +46,7 @@ from .inputs import check_seed
 from .intake import Label
 from .labels import LabelLike, is_batch, read_image
 from .latents import ClassCodes
+from .manifest import GraphRecord, Kind
 from .notices import notice
 from .synthesizer import WHY_NO_CODES, LabelToImage, _NotHere
 
@@ -290,8 +291,8 @@ class PerClassLabelToImage(LabelToImage, serves=("semantic", "codes")):
         """A reference label map's model ids (the encoder takes no edges)."""
         return self.intake.read(label, what=what, regions_as_edges=True).ids
 
-    def _encoder(self) -> dict[str, Any]:
-        """The encoder graph's manifest entry, or the one line saying why there is none."""
+    def _encoder(self) -> GraphRecord:
+        """The encoder graph's record, or the one line saying why there is none."""
         codes = self.latents
         if not self.bundle.has_graph("encoder"):
             if codes.broadcast:  # OASIS: noise in, no encoder by design
@@ -361,11 +362,11 @@ class PerClassLabelToImage(LabelToImage, serves=("semantic", "codes")):
     def _encode_batch(self, pairs: Sequence[tuple[ImageLike, LabelLike]], what: str) -> np.ndarray:
         """Encoder means (N, C, D) of (image, label) pairs, in one encoder run."""
         enc = self._encoder()
-        names = {s["kind"]: s["name"] for s in enc["inputs"]}
-        mu = next(o["name"] for o in enc["outputs"] if o["kind"] == "mu")
+        names = {s.kind: s.name for s in enc.inputs}
+        mu = enc.outputs_of(Kind.MU)[0].name
         ids = np.stack([self._ids(lab, f"{what} label[{i}]") for i, (_, lab) in enumerate(pairs)])
         imgs = np.stack([read_image(img, self.bundle.resolution, f"{what} image") for img, _ in pairs])
-        feeds = {names["image"]: imgs, names["label"]: ids}
+        feeds = {names[Kind.IMAGE]: imgs, names[Kind.LABEL]: ids}
         return self.runner("encoder").run(feeds, outputs=[mu])[mu]
 
     def _render(self, label: Label, codes: np.ndarray,

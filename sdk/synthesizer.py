@@ -54,6 +54,7 @@ from .inputs import check_batch_size, check_count, check_output, check_seed
 from .intake import Label, LabelIntake
 from .labels import LabelLike, is_batch, open_image, read_image, to_image
 from .latents import NO_CODES, ClassCodes, LatentStream, NoLatent, VectorLatent, latent_kind
+from .manifest import GraphRecord, Kind
 from .notices import notice
 
 LabelInput = LabelLike | Label | Sequence[LabelLike | Label]
@@ -141,7 +142,7 @@ def pipeline_class(bundle: Bundle) -> type["Synthesizer"]:
     Pipelines register what they serve when defined (``class X(..., serves=(task, latent))``),
     so this module needs no import of the ones built on it (``sdk.per_class``: imported with
     ``sdk``)."""
-    codes = isinstance(latent_kind(bundle.name, bundle.graph("model")["inputs"]), ClassCodes)
+    codes = isinstance(latent_kind(bundle.name, bundle.graph("model").inputs), ClassCodes)
     served = Synthesizer._served
     return served.get((bundle.task, "codes" if codes else "any")) or served[(bundle.task, "any")]
 
@@ -193,7 +194,7 @@ class Synthesizer(metaclass=_PipelineType):
         check_options(self.backend, backend_options)  # a misspelt option fails here, not at the first call
         self._options = backend_options
         self._runners: dict[str, Runner] = {}
-        self.latents = latent_kind(bundle.name, bundle.graph("model")["inputs"])
+        self.latents = latent_kind(bundle.name, bundle.graph("model").inputs)
         """Where latents come from (:mod:`sdk.latents`): none, a vector, or per-class codes."""
         self._batch_size: int | None = None  # the default batch size, chosen on the first large request
         self.runner("model")  # load now: a bad option or a missing provider fails here, not at the first call
@@ -314,16 +315,15 @@ class Synthesizer(metaclass=_PipelineType):
         return f"{self.bundle.name} is {_article(task)} {task} model that {what}: call it as {python} (CLI: `{cli}`)"
 
     # -- steps ------------------------------------------------------------------------
-    def _inputs(self) -> list[dict[str, Any]]:
-        return self.bundle.graph("model")["inputs"]
-
-    def _input(self, kind: str) -> dict[str, Any] | None:
-        return next((s for s in self._inputs() if s["kind"] == kind), None)
+    @property
+    def _model(self) -> GraphRecord:
+        """The synthesis graph's record (typed inputs and outputs)."""
+        return self.bundle.graph("model")
 
     def _image_outputs(self) -> list[str]:
         """Names of the model graph's 8-bit image outputs, largest (full size) first."""
-        outs = [o for o in self.bundle.graph("model")["outputs"] if o["kind"] == "image_u8"]
-        return [o["name"] for o in sorted(outs, key=lambda o: -o["shape"][1] * o["shape"][2])]
+        outs = self._model.outputs_of(Kind.IMAGE_U8)
+        return [o.name for o in sorted(outs, key=lambda o: -o.shape[1] * o.shape[2])]
 
     def _request(self, label: LabelInput | None, instance: LabelInput | None, n: Any, **latent: Any) -> "_Request":
         """Step 1: check the request's arguments (label maps are read per batch, later)."""
@@ -412,11 +412,11 @@ class Synthesizer(metaclass=_PipelineType):
             inst = None if request.instances is None else request.instances[i]
             read[i] = self._check_read(self.intake.read(request.items[i], inst, what=what), what)
         feeds: dict[str, np.ndarray] = {}
-        for kind, part in (("label", "ids"), ("instance_edge", "edges")):
-            spec = self._input(kind)
+        for kind, part in ((Kind.LABEL, "ids"), (Kind.INSTANCE_EDGE, "edges")):
+            spec = self._model.input_of(kind)
             if spec is not None:
                 arrays = [getattr(read[i], part) for i in index]
-                feeds[spec["name"]] = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+                feeds[spec.name] = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
         return feeds
 
     def _check_read(self, label: Label, what: str) -> Label:
@@ -451,7 +451,7 @@ class Synthesizer(metaclass=_PipelineType):
         return self.runner("encoder").run({"image": img[None]})["mu"][0]
 
     def _float_name(self, u8_name: str) -> str:
-        return next(o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"] if o["name"] == u8_name)
+        return next(o.attrs["of"] for o in self._model.outputs if o.name == u8_name)
 
 
 
@@ -627,21 +627,20 @@ class ImageToImage(Synthesizer, serves=("image2image", "any")):
             when a list of images was given.
         """
         # 1. check inputs
-        spec = self._input("image")
+        spec = self._model.input_of(Kind.IMAGE)
         batched = isinstance(image, (list, tuple))
         items = list(image) if batched else [image]
         if not items:
             raise SDKError("empty list of images; give at least one")
         # 2. decode and resize
-        feeds = {spec["name"]: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
+        feeds = {spec.name: np.stack([self._read_input_image(x, f"image[{i}]" if batched else "image")
                                          for i, x in enumerate(items)])}
         # 3. run, fetching only the 8-bit images
         names = self._image_outputs() if all_scales else self._image_outputs()[:1]
         out = self.runner("model").run(feeds, outputs=names)
         self._warn_random_weights()
         # 4. post-process
-        float_name = {o["name"]: o["attrs"]["of"] for o in self.bundle.graph("model")["outputs"]
-                      if o["kind"] == "image_u8"}
+        float_name = {o.name: o.attrs["of"] for o in self._model.outputs_of(Kind.IMAGE_U8)}
         results = [{float_name[k]: to_image(out[k][i]) for k in names} for i in range(len(items))]
         flat = results if all_scales else [r[float_name[names[0]]] for r in results]
         return flat if batched else flat[0]

@@ -18,8 +18,9 @@ from typing import Any
 
 from ..bundle import Bundle
 from ..errors import BackendError
+from ..manifest import TensorSpec
 from ..notices import notice
-from .base import Runner, TensorMeta
+from .base import Runner
 
 _BUILTIN = {
     "aoti": "sdk.backends.aoti:AOTIRunner",
@@ -77,7 +78,7 @@ def resolve_backend(bundle: Bundle, backend: str) -> str:
         if cuda_machine() and "torch" in _registry():
             return "torch"
         cpu = fastest_cpu_engine(bundle)
-        return cpu["backend"] if cpu is not None else "onnxruntime"
+        return cpu.backend if cpu is not None else "onnxruntime"
     registry = _registry()
     if backend not in registry:
         raise BackendError(f"unknown backend {backend!r}; choose one of: auto, {', '.join(sorted(registry))}")
@@ -127,5 +128,17 @@ def make_runner(bundle: Bundle, backend: str, graph: str = "model", **options: A
     return runner_class(backend)(bundle, graph, **options)
 
 
-__all__ = ["Runner", "TensorMeta", "available_backends", "check_options", "make_runner", "resolve_backend",
+def __getattr__(name: str) -> Any:
+    """``TensorMeta``, the runner's input metadata before it was the manifest's
+    :class:`~sdk.manifest.TensorSpec`: kept for one version, with a warning."""
+    if name == "TensorMeta":
+        from ..deprecation import deprecated
+
+        deprecated("sdk.backends.TensorMeta is deprecated (it goes in the next version): runner.inputs are "
+                   "sdk.manifest.TensorSpec (name, kind, shape, attrs, dtype)")
+        return TensorSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Runner", "TensorSpec", "available_backends", "check_options", "make_runner", "resolve_backend",
            "runner_options"]

@@ -20,6 +20,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..engines import select_engine_file
 from ..errors import BackendError
+from ..manifest import EngineRecord, ProbeRecord, TensorSpec
 from .base import Runner
 
 
@@ -41,8 +42,7 @@ import numpy as np
 import torch
 path, device, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 model = torch._inductor.aoti_load_package(path)
-args = [torch.from_numpy(np.zeros([1 if d is None else d for d in s["shape"]], s.get("dtype", "float32"))).to(device)
-        for s in inputs]
+args = [torch.from_numpy(np.zeros(shape, dtype)).to(device) for shape, dtype in inputs]
 with torch.inference_mode():
     out = model(*args)
 if device.startswith("cuda"):
@@ -58,25 +58,26 @@ loaded 2-core machine, 2026-12-02). A hang is a hang however long one waits, and
 GPU machine (15 minutes of device time in all) the old bound, five minutes, was a third."""
 
 
-def probe_package(path: str, inputs: list[dict[str, Any]], device: str,
-                  timeout: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+def probe_package(path: str, inputs: list[TensorSpec], device: str,
+                  timeout: float = PROBE_TIMEOUT_S) -> ProbeRecord:
     """Load ``path`` and run it once at batch 1 in a fresh subprocess.
 
     Loading a CUDA AOTInductor package in a fresh process segfaults (or hangs) on some
     torch builds (seen with torch 2.11 + CUDA 13 on an H100); a crash here costs a
     subprocess, not the user's process, and a hang at most ``timeout`` seconds.
-    Returns ``{"ok", "returncode", "seconds", "detail"}``.
+    Returns the record of the probe (ok, return code, seconds, why it failed).
     """
     start = time.perf_counter()
+    shapes = json.dumps([[list(s.batch_shape(1)), s.dtype] for s in inputs])
     try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), device, json.dumps(inputs)],
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), device, shapes],
                               capture_output=True, text=True, timeout=timeout)
         rc, err = proc.returncode, (proc.stderr or "").strip()
         ok = rc == 0 and proc.stdout.strip().endswith("ok")
     except subprocess.TimeoutExpired:
         rc, err, ok = None, f"no answer within {timeout:g} s (hung)", False
-    return {"ok": ok, "returncode": rc, "seconds": round(time.perf_counter() - start, 1),
-            "detail": "" if ok else describe_failure(rc, err)}
+    return ProbeRecord(ok=ok, returncode=rc, seconds=round(time.perf_counter() - start, 1),
+                       detail="" if ok else describe_failure(rc, err))
 
 
 def describe_failure(returncode: int | None, stderr: str) -> str:
@@ -91,16 +92,16 @@ def describe_failure(returncode: int | None, stderr: str) -> str:
     return "; ".join(x for x in (how, last) if x) or f"exit status {returncode}"
 
 
-def probe_failed(record: dict[str, Any]) -> str | None:
+def probe_failed(record: EngineRecord) -> str | None:
     """Why ``record``'s packages failed their load probe, or None when they loaded."""
-    failed = {g: p for g, p in (record.get("probe") or {}).items() if not p.get("ok")}
+    failed = record.failed_probes()
     if not failed:
         return None
-    return "; ".join(f"{g}: {p.get('detail') or 'failed'}" for g, p in failed.items())
+    return "; ".join(f"{g}: {p.detail or 'failed'}" for g, p in failed.items())
 
 
-def package_device(record: dict[str, Any]) -> str:
-    return "cpu" if record["device"].startswith("cpu-") else "cuda"
+def package_device(record: EngineRecord) -> str:
+    return "cpu" if record.device.startswith("cpu-") else "cuda"
 
 
 class PackageExecutor:
@@ -137,11 +138,11 @@ class AOTIRunner(Runner):
         super().__init__(bundle, graph)
         self.record, path = select_engine_file(bundle, "aoti", graph, precision)
         self.executor = PackageExecutor(str(path), [m.name for m in self.inputs], self.output_names,
-                                        package_device(self.record), self.record["precision"])
+                                        package_device(self.record), self.record.precision)
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         out = self.executor(feeds)
         return {n: out[n] for n in outputs}
 
     def describe(self) -> str:
-        return f"aoti {self.record['precision']} {self.record['device']}"
+        return f"aoti {self.record.precision} {self.record.device}"

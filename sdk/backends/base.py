@@ -10,19 +10,12 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
 from ..bundle import Bundle
-
-
-@dataclass(frozen=True)
-class TensorMeta:
-    name: str
-    shape: tuple[int | str | None, ...]  # str / None: dynamic axis
-    dtype: str
+from ..manifest import TensorSpec
 
 
 class Runner(ABC):
@@ -44,14 +37,13 @@ class Runner(ABC):
         self.last_inference_ms: float = float("nan")
 
     @property
-    def inputs(self) -> list[TensorMeta]:
-        """Input metadata as the manifest declares it."""
-        return [TensorMeta(s["name"], tuple(s["shape"]), s.get("dtype", "float32"))
-                for s in self.graph_info["inputs"]]
+    def inputs(self) -> list[TensorSpec]:
+        """The graph's inputs as the manifest declares them (name, kind, shape, dtype)."""
+        return list(self.graph_info.inputs)
 
     @property
     def output_names(self) -> list[str]:
-        return [s["name"] for s in self.graph_info["outputs"]]
+        return [s.name for s in self.graph_info.outputs]
 
     def run(self, feeds: dict[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
         """Run the graph on feeds keyed by input name; returns ``outputs`` (default: all)."""

@@ -70,10 +70,10 @@ class OnnxRuntimeRunner(Runner):
         self.providers = self.session.get_providers()
 
     def _graph_path(self) -> Path:
-        if self.graph_info["file"] is None:
+        if self.graph_info.file is None:
             raise BackendError(f"{self.bundle.path} was exported without ONNX graphs (--no-onnx): run it with "
                                f"backend='torch', or re-export it without --no-onnx for onnxruntime")
-        return self.bundle.file(self.graph_info["file"])
+        return self.bundle.file(self.graph_info.file)
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         try:
@@ -110,7 +110,7 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
         super().__init__(bundle, graph, providers=["CPUExecutionProvider"], threads=threads)
 
     def _graph_path(self) -> Path:
-        rel = self.record["files"].get(self.graph_name)
+        rel = self.record.files.get(self.graph_name)
         self.precision = "fp32" if rel is None else "int8"
         return super()._graph_path() if rel is None else self.bundle.file(rel)
 

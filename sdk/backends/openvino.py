@@ -7,7 +7,7 @@ in the manifest. The runner compiles that IR for the CPU with
 
 * ``INFERENCE_PRECISION_HINT``: ``f32`` for FP32, ``bf16`` for BF16 (AVX512-BF16 / AMX
   kernels); an INT8 engine runs its quantized convolutions in int8 (VNNI) and the rest at
-  the precision its build measured best (``record["notes"]["inference_precision"]``);
+  the precision its build measured best (the record's ``notes`` say which);
 * ``PERFORMANCE_HINT``: ``latency`` (one stream, every thread on one request; the
   default, what a single image needs) or ``throughput`` (several streams: a batch is split
   into one request per stream, run concurrently, and put back together in order);
@@ -26,6 +26,7 @@ import numpy as np
 from ..bundle import Bundle
 from ..engines import engines_of, rebuild_hint, select_engine
 from ..errors import BackendError
+from ..manifest import EngineRecord
 from .base import Runner
 
 MODES = ("latency", "throughput")
@@ -68,20 +69,20 @@ class OpenVINORunner(Runner):
         super().__init__(bundle, graph)
         _cpu_only(self.name, device)
         ov = import_openvino()
-        self.record: dict[str, Any] | None = None
+        self.record: EngineRecord | None = None
         self.precision = "fp32"
-        if self.graph_info["file"] is None:
+        if self.graph_info.file is None:
             raise BackendError(f"{bundle.path} was exported without ONNX graphs (--no-onnx): OpenVINO reads the "
                                f"ONNX graph; re-export the bundle without --no-onnx")
-        path = bundle.file(self.graph_info["file"])
+        path = bundle.file(self.graph_info.file)
         if engines_of(bundle, "openvino", precision) or precision not in (None, "fp32"):
             if precision not in (None, "fp32", "bf16", "int8"):
                 raise BackendError(f"OpenVINO runs fp32, bf16 or int8 on CPU, not {precision!r}")
             self.record = select_engine(bundle, "openvino", precision)
-            rel = self.record["files"].get(graph)
+            rel = self.record.files.get(graph)
             if rel is not None:
-                path, self.precision = bundle.file(rel), self.record["precision"]
-        notes = (self.record or {}).get("notes") or {}
+                path, self.precision = bundle.file(rel), self.record.precision
+        notes = self.record.notes if self.record else {}
         self.mode = mode
         self.config = compile_config(self.precision, mode=mode, threads=threads,
                                      inference_precision=notes.get("inference_precision") if self.record else None)

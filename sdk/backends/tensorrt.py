@@ -115,4 +115,4 @@ class TensorRTRunner(Runner):
         self.executor.close()
 
     def describe(self) -> str:
-        return f"tensorrt {self.record['precision']} {self.record['device']}"
+        return f"tensorrt {self.record.precision} {self.record.device}"

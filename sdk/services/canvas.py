@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from sdk import SDKError
+from sdk.manifest import Kind
 
 CSS = """
 #sdk-canvas canvas.paint {width: 100%; height: auto; image-rendering: pixelated; cursor: crosshair;
@@ -135,8 +136,7 @@ class Painter:
             first.setdefault(c, i)
         self.paintable = sorted(first.values())
         self.has_codes = bool(synthesizer.has_codes)
-        inputs = b.graph("model")["inputs"]
-        self.takes_seed = any(i["kind"] in ("latent", "codes") for i in inputs)
+        self.takes_seed = b.graph("model").takes(Kind.LATENT, Kind.CODES)
         self.takes_style = b.has_graph("encoder") and not self.has_codes
         self.takes_instances = bool(b.label.get("instance_edge"))
 

@@ -88,7 +88,7 @@ def bundle_sha(bundle_path: str | Path) -> str:
     model graph), which fixes the images whatever backend runs them."""
     b = Bundle(bundle_path, verify=False)
     files = b.manifest.files
-    for rel in (b.manifest.weights.get("file"), b.graph("model")["file"]):
+    for rel in (b.manifest.weights.get("file"), b.graph("model").file):
         if rel and rel in files:
             return files[rel]["sha256"]
     raise SDKError(f"{b.path} lists neither weights nor a model graph with a sha256; re-export it")

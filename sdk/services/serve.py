@@ -40,6 +40,7 @@ from ray import serve
 
 from sdk import Bundle, Label, SDKError
 from sdk.labels import open_image
+from sdk.manifest import Kind
 from sdk.notices import notice
 
 from .common import bundle_sha, edges_line, error_line, isolated, open_synthesizer, png_bytes, start_ray, threads_for
@@ -141,9 +142,9 @@ class SynthesisService:
                 "instance_edge": bool(b.label.get("instance_edge")), "label_format": self.s.label_format,
                 "labels": {"ids": "model"}.get(self.s.label_format, "dataset"),  # the old key: goes next version
                 "convention": (b.label.get("convention") or {}).get("name"),
-                "inputs": [{k: i[k] for k in ("name", "kind", "shape", "dtype")} for i in b.graph("model")["inputs"]],
-                "takes_style": self.has_style, "takes_seed": any(i["kind"] in ("latent", "codes")
-                                                                 for i in b.graph("model")["inputs"]),
+                "inputs": [{"name": i.name, "kind": i.kind.value, "shape": list(i.shape), "dtype": i.dtype}
+                           for i in b.graph("model").inputs],
+                "takes_style": self.has_style, "takes_seed": b.graph("model").takes(Kind.LATENT, Kind.CODES),
                 "backend": self.s.runner().describe(), "bundle_sha": self.sha,
                 "max_batch": self.opts.max_batch, "batch_wait_ms": self.opts.batch_wait_ms}
 

@@ -11,30 +11,31 @@ import onnx
 import pytest
 
 from sdk import Synthesizer
+from sdk.manifest import TensorSpec
 from sdk.train.models import get_preset, list_models
 from tests.conftest import random_ids
 
 PRESETS = list_models()
 
 
-def example_feeds(inputs: list[dict], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+def example_feeds(inputs: list[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Inputs as the SDK feeds them: int32 class ids, uint8 edges, images in [-1, 1], noise."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in inputs:
-        shape = [batch if d is None else d for d in spec["shape"]]
-        if spec["kind"] == "label":
-            assert spec["dtype"] == "int32" and len(shape) == 3
-            classes = spec["attrs"]["num_classes"]
+        shape = [batch if d is None else d for d in spec.shape]
+        if spec.kind == "label":
+            assert spec.dtype == "int32" and len(shape) == 3
+            classes = spec.attrs["num_classes"]
             x = np.stack([random_ids(tuple(shape[1:]), classes, seed + i) for i in range(batch)]).astype(np.int32)
-        elif spec["kind"] == "instance_edge":
-            assert spec["dtype"] == "uint8" and len(shape) == 3
+        elif spec.kind == "instance_edge":
+            assert spec.dtype == "uint8" and len(shape) == 3
             x = (rng.random(shape) > 0.9).astype(np.uint8)
-        elif spec["kind"] == "image":
+        elif spec.kind == "image":
             x = rng.uniform(-1, 1, shape).astype(np.float32)
         else:
             x = rng.standard_normal(shape).astype(np.float32)
-        feeds[spec["name"]] = x
+        feeds[spec.name] = x
     return feeds
 
 
@@ -63,7 +64,7 @@ def check_export(path, name):
             assert value.type.tensor_type.shape.dim[0].dim_param == "batch", value.name
     # a batch size the export never saw runs and gives one image per item
     s = Synthesizer.from_pretrained(path, label_format="ids")
-    out = s.runner().run(example_feeds(s.bundle.graph("model")["inputs"], batch=3))
+    out = s.runner().run(example_feeds(s.bundle.graph("model").inputs, batch=3))
     assert out["image"].shape[0] == 3 and np.isfinite(out["image"]).all()
     # the graph's 8-bit image is its float image rounded (within one level at boundaries)
     h, w = manifest["resolution"]
@@ -90,7 +91,7 @@ def check_sdk(path):
             assert not np.array_equal(a, c), "another seed should give another image"
     # the torch backend rebuilds the network from config + weights and agrees with onnxruntime
     t = Synthesizer.from_pretrained(path, backend="torch", label_format="ids")
-    feeds = example_feeds(s.bundle.graph("model")["inputs"], batch=2, seed=1)
+    feeds = example_feeds(s.bundle.graph("model").inputs, batch=2, seed=1)
     o1 = s.runner().run(feeds)["image"]
     o2 = t.runner().run(feeds)["image"]
     assert np.linalg.norm(o1 - o2) / np.linalg.norm(o2) < 1e-4

@@ -35,7 +35,7 @@ def test_progan_256_full_size_samples(tmp_path):
     from sdk.export.bundle import build_bundle
 
     manifest = build_bundle("progan-256", tmp_path / "p", seed=0)
-    assert max(manifest.graphs["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
+    assert max(manifest.graphs["model"].parity.figures["onnxruntime_cpu"].values()) <= 1e-4
     s = Synthesizer.from_pretrained(tmp_path / "p", backend="onnxruntime")
     a, b = s(seed=0, n=2)
     assert a.size == b.size == (256, 256)

@@ -40,9 +40,9 @@ def test_translate_top_and_all_scales(small_bundle, tmp_path):
     r = run("-m", "sdk", "translate", "--bundle", str(bundle), "--image", str(tmp_path / "in.png"),
             "--all-scales", "--out", str(tmp_path / "t.png"))
     assert r.returncode == 0, r.stderr
-    outputs = [o for o in Bundle(bundle).graph("model")["outputs"] if o["kind"] == "image"]
+    outputs = [o for o in Bundle(bundle).graph("model").outputs if o.kind == "image"]
     for o in outputs:
-        assert Image.open(tmp_path / f"t_{o['name']}.png").size == (o["shape"][3], o["shape"][2])
+        assert Image.open(tmp_path / f"t_{o.name}.png").size == (o.shape[3], o.shape[2])
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "t_image.png")),
                                   np.asarray(Image.open(tmp_path / "t.png")))
 

@@ -50,7 +50,7 @@ def test_one_code_for_every_class_is_the_broadcast_z_image(old, new):
     a = Synthesizer.from_pretrained(old, backend="onnxruntime", label_format="ids")
     b = Synthesizer.from_pretrained(new, backend="onnxruntime", label_format="ids")
     assert isinstance(a.latents, VectorLatent) and b.has_codes
-    assert [i["name"] for i in b.bundle.graph("model")["inputs"]] == ["label", "codes"]
+    assert [i.name for i in b.bundle.graph("model").inputs] == ["label", "codes"]
     h, w = a.bundle.resolution
     labels = [random_ids((h, w), a.bundle.num_classes, seed) for seed in range(2)]
     for seed in (0, 5):  # a seed draws the same vector, now given to every class

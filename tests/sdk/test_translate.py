@@ -38,13 +38,13 @@ def test_translate_path_pil_array_agree(msg, tmp_path):
 
 def test_all_scales_and_batches(msg):
     h, w = msg.bundle.resolution
-    outputs = [o for o in msg.bundle.graph("model")["outputs"] if o["kind"] == "image"]
+    outputs = [o for o in msg.bundle.graph("model").outputs if o.kind == "image"]
     assert len(outputs) > 1
     arr = _photo(h, w)
     scales = msg.translate(arr, all_scales=True)
-    assert list(scales) == [o["name"] for o in outputs]  # full size first, every listed scale
+    assert list(scales) == [o.name for o in outputs]  # full size first, every listed scale
     for o in outputs:
-        assert scales[o["name"]].size == (o["shape"][3], o["shape"][2])
+        assert scales[o.name].size == (o.shape[3], o.shape[2])
     top = next(iter(scales.values()))
     assert np.array_equal(_px(top), _px(msg.translate(arr)))
     batch = msg.translate([arr, _photo(h, w, seed=1)])

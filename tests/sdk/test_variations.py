@@ -81,7 +81,7 @@ def test_interpolation_end_points_are_the_seeded_images(s):
 
 def test_latent_distribution(s):
     spec = s.latents.spec
-    sphere = spec["attrs"]["distribution"] == "sphere"
+    sphere = spec.attrs["distribution"] == "sphere"
     assert sphere == (s.bundle.family == "dpsims")
     za = s.latents.sample(3)[0]
     zb = s.latents.sample(4)[0]

@@ -35,6 +35,7 @@ from sdk.atomic import write_bytes_atomic
 from sdk.backends.base import Runner
 from sdk.bundle import Bundle
 from sdk.errors import BackendError, BundleError, LabelError
+from sdk.manifest import Kind
 from sdk.notices import notice
 from sdk.train.deploy.streams import on_side_stream, own_cuda_graphs
 
@@ -59,8 +60,7 @@ def build_model(bundle: Bundle) -> Any:
     except ConfigMismatch as exc:
         raise BundleError(f"{bundle.path}: {exc}; re-export it") from None
     model = preset.model_cls(config)
-    if getattr(model, "noise_input", None) == "codes" and any(
-            s["kind"] == "latent" for s in bundle.graph("model")["inputs"]):
+    if getattr(model, "noise_input", None) == "codes" and bundle.graph("model").takes(Kind.LATENT):
         model.noise_input = "latent"  # an OASIS bundle from before per-class noise: its graph takes one z
     weights = bundle.file("weights.safetensors")
     if not weights.is_file():
@@ -267,7 +267,7 @@ class TorchRunner(Runner):
         return out
 
     def _label_inputs(self) -> dict[str, int]:
-        return {s.name: s.attrs["num_classes"] for s in self.spec.inputs if s.kind == "label"}
+        return {s.name: s.attrs["num_classes"] for s in self.spec.inputs if s.kind == Kind.LABEL}
 
     def _check_ids(self, name: str, x: Any) -> None:
         lo, hi = (int(v) for v in self.torch.aminmax(x))

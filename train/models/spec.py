@@ -1,106 +1,76 @@
 """The contract between a network and the rest of the pipeline.
 
 Every registered model is a :class:`SynthesisModel`. It describes the graphs it
-deploys (``graphs()``) with named, typed tensors; export, the bundle manifest and
-the SDK runtime read nothing else. Input ``kind`` values form a small vocabulary
-the SDK knows how to fill:
-
-===============  ==========================================================
-kind             meaning (shape; ``None`` marks the dynamic batch axis)
-===============  ==========================================================
-label            class ids, int32 (N, H, W); attrs["num_classes"] = C. The
-                 graph makes the one-hot itself, on its device (or reads the
-                 ids through table lookups): see ``layers.label_map``
-instance_edge    instance boundaries as SPADE computes them, uint8 0/1 (N, H, W)
-latent           noise / style vector (N, D); attrs["distribution"] is
-                 "normal" or "sphere" (normalised to the unit sphere in-graph
-                 or by the caller, see attrs)
-codes            per-class latent codes (N, C, D) (GroupDNet; OASIS' noise per
-                 class). attrs["broadcast"]: the model was trained with one
-                 code per image given to every class (OASIS), so that is how
-                 seeds draw them; rows differ only where a class is redrawn
-image            RGB image in [-1, 1], float32 (N, 3, H, W)
-image_u8         the same image as 8-bit RGB, uint8 (N, H, W, 3), made in the
-                 graph (:meth:`GraphSpec.with_uint8_outputs`): a quarter of the
-                 bytes to copy back, and no float work on the host
-mu / logvar      encoder outputs, same shape as the latent they describe
-===============  ==========================================================
+deploys (``graphs()``) with named, typed tensors: :class:`sdk.manifest.TensorSpec`, the one
+tensor description export, the bundle manifest and the SDK runtime share, whose ``kind``
+is one of :class:`sdk.manifest.Kind` (the vocabulary the SDK knows how to fill: class ids,
+instance edges, latents, per-class codes, images, 8-bit images, encoder outputs).
 
 Why int32 class ids: every runtime we target reads it natively (onnxruntime's Gather
 and Equal, TensorRT's I/O and elementwise layers, torch's embedding), it holds any
-class count (uint8 stops at 256), and at 4 bytes a pixel a 1024x2048 map is 8 MB
-against 302 MB for the float one-hot of its 36 channels.
+class count (uint8 stops at 256), and at 4 bytes a pixel a 1024x2048 map is 8 MB against
+302 MB for the float one-hot of its 36 channels.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-TASKS = ("semantic", "unconditional", "image2image")
+from sdk.manifest import TASKS, Kind, TensorSpec
+
+__all__ = ["EDGE_DTYPE", "LABEL_DTYPE", "TASKS", "GraphSpec", "Kind", "SynthesisModel", "TensorSpec", "class_edges",
+           "edge_spec", "example_tensor", "label_spec", "one_hot_input", "to_uint8_image"]
+
 LABEL_DTYPE = "int32"
 EDGE_DTYPE = "uint8"
 _TORCH_DTYPES = {"float32": torch.float32, "int32": torch.int32, "uint8": torch.uint8}
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """A named graph input or output."""
+def example_tensor(spec: TensorSpec, batch: int, generator: torch.Generator, layout: str = "random") -> torch.Tensor:
+    """A seeded example tensor of ``spec``, used for export and parity.
 
-    name: str
-    kind: str
-    shape: tuple[int | None, ...]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    dtype: str = "float32"
+    ``layout`` shapes label maps: ``"random"`` draws every pixel's class independently,
+    ``"blocks"`` draws one class per block of about 1/8 of the map's side, as real label
+    maps are large uniform regions (where reductions over a plane drift most).
+    Broadcast ``codes`` (OASIS) are one vector per image given to every class with
+    ``"random"`` (as trained and as seeds draw them; normalisation statistics are
+    calibrated on these) and a vector per class with ``"blocks"`` (as a redrawn class
+    makes them), so the parity checks cover both.
+    """
+    shape = spec.batch_shape(batch)
+    if spec.kind == Kind.CODES and spec.attrs.get("broadcast") and layout == "random":
+        n, c, d = shape
+        return torch.randn((n, d), generator=generator)[:, None].expand(n, c, d).contiguous()
+    if spec.kind == Kind.LABEL:
+        classes = spec.attrs["num_classes"]
+        if layout == "blocks":
+            n, h, w = shape
+            bh, bw = max(h // 8, 1), max(w // 8, 1)
+            coarse = torch.randint(0, classes, (n, -(-h // bh), -(-w // bw)), generator=generator)
+            ids = coarse.repeat_interleave(bh, 1).repeat_interleave(bw, 2)[:, :h, :w]
+        elif layout == "random":
+            ids = torch.randint(0, classes, shape, generator=generator)
+        else:
+            raise ValueError(f"unknown example layout {layout!r}; use 'random' or 'blocks'")
+        return ids.to(_TORCH_DTYPES[spec.dtype])
+    if spec.kind == Kind.INSTANCE_EDGE:
+        return (torch.rand(shape, generator=generator) > 0.9).to(_TORCH_DTYPES[spec.dtype])
+    if spec.kind == Kind.IMAGE:
+        return torch.rand(shape, generator=generator) * 2 - 1
+    return torch.randn(shape, generator=generator)
 
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        return d
 
-    def example(self, batch: int, generator: torch.Generator, layout: str = "random") -> torch.Tensor:
-        """A seeded example tensor of this spec, used for export and parity.
-
-        ``layout`` shapes label maps: ``"random"`` draws every pixel's class independently,
-        ``"blocks"`` draws one class per block of about 1/8 of the map's side, as real label
-        maps are large uniform regions (where reductions over a plane drift most).
-        Broadcast ``codes`` (OASIS) are one vector per image given to every class with
-        ``"random"`` (as trained and as seeds draw them; normalisation statistics are
-        calibrated on these) and a vector per class with ``"blocks"`` (as a redrawn class
-        makes them), so the parity checks cover both.
-        """
-        shape = tuple(batch if s is None else s for s in self.shape)
-        if self.kind == "codes" and self.attrs.get("broadcast") and layout == "random":
-            n, c, d = shape
-            return torch.randn((n, d), generator=generator)[:, None].expand(n, c, d).contiguous()
-        if self.kind == "label":
-            classes = self.attrs["num_classes"]
-            if layout == "blocks":
-                n, h, w = shape
-                bh, bw = max(h // 8, 1), max(w // 8, 1)
-                coarse = torch.randint(0, classes, (n, -(-h // bh), -(-w // bw)), generator=generator)
-                ids = coarse.repeat_interleave(bh, 1).repeat_interleave(bw, 2)[:, :h, :w]
-            elif layout == "random":
-                ids = torch.randint(0, classes, shape, generator=generator)
-            else:
-                raise ValueError(f"unknown example layout {layout!r}; use 'random' or 'blocks'")
-            return ids.to(_TORCH_DTYPES[self.dtype])
-        if self.kind == "instance_edge":
-            return (torch.rand(shape, generator=generator) > 0.9).to(_TORCH_DTYPES[self.dtype])
-        if self.kind == "image":
-            return torch.rand(shape, generator=generator) * 2 - 1
-        return torch.randn(shape, generator=generator)
-
-    def as_one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """An input in the form the papers' networks take: a label's ids as a float
-        one-hot (N, C, H, W), an edge map as float (N, 1, H, W); others unchanged."""
-        if self.kind == "label":
-            return torch.nn.functional.one_hot(x.long(), self.attrs["num_classes"]).permute(0, 3, 1, 2).float()
-        if self.kind == "instance_edge":
-            return x.float().unsqueeze(1)
-        return x
+def one_hot_input(spec: TensorSpec, x: torch.Tensor) -> torch.Tensor:
+    """An input in the form the papers' networks take: a label's ids as a float
+    one-hot (N, C, H, W), an edge map as float (N, 1, H, W); others unchanged."""
+    if spec.kind == Kind.LABEL:
+        return torch.nn.functional.one_hot(x.long(), spec.attrs["num_classes"]).permute(0, 3, 1, 2).float()
+    if spec.kind == Kind.INSTANCE_EDGE:
+        return x.float().unsqueeze(1)
+    return x
 
 
 def class_edges(ids: torch.Tensor) -> torch.Tensor:
@@ -113,12 +83,12 @@ def class_edges(ids: torch.Tensor) -> torch.Tensor:
 
 def label_spec(num_classes: int, height: int, width: int, name: str = "label") -> TensorSpec:
     """The ``label`` input: (N, H, W) int32 class ids in 0..num_classes-1."""
-    return TensorSpec(name, "label", (None, height, width), {"num_classes": num_classes}, LABEL_DTYPE)
+    return TensorSpec(name, Kind.LABEL, (None, height, width), {"num_classes": num_classes}, LABEL_DTYPE)
 
 
 def edge_spec(height: int, width: int) -> TensorSpec:
     """The ``instance_edge`` input: (N, H, W) uint8, 1 on instance boundaries."""
-    return TensorSpec("instance_edge", "instance_edge", (None, height, width), {}, EDGE_DTYPE)
+    return TensorSpec("instance_edge", Kind.INSTANCE_EDGE, (None, height, width), {}, EDGE_DTYPE)
 
 
 def to_uint8_image(x: torch.Tensor) -> torch.Tensor:
@@ -149,24 +119,24 @@ class GraphSpec:
     outputs: tuple[TensorSpec, ...]
 
     def examples(self, batch: int, seed: int = 0, layout: str = "random") -> tuple[torch.Tensor, ...]:
-        """Seeded inputs (:meth:`TensorSpec.example`). With ``layout="blocks"`` the instance
+        """Seeded inputs (:func:`example_tensor`). With ``layout="blocks"`` the instance
         edges are the label map's class boundaries, as the SDK feeds them by default."""
         g = torch.Generator().manual_seed(seed)
-        out = [spec.example(batch, g, layout) for spec in self.inputs]
+        out = [example_tensor(spec, batch, g, layout) for spec in self.inputs]
         kinds = [s.kind for s in self.inputs]
-        if layout == "blocks" and "instance_edge" in kinds and "label" in kinds:
-            out[kinds.index("instance_edge")] = class_edges(out[kinds.index("label")])
+        if layout == "blocks" and Kind.INSTANCE_EDGE in kinds and Kind.LABEL in kinds:
+            out[kinds.index(Kind.INSTANCE_EDGE)] = class_edges(out[kinds.index(Kind.LABEL)])
         return tuple(out)
 
     def as_one_hot(self, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """``inputs`` as the one-hot network takes them (:meth:`TensorSpec.as_one_hot`):
+        """``inputs`` as the one-hot network takes them (:func:`one_hot_input`):
         fed to the same module, they give the parity reference of every export."""
-        return tuple(s.as_one_hot(x) for s, x in zip(self.inputs, inputs))
+        return tuple(one_hot_input(s, x) for s, x in zip(self.inputs, inputs))
 
     def with_uint8_outputs(self) -> "GraphSpec":
         """This graph with an ``<name>_u8`` output (N, H, W, 3) uint8 after every image output."""
-        images = tuple(i for i, s in enumerate(self.outputs) if s.kind == "image")
-        extra = tuple(TensorSpec(f"{self.outputs[i].name}_u8", "image_u8",
+        images = tuple(i for i, s in enumerate(self.outputs) if s.kind == Kind.IMAGE)
+        extra = tuple(TensorSpec(f"{self.outputs[i].name}_u8", Kind.IMAGE_U8,
                                  (None, self.outputs[i].shape[2], self.outputs[i].shape[3], 3),
                                  {"of": self.outputs[i].name}, "uint8") for i in images)
         if not extra:

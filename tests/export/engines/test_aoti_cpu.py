@@ -26,14 +26,14 @@ def test_aoti_cpu_engine_end_to_end(tiny_bundle, capsys):
     b = Bundle(tiny_bundle)  # sha256 of the package and the rewritten manifest verify
     key = current_key("aoti", "fp32")
     rec = b.manifest.engines[key]
-    assert rec["files"]["model"] == f"engines/{key}/model.pt2" and rec["files"]["model"] in b.manifest.files
-    assert rec["batch"] == {"min": 1, "opt": 4, "max": 4}
-    figures = rec["parity"]["model"]
+    assert rec.files["model"] == f"engines/{key}/model.pt2" and rec.files["model"] in b.manifest.files
+    assert rec.batch.to_json() == {"min": 1, "opt": 4, "max": 4}
+    figures = rec.parity.figures["model"]
     assert set(figures) == {f"{p}batch_{n}" for p in ("", "blocks_") for n in (1, 2, 4)} | {"u8_max_levels"}
     assert max(v for k, v in figures.items() if k != "u8_max_levels") < 1e-4
-    assert rec["parity"]["model"]["u8_max_levels"] <= 1
+    assert rec.parity.figures["model"]["u8_max_levels"] <= 1
     # the package was loaded and run once in a fresh process before the parity check
-    assert rec["probe"]["model"]["ok"] and rec["probe"]["model"]["returncode"] == 0
+    assert rec.probe["model"].ok and rec.probe["model"].returncode == 0
     assert resolve_backend(b, "auto") == "aoti"
     aoti, ort = make_runner(b, "aoti"), make_runner(b, "onnxruntime")
     z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)  # batch 3: inside 1..4

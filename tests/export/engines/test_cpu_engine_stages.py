@@ -32,6 +32,7 @@ from sdk.export.engine_cpu import (
 )
 from sdk.export.engine_quality import held_out_quality
 from sdk.export.quantize import ESCALATION, KEEP_FLOAT
+from sdk.manifest import QualityRecord, SpeedRecord
 
 pytest.importorskip("openvino")
 
@@ -115,14 +116,14 @@ def test_the_speed_record_sums_one_time_costs_into_the_break_even():
     times = {"engine": {"median_ms": 10.0, "p90_ms": 12.0}, "fp32": {"median_ms": 20.0, "p90_ms": 21.0}}
     speed = speed_record(times, 8, 2, ["image_u8"], load_ms={"engine": 30.04, "fp32": 5.0},
                          first_ms={"engine": 15.0, "fp32": 10.0}, runtime_import_ms=50.0)
-    assert speed["speedup"] == 2.0 and speed["load_ms"] == 30.0 and speed["runs"] == 8
-    assert speed["threads"] == 2 and speed["outputs"] == ["image_u8"] and "ABBA blocks of 4" in speed["method"]
+    assert speed.speedup == 2.0 and speed.load_ms == 30.0 and speed.runs == 8
+    assert speed.threads == 2 and speed.outputs == ["image_u8"] and "ABBA blocks of 4" in speed.method
     # (50 import + 30 load + 15 first call - 5 - 10 of onnxruntime FP32) / 10 ms saved per call
-    assert speed["break_even_calls"] == 8.0
+    assert speed.break_even_calls == 8.0
     slower = {**times, "engine": {"median_ms": 25.0, "p90_ms": 30.0}}
     speed = speed_record(slower, 8, 2, None, load_ms={"engine": 1.0, "fp32": 1.0},
                          first_ms={"engine": 1.0, "fp32": 1.0}, runtime_import_ms=0.0)
-    assert speed["speedup"] == 0.8 and speed["break_even_calls"] is None
+    assert speed.speedup == 0.8 and speed.break_even_calls is None
 
 
 def test_one_int8_step_is_made_measured_and_adopted(tiny_bundle, tmp_path):
@@ -152,15 +153,16 @@ def test_the_record_is_written_into_the_manifest_with_the_engine_files(tiny_bund
                           keep_float=KEEP_FLOAT, threads=3)
         plan.folder.mkdir(parents=True)
         shutil.copyfile(plan.src, plan.folder / name)
-        quality = {"bar_psnr_db": plan.bar, "model": {"worst_psnr_db": 60.0, "mean_psnr_db": 61.0}}
-        speed = {"median_ms": 1.0, "onnxruntime_fp32_ms": 2.0, "speedup": 2.0, "break_even_calls": 3.0}
+        quality = QualityRecord(reference="fp32", inputs="none", metric="psnr", bar_psnr_db=plan.bar,
+                                model={"worst_psnr_db": 60.0, "mean_psnr_db": 61.0})
+        speed = SpeedRecord(median_ms=1.0, onnxruntime_fp32_ms=2.0, speedup=2.0, break_even_calls=3.0)
         records[backend] = write_record(plan, {"model": f"engines/{plan.key}/{name}"}, quality, speed,
                                         first_notes(plan), build_s=1.5)
     b = Bundle(tiny_bundle)  # verifies every checksum, the engine files' included
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
-    assert manifest["engines"] == {r["key"]: r for r in records.values()}  # the second record joined the first
+    assert manifest["engines"] == {r.key: r.to_json() for r in records.values()}  # the second record joined the first
     ort = select_engine(b, "onnxruntime-int8", "int8")
-    assert ort == records["onnxruntime-int8"] and ort["files"]["model"] in b.manifest.files
-    assert ort["notes"] == {"threads": 3, "inference_precision": "fp32"} and ort["build_s"] == 1.5
-    assert ort["batch"] == DYNAMIC_BATCH.to_json() and ort["quality"]["model"]["worst_psnr_db"] == 60.0
-    assert select_engine(b, "openvino", "fp32")["notes"] == {"threads": 3}
+    assert ort == records["onnxruntime-int8"] and ort.files["model"] in b.manifest.files
+    assert ort.notes == {"threads": 3, "inference_precision": "fp32"} and ort.build_s == 1.5
+    assert ort.batch.to_json() == DYNAMIC_BATCH.to_json() and ort.quality.model["worst_psnr_db"] == 60.0
+    assert select_engine(b, "openvino", "fp32").notes == {"threads": 3}

@@ -99,8 +99,8 @@ def test_calibration_maps_are_regions_in_the_bundle_classes(small_bundle):
     assert np.array_equal(samples[0], LabelIntake(b).read(SAMPLES / "street_1_label.png").ids)
     assert len(np.unique(samples[0])) > 3
     feeds = next(input_set(b, "model", "procedural", 1))
-    inputs = b.graph("model")["inputs"]
-    assert {k: v.dtype for k, v in feeds.items()} == {s["name"]: np.dtype(s["dtype"]) for s in inputs}
+    inputs = b.graph("model").inputs
+    assert {k: v.dtype for k, v in feeds.items()} == {s.name: np.dtype(s.dtype) for s in inputs}
     with pytest.raises(CalibrationError, match="does not exist"):
         label_maps(b, "/no/such/folder", 2)
 
@@ -148,11 +148,11 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
     b = Bundle(path)  # every engine file is in the manifest's sha256 list
     ort_rec = select_engine(b, "onnxruntime-int8", "int8")
     ov_rec = select_engine(b, "openvino", "int8")
-    assert ov_rec["key"] == current_key("openvino", "int8") and ov_rec["files"]["model"] in b.manifest.files
-    quant = ort_rec["notes"]["quantization"]
-    assert ov_rec["notes"]["quantization"] == {**quant, "reused_from": ort_rec["key"]}
+    assert ov_rec.key == current_key("openvino", "int8") and ov_rec.files["model"] in b.manifest.files
+    quant = ort_rec.notes["quantization"]
+    assert ov_rec.notes["quantization"] == {**quant, "reused_from": ort_rec.key}
     assert quant["quantized_nodes"] == quant["candidate_nodes"] - len(quant["kept_float_nodes"]) > 0
-    qdq = onnx.load(str(b.file(ort_rec["files"]["model"])))
+    qdq = onnx.load(str(b.file(ort_rec.files["model"])))
     dequantized = {o for n in qdq.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     for node in qdq.graph.node:  # the kept-float convolution reads float, every other one int8
         if node.op_type == "Conv":
@@ -160,19 +160,19 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
     assert not any(n.op_type == "DequantizeLinear" and n.input[0] == "label" for n in qdq.graph.node)
     import openvino as ov  # the INT8 IR returns what the FP32 graph returns: a float image and the 8-bit one
 
-    ir = ov.Core().read_model(str(b.file(ov_rec["files"]["model"])))
+    ir = ov.Core().read_model(str(b.file(ov_rec.files["model"])))
     assert {o.get_any_name(): o.get_element_type().get_type_name() for o in ir.outputs} == \
-        {o["name"]: {"float32": "f32", "uint8": "u8"}[o["dtype"]] for o in b.graph("model")["outputs"]}
+        {o.name: {"float32": "f32", "uint8": "u8"}[o.dtype] for o in b.graph("model").outputs}
     assert quant["calibration_classes"] == {"classes": 151, "seen": 151, "missing": []}  # every class calibrated
     fp32 = _fp32(b)
     items = held_out_set(b)
     assert {i.row for i in items} == {"blocks", "scenes", "noise"} and len(items) == 9
     reference = [fp32(i.feeds) for i in items]
     for backend, rec in (("onnxruntime-int8", ort_rec), ("openvino", ov_rec)):
-        q = rec["quality"]["model"]
-        assert rec["quality"]["bar_psnr_db"] == QUALITY_BARS_DB["int8"] <= q["worst_psnr_db"] <= q["mean_psnr_db"] < 99
+        q = rec.quality.model
+        assert rec.quality.bar_psnr_db == QUALITY_BARS_DB["int8"] <= q["worst_psnr_db"] <= q["mean_psnr_db"] < 99
         assert q["worst_image"] in {i.name for i in items} and q["psnr_db"] >= q["worst_psnr_db"]
-        for row, figures in rec["quality"]["rows"].items():  # worst and mean of every row, which map was worst
+        for row, figures in rec.quality.rows.items():  # worst and mean of every row, which map was worst
             assert figures["images"] == 3 and figures["worst_image"].startswith(row)
             assert q["worst_psnr_db"] <= figures["worst_psnr_db"] <= figures["mean_psnr_db"]
         assert 0 < q["mean_abs_levels"] <= q["max_abs_levels"] <= 255
@@ -183,19 +183,19 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
         assert again["model"]["worst_psnr_db"] == pytest.approx(q["worst_psnr_db"], abs=0.05)
         assert again["model"]["mean_psnr_db"] == pytest.approx(q["mean_psnr_db"], abs=0.05)
         assert again["model"]["worst_image"] == q["worst_image"] and again["model"]["max_abs_levels"] == q["max_abs_levels"]
-        steps = rec["notes"]["escalation"]["steps"]  # all-INT8 met the bar: one step, nothing kept float
+        steps = rec.notes["escalation"]["steps"]  # all-INT8 met the bar: one step, nothing kept float
         assert [st["kept_float"] for st in steps] == [["last_conv", "attention"]]
-        assert rec["notes"]["escalation"]["kept_float_groups"] == []
-        assert rec["speed"]["median_ms"] > 0 and rec["speed"]["onnxruntime_fp32_ms"] > 0 and rec["speed"]["load_ms"] > 0
+        assert rec.notes["escalation"]["kept_float_groups"] == []
+        assert rec.speed.median_ms > 0 and rec.speed.onnxruntime_fp32_ms > 0 and rec.speed.load_ms > 0
     # auto: the engine with the higher recorded speed-up over onnxruntime FP32, if enough and
     # repaid within AUTO_BREAK_EVEN_CALLS calls
     for rec in (ort_rec, ov_rec):
-        s = rec["speed"]
-        assert s["load_ms"] > 0 and s["first_call_ms"] > 0 and s["import_ms"] >= 0
-        assert (s["break_even_calls"] is None) == (s["median_ms"] >= s["onnxruntime_fp32_ms"])
-    eligible = {r["backend"]: r["speed"]["speedup"] for r in (ort_rec, ov_rec)
-                if r["speed"]["speedup"] >= AUTO_MIN_SPEEDUP and r["speed"]["break_even_calls"] is not None
-                and r["speed"]["break_even_calls"] <= AUTO_BREAK_EVEN_CALLS}
+        s = rec.speed
+        assert s.load_ms > 0 and s.first_call_ms > 0 and s.import_ms >= 0
+        assert (s.break_even_calls is None) == (s.median_ms >= s.onnxruntime_fp32_ms)
+    eligible = {r.backend: r.speed.speedup for r in (ort_rec, ov_rec)
+                if r.speed.speedup >= AUTO_MIN_SPEEDUP and r.speed.break_even_calls is not None
+                and r.speed.break_even_calls <= AUTO_BREAK_EVEN_CALLS}
     assert resolve_backend(b, "auto") == (max(eligible, key=eligible.get) if eligible else "onnxruntime")
     manifest = json.loads((path / "manifest.json").read_text())
     for speeds, expected in (({"openvino": (2.5, 2), "onnxruntime-int8": (1.5, 1)}, "openvino"),
@@ -236,13 +236,13 @@ def test_openvino_fp32_bf16_and_modes(tmp_path, small_bundle):
     _build(path, "openvino", "bf16")
     b = Bundle(path)
     fp32, bf16 = select_engine(b, "openvino", "fp32"), select_engine(b, "openvino", "bf16")
-    assert fp32["quality"]["model"]["worst_psnr_db"] >= 50 and fp32["quality"]["model"]["relative_l2"] < 1e-4
-    assert bf16["quality"]["model"]["worst_psnr_db"] >= QUALITY_BARS_DB["bf16"] == 45
-    assert bf16["quality"]["model"]["relative_l2"] > 1e-4  # it is BF16
-    assert "escalation" not in bf16["notes"]  # only INT8 escalates
+    assert fp32.quality.model["worst_psnr_db"] >= 50 and fp32.quality.model["relative_l2"] < 1e-4
+    assert bf16.quality.model["worst_psnr_db"] >= QUALITY_BARS_DB["bf16"] == 45
+    assert bf16.quality.model["relative_l2"] > 1e-4  # it is BF16
+    assert "escalation" not in bf16.notes  # only INT8 escalates
     # no precision: the OpenVINO engine with the higher recorded speed-up
     chosen = make_runner(b, "openvino")
-    assert chosen.precision == max((fp32, bf16), key=lambda r: r["speed"]["speedup"])["precision"]
+    assert chosen.precision == max((fp32, bf16), key=lambda r: r.speed.speedup).precision
     feeds = next(input_set(b, "model", "procedural", 1, seed=5))
     batch = {k: np.concatenate([v] * 3) for k, v in feeds.items()}
     with make_runner(b, "openvino", precision="fp32", threads=1) as lat, \
@@ -264,7 +264,7 @@ def test_graphs_without_an_engine_file_run_fp32_in_the_same_runtime(tmp_path, sm
     path = _engine(tmp_path, small_bundle, "groupdnet-deepfashion")
     _build(path, "onnxruntime-int8", "int8", "--calibration-size", "4")
     b = Bundle(path)
-    assert set(select_engine(b, "onnxruntime-int8", "int8")["files"]) == {"model"}
+    assert set(select_engine(b, "onnxruntime-int8", "int8").files) == {"model"}
     s = Synthesizer(b, backend="onnxruntime-int8")
     ids = label_maps(b, "procedural", 1)[0]
     img = np.asarray(s(ids, seed=0))
@@ -353,7 +353,7 @@ def test_demo_engines_score_against_the_renderer(tmp_path):
     # BF16: the demo's INT8 misses its bar on the held-out block maps of all 35 classes (it learned 7)
     _build(demo, "openvino", "bf16")
     rec = select_engine(Bundle(demo), "openvino", "bf16")
-    renderer = rec["quality"]["renderer"]
+    renderer = rec.quality.renderer
     assert renderer["scenes"] == 8 and renderer["seeds"].startswith("1000000")
     # reduced precision costs the trained demo at most half a dB against the renderer
     assert renderer["fp32_psnr_db"] > 15 and abs(renderer["engine_psnr_db"] - renderer["fp32_psnr_db"]) < 0.5

@@ -23,6 +23,7 @@ from sdk.export.engine_build import EngineBuildError, parity_batches, parse_shap
 from sdk.export.engine_records import BatchProfile, engine_record, parse_batch_profile
 from sdk.export.engine_tensorrt import fp32_pinned_nodes, layer_matches
 from sdk.export.parity import PARITY_LIMITS
+from sdk.manifest import EngineRecord, ProbeRecord, TensorSpec
 
 
 def _has_tensorrt() -> bool:
@@ -72,7 +73,7 @@ def test_parity_batches_cover_min_and_two():
 
 
 def test_parse_shapes_checks_static_dims():
-    inputs = [{"name": "label", "shape": [None, 151, 128, 128]}, {"name": "z", "shape": [None, 256]}]
+    inputs = [TensorSpec("label", "label", (None, 151, 128, 128), dtype="int32"), TensorSpec("z", "latent", (None, 256))]
     assert parse_shapes([], inputs) == {"label": [151, 128, 128], "z": [256]}
     assert parse_shapes(["label=151x128x128"], inputs)["label"] == [151, 128, 128]
     with pytest.raises(EngineBuildError, match="does not fit"):
@@ -118,7 +119,7 @@ def test_layer_name_matching():
 
 
 # -- manifest records, matching and refusals -----------------------------------------------
-def _add_record(path, backend: str, precision: str, key: str) -> dict:
+def _add_record(path, backend: str, precision: str, key: str) -> EngineRecord:
     folder = path / "engines" / key
     folder.mkdir(parents=True)
     (folder / "model.bin").write_bytes(b"not a real engine")
@@ -126,7 +127,7 @@ def _add_record(path, backend: str, precision: str, key: str) -> dict:
                         versions={"x": "1"}, batch=BatchProfile(1, 2, 4),
                         files={"model": f"engines/{key}/model.bin"}, parity={"model": {"batch_1": 1e-6}})
     manifest = json.loads((path / "manifest.json").read_text())
-    manifest["engines"] = {**manifest.get("engines", {}), key: rec}
+    manifest["engines"] = {**manifest.get("engines", {}), key: rec.to_json()}
     write_manifest(path, Manifest.from_json(manifest))
     return rec
 
@@ -134,12 +135,12 @@ def _add_record(path, backend: str, precision: str, key: str) -> dict:
 def test_engine_record_fields_and_manifest_checksums(tiny_bundle):
     rec = _add_record(tiny_bundle, "aoti", "fp16", "aoti-fp16-nvidia-a100-sm80-torch9.9")
     for field in ("key", "backend", "precision", "device", "versions", "batch", "files", "parity", "created"):
-        assert field in rec
-    assert rec["batch"] == {"min": 1, "opt": 2, "max": 4}
-    assert rec["parity"]["limit"] == PARITY_LIMITS["fp16"] == 1e-2 and PARITY_LIMITS["fp32"] == 1e-4
+        assert field in rec.to_json()
+    assert rec.batch.to_json() == {"min": 1, "opt": 2, "max": 4}
+    assert rec.parity.limit == PARITY_LIMITS["fp16"] == 1e-2 and PARITY_LIMITS["fp32"] == 1e-4
     b = Bundle(tiny_bundle)  # verifies every sha256, the engine file included
     assert "engines/aoti-fp16-nvidia-a100-sm80-torch9.9/model.bin" in b.manifest.files
-    assert select_engine(b, "aoti", key="aoti-fp16-nvidia-a100-sm80-torch9.9")["precision"] == "fp16"
+    assert select_engine(b, "aoti", key="aoti-fp16-nvidia-a100-sm80-torch9.9").precision == "fp16"
 
 
 def test_mismatched_aoti_engine_is_refused_and_auto_falls_back(tiny_bundle):
@@ -220,9 +221,9 @@ def test_probe_reports_a_crash_in_one_line(tmp_path):
 
     bad = tmp_path / "model.pt2"
     bad.write_bytes(b"not a package")
-    result = probe_package(str(bad), [{"name": "z", "shape": [None, 4]}], "cpu", timeout=120)
-    assert not result["ok"] and result["returncode"] == 1 and result["detail"]
-    assert "\n" not in result["detail"]
+    result = probe_package(str(bad), [TensorSpec("z", "latent", (None, 4))], "cpu", timeout=120)
+    assert not result.ok and result.returncode == 1 and result.detail
+    assert "\n" not in result.detail
     assert describe_failure(-11, "Fatal Python error: Segmentation fault\n") == \
         "killed by SIGSEGV; Fatal Python error: Segmentation fault"
     assert describe_failure(None, "no answer within 300 s (hung)") == "no answer within 300 s (hung)"
@@ -237,9 +238,9 @@ def test_a_package_that_failed_its_probe_is_never_loaded(tiny_bundle, caplog):
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
     record = engine_record(key=key, backend="aoti", precision="fp32", device=cpu_device(),
                            versions={}, batch=BatchProfile(1, 2, 4), files={"model": f"engines/{key}/model.pt2"},
-                           parity={}, probe={"model": {"ok": False, "returncode": -11, "seconds": 3.0,
-                                                       "detail": "killed by SIGSEGV"}})
-    manifest["engines"] = {key: record}
+                           parity={}, probe={"model": ProbeRecord(ok=False, returncode=-11, seconds=3.0,
+                                                                  detail="killed by SIGSEGV")})
+    manifest["engines"] = {key: record.to_json()}
     write_manifest(tiny_bundle, Manifest.from_json(manifest))
     b = Bundle(tiny_bundle)
     assert resolve_backend(b, "auto") == "onnxruntime"

@@ -177,18 +177,18 @@ def test_escalation_keeps_the_groups_the_bar_needs_float(small_bundle, tmp_path,
     out = capsys.readouterr().out
     assert "[engine] escalating: keeping modulation float too" in out
     rec = select_engine(Bundle(path), "onnxruntime-int8", "int8")
-    esc = rec["notes"]["escalation"]
+    esc = rec.notes["escalation"]
     steps = [s for s in esc["steps"] if "skipped" not in s]
     assert esc["order"] == list(ESCALATION) and len(steps) == 2
     assert steps[0]["kept_float"] == start.split(",")
     assert steps[0]["worst_psnr_db"] < QUALITY_BARS_DB["int8"] <= steps[1]["worst_psnr_db"]
-    assert rec["quality"]["model"]["worst_psnr_db"] == steps[1]["worst_psnr_db"]
+    assert rec.quality.model["worst_psnr_db"] == steps[1]["worst_psnr_db"]
     # what was needed beyond the start is recorded, with what it cost in speed
     assert esc["kept_float_groups"] == ["modulation"]
     assert all(s["median_ms"] > 0 for s in steps) and esc["speed_cost"] > 0
-    qdq = onnx.load(str(Bundle(path).file(rec["files"]["model"])))
+    qdq = onnx.load(str(Bundle(path).file(rec.files["model"])))
     dequantized = {o for n in qdq.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    kept = set(rec["notes"]["quantization"]["kept_float_nodes"])
+    kept = set(rec.notes["quantization"]["kept_float_nodes"])
     assert kept == {n for g in ("last_conv", "input_convs", "label_convs", "modulation")
                     for n in node_groups(onnx.load(str(path / "model.onnx")))[g]}
     for node in qdq.graph.node:  # those nodes read float, every other convolution int8

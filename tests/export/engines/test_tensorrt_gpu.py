@@ -16,7 +16,7 @@ def test_tensorrt_engine_end_to_end(tiny_bundle, precision, limit):
     from sdk.export.engine_build import build_engine
 
     rec = build_engine(tiny_bundle, "tensorrt", precision=precision, batch="1:2:4")
-    assert max(rec["parity"]["model"].values()) < limit
+    assert max(rec.parity.figures["model"].values()) < limit
     b = Bundle(tiny_bundle)
     assert resolve_backend(b, "auto") == "tensorrt"
     z = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)

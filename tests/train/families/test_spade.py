@@ -96,7 +96,7 @@ def test_bundle_from_official_checkpoint(tmp_path):
     manifest = build_bundle("spade-ade20k", tmp_path / "b", checkpoints=[tmp_path / "latest_net_G.pth"],
                             overrides=SMALL)
     assert manifest.weights["norm_stats"] == "learned"
-    assert max(manifest.graphs["model"]["parity"]["onnxruntime_cpu"].values()) <= 1e-4
+    assert max(manifest.graphs["model"].parity.figures["onnxruntime_cpu"].values()) <= 1e-4
     s = Synthesizer.from_pretrained(tmp_path / "b", backend="torch")
     import numpy as np
     assert s(np.zeros((128, 256), np.int64)).size == (256, 128)

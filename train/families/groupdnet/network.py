@@ -55,6 +55,7 @@ from sdk.train.models.layers.norm import nonspade_norm_layer, parse_spade_config
 from sdk.train.models.registry import Preset, register_model
 from sdk.train.models.spec import (
     GraphSpec,
+    Kind,
     SynthesisModel,
     TensorSpec,
     edge_spec,
@@ -291,14 +292,14 @@ class GroupDNetModel(SynthesisModel):
         inputs = [label]
         if cfg.instance_edge:
             inputs.append(edge_spec(h, w))
-        inputs.append(TensorSpec("codes", "codes", (None, c, cfg.code_dim), {"distribution": "normal"}))
-        image = TensorSpec("image", "image", (None, 3, h, w))
+        inputs.append(TensorSpec("codes", Kind.CODES, (None, c, cfg.code_dim), {"distribution": "normal"}))
+        image = TensorSpec("image", Kind.IMAGE, (None, 3, h, w))
         return {
             "model": GraphSpec(_SynthesisGraph(self.netG), tuple(inputs), (image,)),
             "encoder": GraphSpec(
                 _EncoderGraph(self.netE, cfg), (image, label),
-                (TensorSpec("mu", "mu", (None, c, cfg.code_dim)),
-                 TensorSpec("logvar", "logvar", (None, c, cfg.code_dim)))),
+                (TensorSpec("mu", Kind.MU, (None, c, cfg.code_dim)),
+                 TensorSpec("logvar", Kind.LOGVAR, (None, c, cfg.code_dim)))),
         }
 
     def official_parts(self) -> dict[str, nn.Module]:

@@ -36,7 +36,7 @@ from torch import nn
 
 from sdk.train.families.spade.discriminator import NLayerDiscriminator
 from sdk.train.models.registry import Preset, register_model
-from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec
+from sdk.train.models.spec import GraphSpec, Kind, SynthesisModel, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -159,12 +159,12 @@ class MSGUNetModel(SynthesisModel):
 
     def graphs(self) -> dict[str, GraphSpec]:
         c = self.config
-        outputs = [TensorSpec("image", "image", (None, 3, c.height, c.width))]
+        outputs = [TensorSpec("image", Kind.IMAGE, (None, 3, c.height, c.width))]
         for s in range(1, c.n_outputs):
             h, w = c.height // 2**s, c.width // 2**s
-            outputs.append(TensorSpec(f"image_{w}x{h}", "image", (None, 3, h, w)))
+            outputs.append(TensorSpec(f"image_{w}x{h}", Kind.IMAGE, (None, 3, h, w)))
         return {"model": GraphSpec(_Graph(self.netG),
-                                   (TensorSpec("source", "image", (None, 3, c.height, c.width)),),
+                                   (TensorSpec("source", Kind.IMAGE, (None, 3, c.height, c.width)),),
                                    tuple(outputs))}
 
 

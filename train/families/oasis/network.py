@@ -38,7 +38,7 @@ from sdk.train.models.layers.label_map import (
 from sdk.train.models.layers.onehot import mark_one_hot_input, mark_spade_label_convs
 from sdk.train.models.layers.resblocks import SPADEResnetBlock
 from sdk.train.models.registry import Preset, register_model
-from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec, label_spec
+from sdk.train.models.spec import GraphSpec, Kind, SynthesisModel, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)
@@ -154,15 +154,15 @@ class OASISModel(SynthesisModel):
         attrs: dict[str, Any] = {"distribution": self.distribution}
         if self.noise_input == "codes":
             # drawn once per image and given to every class, as trained; rows differ where resampled
-            noise = TensorSpec("codes", "codes", (None, cfg.num_classes, cfg.z_dim), {**attrs, "broadcast": True})
+            noise = TensorSpec("codes", Kind.CODES, (None, cfg.num_classes, cfg.z_dim), {**attrs, "broadcast": True})
         elif self.noise_input == "latent":
-            noise = TensorSpec("z", "latent", (None, cfg.z_dim), attrs)
+            noise = TensorSpec("z", Kind.LATENT, (None, cfg.z_dim), attrs)
         else:
             raise ValueError(f"noise_input {self.noise_input!r}: use 'codes' or 'latent'")
         return {"model": GraphSpec(
             LabelNoiseGraph(self.netG, self.clamp),
             (label_spec(cfg.num_classes, h, w), noise),
-            (TensorSpec("image", "image", (None, 3, h, w)),))}
+            (TensorSpec("image", Kind.IMAGE, (None, 3, h, w)),))}
 
     def official_parts(self) -> dict[str, nn.Module]:
         """``best_EMA.pth`` (released, used for testing) and ``best_G.pth`` both load into netG."""

@@ -31,7 +31,7 @@ from sdk.train.models.layers.equalized import (
     PixelNorm,
 )
 from sdk.train.models.registry import Preset, register_model
-from sdk.train.models.spec import GraphSpec, SynthesisModel, TensorSpec
+from sdk.train.models.spec import GraphSpec, Kind, SynthesisModel, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -215,8 +215,8 @@ class ProGANModel(SynthesisModel):
         cfg = self.config
         return {"model": GraphSpec(
             _FullyGrown(self.netG),
-            (TensorSpec("z", "latent", (None, cfg.latent_dim), {"distribution": "normal", "normalized": True}),),
-            (TensorSpec("image", "image", (None, 3, cfg.height, cfg.width)),))}
+            (TensorSpec("z", Kind.LATENT, (None, cfg.latent_dim), {"distribution": "normal", "normalized": True}),),
+            (TensorSpec("image", Kind.IMAGE, (None, 3, cfg.height, cfg.width)),))}
 
 
 _SMALL = {"height": 16, "width": 16, "fmap_base": 64, "fmap_max": 16, "latent_dim": 16}

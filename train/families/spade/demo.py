@@ -18,7 +18,7 @@ from torch import nn
 from sdk.train.families.spade.network import SPADEConfig, SPADEGenerator, SPADEModel
 from sdk.train.models.layers.label_map import label_input, resize_label
 from sdk.train.models.registry import Preset, register_model
-from sdk.train.models.spec import GraphSpec, TensorSpec, label_spec
+from sdk.train.models.spec import GraphSpec, Kind, TensorSpec, label_spec
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class SPADEDemoModel(SPADEModel):
         h, w = cfg.height, cfg.width
         return {"model": GraphSpec(_ScaledGraph(self.netG, (h, w), cfg.scale),
                                    (label_spec(cfg.num_classes, h, w),),
-                                   (TensorSpec("image", "image", (None, 3, h, w)),))}
+                                   (TensorSpec("image", Kind.IMAGE, (None, 3, h, w)),))}
 
 
 register_model(Preset(

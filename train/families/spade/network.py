@@ -26,6 +26,7 @@ from sdk.train.models.layers.resblocks import SPADEResnetBlock
 from sdk.train.models.registry import Preset, register_model
 from sdk.train.models.spec import (
     GraphSpec,
+    Kind,
     SynthesisModel,
     TensorSpec,
     edge_spec,
@@ -185,13 +186,13 @@ class SPADEModel(SynthesisModel):
         if cfg.instance_edge:
             inputs.append(edge_spec(h, w))
         if cfg.use_vae:
-            inputs.append(TensorSpec("z", "latent", (None, cfg.z_dim), {"distribution": "normal"}))
+            inputs.append(TensorSpec("z", Kind.LATENT, (None, cfg.z_dim), {"distribution": "normal"}))
         graphs = {"model": GraphSpec(_SynthesisGraph(self.netG), tuple(inputs),
-                                     (TensorSpec("image", "image", (None, 3, h, w)),))}
+                                     (TensorSpec("image", Kind.IMAGE, (None, 3, h, w)),))}
         if self.netE is not None:
             graphs["encoder"] = GraphSpec(
-                self.netE, (TensorSpec("image", "image", (None, 3, h, w)),),
-                (TensorSpec("mu", "mu", (None, cfg.z_dim)), TensorSpec("logvar", "logvar", (None, cfg.z_dim))))
+                self.netE, (TensorSpec("image", Kind.IMAGE, (None, 3, h, w)),),
+                (TensorSpec("mu", Kind.MU, (None, cfg.z_dim)), TensorSpec("logvar", Kind.LOGVAR, (None, cfg.z_dim))))
         return graphs
 
     def official_parts(self) -> dict[str, nn.Module]:

@@ -577,7 +577,8 @@ class LabelToImage(_Sampler, serves=("semantic", "any")):
         return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
 
     def editor(self, label: LabelLike | Label, *, seed: int | None = None, instance: LabelLike | None = None,
-               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> Editor:
+               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None,
+               tol: float = 0.0) -> Editor:
         """An editing session on ``label``: ``with s.editor(label, seed=0) as ed: res = ed.update(new_label)``.
 
         The first (full) pass runs now (``ed.image``); each ``ed.update(label, instance=None)``
@@ -588,8 +589,16 @@ class LabelToImage(_Sampler, serves=("semantic", "any")):
         only the work an edit reaches -- the same image as a full pass within 1 level of 8
         bits; other backends and families run a full pass per update and ``ed.reason`` says
         why. Label maps go through ``s.intake`` as in every call; one map size per editor.
+
+        ``tol`` (default 0: exact) trades exactness for speed: with ``tol > 0`` the main
+        path's convolutions keep their last output wherever their input moved by less than
+        ``tol`` times its largest magnitude, so an update redoes less (``main_recomputed``)
+        and its image is an approximation of the full pass's, for previewing a stroke while
+        it is painted (quality and savings per ``tol``: ``benchmarks/edit_preview.py``).
+        Errors do not pile up over strokes; open an exact editor (or update with ``tol=0``
+        in a new editor) for the final image.
         """
-        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style)
+        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style, tol=tol)
 
     def encode_style(self, image: Any) -> np.ndarray:
         """The style code (encoder mean, shape (D,)) of a reference image: ``s(label,

@@ -591,12 +591,12 @@ class LabelToImage(_Sampler, serves=("semantic", "any")):
         why. Label maps go through ``s.intake`` as in every call; one map size per editor.
 
         ``tol`` (default 0: exact) trades exactness for speed: with ``tol > 0`` the main
-        path's convolutions keep their last output wherever their input moved by less than
-        ``tol`` times its largest magnitude, so an update redoes less (``main_recomputed``)
-        and its image is an approximation of the full pass's, for previewing a stroke while
-        it is painted (quality and savings per ``tol``: ``benchmarks/edit_preview.py``).
-        Errors do not pile up over strokes; open an exact editor (or update with ``tol=0``
-        in a new editor) for the final image.
+        path's convolutions redo the tiles the stroke reaches and, beyond them, only where
+        their input moved by more than ``tol`` times its largest magnitude; elsewhere they
+        keep their last output. An update then redoes less (``main_recomputed``) and its
+        image approximates the full pass's, for previewing strokes as they are painted
+        (quality and savings per ``tol``: ``benchmarks/edit_preview.py``). The error does
+        not pile up over strokes; an exact editor (the default) gives the final image.
         """
         return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style, tol=tol)
 

@@ -224,11 +224,12 @@ def test_incremental_equals_full_pass_on_cuda(small_bundle, name):
 
 
 PREVIEW_TOL = 3e-2
-MIN_PREVIEW_PSNR = {"spade-ade20k": 55.0, "oasis-ade20k": 50.0, "groupdnet-deepfashion": 63.0}
+MIN_PREVIEW_PSNR = {"spade-ade20k": 58.0, "oasis-ade20k": 50.5, "groupdnet-deepfashion": 67.0}
 """dB of the 8-bit image of a preview session (PREVIEW_TOL) against the full pass, after one
-2% stroke. Measured 2026-12-02 (CI-size bundles, FP32, torch 2.13 CPU): spade 55.7 dB
-(unedited image: 54.3), oasis 51.4 (28.2), groupdnet 63.8 (61.0), main path redone 3%, 88%,
-11%. Random weights: the figures say the mechanism works, not how a trained model looks."""
+2% stroke. Measured 2026-12-02 (CI-size bundles, FP32, torch 2.13 CPU): spade 58.7 dB
+(the unedited image: 54.3), oasis 51.4 (28.2), groupdnet 67.6 (61.0); main path redone
+57%, 88%, 37%. Random weights: the figures say the mechanism works, not how a trained
+model looks."""
 TIGHT_TOL = 1e-4
 """A tolerance far below any change an edit makes: what is kept and what is recomputed
 together must give the full pass's image (within MAX_LEVELS)."""
@@ -258,7 +259,7 @@ def test_a_preview_session_is_near_the_full_pass_and_redoes_less_of_the_main_pat
     assert stats["incremental"] and stats["main_recomputed"] <= got[TIGHT_TOL][1]["main_recomputed"], stats
     assert stats["main_recomputed"] < 1.0, stats
     quality, stale = psnr(image, ref), psnr(unedited, ref)
-    assert quality >= MIN_PREVIEW_PSNR[name] and quality > stale + 1.0, (quality, stale)
+    assert quality >= MIN_PREVIEW_PSNR[name] and quality > stale + 3.0, (quality, stale)
 
 
 def test_a_preview_tolerance_must_be_a_finite_number_at_least_zero(small_bundle):

@@ -256,7 +256,8 @@ class IncrementalGenerator:
         if tol > 0:
             from sdk.train.deploy.preview import CachedConv, main_path_convs  # preview builds on this module
 
-            self.convs = {c: CachedConv(c, self.tol, self.block, self.full_above) for c in main_path_convs(module)}
+            reach = max((b.halo for b in self.branches.values()), default=0)
+            self.convs = {c: CachedConv(c, self.tol, self.block, self.full_above, reach) for c in main_path_convs(module)}
         self._update: _Update | None = None
 
     def run(self, args: Sequence[torch.Tensor], changed: torch.Tensor | None) -> tuple[Any, float, float]:
@@ -287,7 +288,7 @@ class IncrementalGenerator:
     def _conv_forward_for(self, cached: Any) -> Callable[..., torch.Tensor]:
         def forward(_c: nn.Module, x: torch.Tensor) -> torch.Tensor:
             u = self._update
-            out, frac = cached(x, u.changed is not None)
+            out, frac = cached(x, u.changed)
             macs = float(out.shape[0] * out.shape[-2] * out.shape[-1]) * cached.macs_per_pixel()
             u.main_total += macs
             u.main_done += frac * macs

@@ -6,17 +6,19 @@ reaches every pixel through the coarse 3x3 convolutions. Most of that reach is s
 though: far from the stroke a convolution's new input differs from its old one by much less
 than the input's range. With a tolerance ``tol > 0`` each main-path convolution
 (:func:`main_path_convs`) keeps, for the session, its output and, per ``b`` x ``b`` tile,
-the input window (tile plus the kernel's halo) that output was computed from. On an
-update it compares each tile's new window with that one and recomputes only the tiles
-where some value moved by more than ``tol`` times the input's largest magnitude (taken at
-the last full pass); elsewhere it keeps its output. Elementwise work (eval BatchNorm,
+per input pixel, the value its outputs were computed from. On an update it recomputes the
+tiles the changed label pixels reach (as SIGE recomputes the edit mask grown by a halo:
+the stroke itself is always redrawn) and, beyond them, the tiles whose input window (the
+tile plus the kernel's halo) moved by more than ``tol`` times the input's largest
+magnitude (taken at the last full pass); elsewhere it keeps its output. A large ``tol`` is
+SIGE's scheme (the edit's own tiles only), ``tol`` -> 0 the exact pass. Elementwise work (eval BatchNorm,
 modulation, activations, adds, upsampling) runs on the full tensors as before.
 
-What that trades. A kept tile's output is off by at most what its window moved (<= the
-threshold per value) through the kernel; comparing with the window the tile was *computed
-from* (not with the last update's) keeps that bound across any number of updates: errors
-do not pile up stroke after stroke, and a slow drift is caught once it passes the
-threshold. The image is not the full pass's: ``benchmarks/edit_preview.py`` measures how far
+What that trades. A kept tile's output is off by what its window moved, through the kernel:
+at most the threshold per value (twice that on the rim it shares with a recomputed tile).
+Comparing with the values the output was *computed from* (not with the last update's)
+keeps that bound across any number of updates: errors do not pile up stroke after stroke,
+and a slow drift is caught once it passes the threshold. The image is not the full pass's: ``benchmarks/edit_preview.py`` measures how far
 it is (PSNR, levels) and what it saves, per ``tol``.
 
 Convolutions that are not zero-padded 'same' ones (stride, dilation, even kernels) are
@@ -31,6 +33,7 @@ from torch import nn
 
 from sdk.train.deploy.incremental import Tiles, _valid_conv, block_for
 from sdk.train.deploy.locality import MODULATIONS
+from sdk.train.models.layers.label_map import nearest
 
 
 def main_path_convs(module: nn.Module) -> list[nn.Conv2d]:
@@ -46,15 +49,17 @@ def _same_padded(conv: nn.Conv2d) -> bool:
 
 
 class CachedConv:
-    """One main-path convolution's session cache: its last output, and per tile the input
-    window that output was computed from (``ref``, (N, th, tw, C, side, side))."""
+    """One main-path convolution's session cache: its last output, and ``ref``, per input
+    pixel the value that every output reading it was computed from (see :meth:`_refresh`)."""
 
-    def __init__(self, conv: nn.Conv2d, tol: float, block: int, full_above: float) -> None:
+    def __init__(self, conv: nn.Conv2d, tol: float, block: int, full_above: float, label_halo: int) -> None:
         self.conv = conv
         self.tol, self.block, self.full_above = tol, block, full_above
+        self.label_halo = label_halo  # how far a changed label pixel moves a modulation's output
         self.halo = conv.kernel_size[0] // 2 if _same_padded(conv) else None  # None: always whole
         self.out: torch.Tensor | None = None
         self.ref: torch.Tensor | None = None
+        self.owned = False  # ref is our own copy (else the input tensor of the last whole run)
         self.threshold = 0.0
         self.b = 1
 
@@ -66,43 +71,61 @@ class CachedConv:
         c = self.conv
         return float(c.in_channels // c.groups * c.out_channels * c.kernel_size[0] * c.kernel_size[1])
 
-    def __call__(self, x: torch.Tensor, incremental: bool) -> tuple[torch.Tensor, float]:
-        """The convolution of ``x`` and the fraction of its output pixels computed now."""
-        if not incremental or self.halo is None or self.out is None or self.ref is None \
-                or self.ref.shape[0] != x.shape[0] or self.ref.shape[3] != x.shape[1] \
-                or self.out.shape[-2:] != x.shape[-2:]:
-            return self.whole(x), 1.0
-        view = self._windows(x)
-        moved = (view - self.ref).abs_().amax(dim=(3, 4, 5))  # (N, th, tw)
-        idx = (moved > self.threshold).nonzero()
+    def __call__(self, x: torch.Tensor, changed: torch.Tensor | None) -> tuple[torch.Tensor, float]:
+        """The convolution of ``x`` and the fraction of its output pixels computed now;
+        ``changed``: the (N, H, W) mask of label pixels the update changed (None: a full pass)."""
+        if changed is None or self.halo is None or self.out is None or self.ref is None or self.ref.shape != x.shape:
+            return self.whole(x, rescale=True), 1.0
+        h, b = self.halo, self.b
+        moved = (x - self.ref).abs_().amax(1, keepdim=True)  # (N, 1, H, W)
+        hit = F.max_pool2d(moved, b + 2 * h, stride=b, padding=h)[:, 0] > self.threshold  # over each window
+        hit |= self._reached(changed, tuple(x.shape[-2:]))
+        idx = hit.nonzero()
         if idx.shape[0] == 0:
             return self.out, 0.0
-        frac = idx.shape[0] / moved.numel()
+        frac = idx.shape[0] / hit.numel()
         if frac > self.full_above:
-            return self.whole(x), 1.0
-        n, ty, tx = idx.unbind(1)
-        windows = view[n, ty, tx]  # (T, C, side, side), a copy
-        self.ref[n, ty, tx] = windows
-        Tiles(self.b, self.halo, idx).scatter(self.out, _valid_conv(self.conv, windows))
+            return self.whole(x, rescale=False), 1.0
+        tiles = Tiles(b, h, idx)
+        tiles.scatter(self.out, _valid_conv(self.conv, tiles.gather(x)))
+        self._refresh(x, hit, idx)
         return self.out, frac
 
-    def whole(self, x: torch.Tensor) -> torch.Tensor:
-        """The whole convolution (the module class's own forward); refills the cache."""
+    def _reached(self, changed: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, th, tw): the tiles whose window a changed label pixel reaches at this layer
+        (sampled as the layer's label is, grown by the label branch's halo): these are
+        recomputed whatever ``tol``, so the stroke itself is always drawn."""
+        grow = self.halo + self.label_halo
+        mask = nearest(changed, size).unsqueeze(1).to(torch.float32)
+        return F.max_pool2d(mask, self.b + 2 * grow, stride=self.b, padding=grow)[:, 0] > 0
+
+    def whole(self, x: torch.Tensor, rescale: bool) -> torch.Tensor:
+        """The whole convolution (the module class's own forward); refills the cache. The
+        threshold is taken from the input's range at full passes only."""
         out = nn.Conv2d.forward(self.conv, x)
         if self.halo is None:
             return out
         self.b = block_for(tuple(x.shape[-2:]), self.block)
-        self.out = out
-        self.ref = self._windows(x).contiguous()
-        self.threshold = self.tol * float(x.abs().amax())
+        self.out, self.ref, self.owned = out, x, False  # no copy: x is not written to after this pass
+        if rescale:
+            self.threshold = self.tol * float(x.abs().amax())
         return out
 
-    def _windows(self, x: torch.Tensor) -> torch.Tensor:
-        """Each tile's input window, a view (N, th, tw, C, side, side), zero outside the map."""
+    def _refresh(self, x: torch.Tensor, hit: torch.Tensor, idx: torch.Tensor) -> None:
+        """``ref`` takes ``x``'s values where every output reading them was just recomputed:
+        the recomputed tiles' blocks, less the pixels within the halo of a kept output. A kept
+        output is then compared with the values it was computed from (or ones within the
+        threshold of them, at a kept block's rim), so its error does not grow update by update."""
+        if not self.owned:
+            self.ref, self.owned = self.ref.clone(), True
         h, b = self.halo, self.b
-        xp = F.pad(x, (h,) * 4) if h else x
-        side = b + 2 * h
-        return xp.unfold(2, side, b).unfold(3, side, b).permute(0, 2, 3, 1, 4, 5)
+        done = hit[:, None].to(x.dtype).repeat_interleave(b, 2).repeat_interleave(b, 3)  # (N, 1, H, W)
+        if h:  # erode: a pixel is done when no kept output within the halo reads it
+            done = 1 - F.max_pool2d(1 - done, 2 * h + 1, stride=1, padding=h)
+        ref = self.ref
+        for n, y, c in idx.tolist():
+            ys, xs = slice(y * b, (y + 1) * b), slice(c * b, (c + 1) * b)
+            ref[n, :, ys, xs] = torch.where(done[n, :, ys, xs] > 0, x[n, :, ys, xs], ref[n, :, ys, xs])
 
 
 __all__ = ["CachedConv", "main_path_convs"]

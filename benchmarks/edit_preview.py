@@ -99,14 +99,14 @@ def write(out: Path, info: dict, rows: list[dict], drifts: list[dict]) -> None:
     (out / "results.json").write_text(json.dumps({"meta": info, "rows": rows, "drift": drifts}, indent=1))
     lines = [f"# Preview sessions: quality and work against the full pass ({info['date']})", "",
              f"{info['preset']} ({info['size']} size, {info['map']} map, random weights with calibrated batch "
-             f"norm), {info['machine']}, {info['threads']} threads, torch {info['torch']}, FP32. CPU time: "
+             f"norm), {info['machine']}, {info['threads']} thread(s), torch {info['torch']}, FP32. CPU time: "
              f"process time of the call, all threads (wall time on this loaded machine is not comparable).", "",
              info["note"], "", "| stroke | tol | PSNR dB | max levels | main path redone | label branches redone "
              "| update CPU ms | full pass CPU ms | speed-up (CPU) |", "|---" * 9 + "|"]
     for r in rows:  # a stale row has no session: its work columns stay empty
         work = "| | | |" if r["tol"] == "stale" else (f"| {r['main_recomputed']:.1%} | {r['label_recomputed']:.1%} | "
                                                       f"{r['update_cpu_ms']:.0f} |")
-        lines.append(f"| {r['stroke']:.1%} | {r['tol']} | {r['psnr_db']} | {r['max_levels']} {work} "
+        lines.append(f"| {r['stroke']:.1%} | {r['tol']:{'s' if r['tol'] == 'stale' else 'g'}} | {r['psnr_db']} | {r['max_levels']} {work} "
                      f"{r['full_cpu_ms']:.0f} | {r.get('speedup_cpu', '')} |")
     lines += ["", "Drift: successive strokes in one session, against the full pass of the map so far (main path "
               "redone: each stroke's, in order):", "", "| stroke | tol | strokes | pixels changed in all | PSNR dB | "

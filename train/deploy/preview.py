@@ -106,7 +106,9 @@ class CachedConv:
         if self.halo is None:
             return out
         self.b = block_for(tuple(x.shape[-2:]), self.block)
-        self.out, self.ref, self.owned = out, x, False  # no copy: x is not written to after this pass
+        # no copy: _refresh clones ref before its first write, and these generators never
+        # write into a convolution's input after the convolution
+        self.out, self.ref, self.owned = out, x, False
         if rescale:
             self.threshold = self.tol * float(x.abs().amax())
         return out

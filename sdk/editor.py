@@ -11,6 +11,10 @@ On the torch backend and a local generator (SPADE, OASIS, GroupDNet) each update
 only the work the changed pixels reach (``sdk.train.deploy.incremental``, through the
 runner's optional ``edit_session``): the same image as a full pass within 1 level of 8 bits.
 Elsewhere every update is a full pass and :attr:`Editor.reason` says why, in one line.
+``tol > 0`` asks for a preview instead (torch backend, local generators): the main path's
+convolutions also keep their output where their input moved by less than ``tol`` of its
+range, so an update redoes less and its image is no longer the full pass's
+(``sdk.train.deploy.preview``; quality per ``tol`` in ``benchmarks/edit_preview.py``).
 
 Every label map goes through the bundle's intake (``s.intake``), as at every other door:
 a path, PNG bytes, a PIL image, an (H, W) array, or a :class:`~sdk.intake.Label` already
@@ -45,6 +49,8 @@ class EditResult:
             from the previous update (0.0 .. 1.0).
         ms: wall time of the update in milliseconds, label read to image.
         recomputed: fraction of the label branches' work redone (1.0 for a full pass).
+        main_recomputed: fraction of the main path's multiply-adds redone (1.0 unless the
+            editor has a preview ``tol``).
     """
 
     image: Image.Image
@@ -53,6 +59,7 @@ class EditResult:
     changed: float
     ms: float
     recomputed: float = 1.0
+    main_recomputed: float = 1.0
 
 
 class Editor:
@@ -67,8 +74,11 @@ class Editor:
     """
 
     def __init__(self, synth: Any, label: Any, *, seed: int | None = None, instance: Any = None,
-                 codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> None:
+                 codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None,
+                 tol: float = 0.0) -> None:
         start = time.perf_counter()
+        if not 0.0 <= float(tol) < float("inf"):  # the torch session checks it too; other backends ignore it
+            raise SDKError(f"tol is {tol}; give a finite number >= 0 (0: exact updates; 0.01: a preview)")
         self._synth = synth
         if synth.bundle.task != "semantic":
             raise SDKError(synth._wrong_task("takes no label map, so there is nothing to edit"))
@@ -86,7 +96,7 @@ class Editor:
                                        f"{synth.backend} runs full passes")
             image = runner.run(feeds, outputs=[self._fetch])[self._fetch][0]
         else:
-            self._session = start_session(feeds, outputs=[self._fetch])
+            self._session = start_session(feeds, outputs=[self._fetch], tol=tol)
             self.reason = self._session.reason
             image = self._session.last[self._fetch][0]
         self._last = read
@@ -120,7 +130,8 @@ class Editor:
             image = out[self._fetch][0]
         self._last = read
         self.result = EditResult(L.to_image(image), bool(stats["incremental"]), str(stats["reason"] or ""),
-                                 changed, (time.perf_counter() - start) * 1e3, float(stats["recomputed"]))
+                                 changed, (time.perf_counter() - start) * 1e3, float(stats["recomputed"]),
+                                 float(stats.get("main_recomputed", 1.0)))
         return self.result
 
     def close(self) -> None:

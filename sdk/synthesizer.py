@@ -577,7 +577,8 @@ class LabelToImage(_Sampler, serves=("semantic", "any")):
         return self(labels, batch_size=len(labels), **{"codes" if self.has_codes else "z": stacked})
 
     def editor(self, label: LabelLike | Label, *, seed: int | None = None, instance: LabelLike | None = None,
-               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None) -> Editor:
+               codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None,
+               tol: float = 0.0) -> Editor:
         """An editing session on ``label``: ``with s.editor(label, seed=0) as ed: res = ed.update(new_label)``.
 
         The first (full) pass runs now (``ed.image``); each ``ed.update(label, instance=None)``
@@ -588,8 +589,16 @@ class LabelToImage(_Sampler, serves=("semantic", "any")):
         only the work an edit reaches -- the same image as a full pass within 1 level of 8
         bits; other backends and families run a full pass per update and ``ed.reason`` says
         why. Label maps go through ``s.intake`` as in every call; one map size per editor.
+
+        ``tol`` (default 0: exact) trades exactness for speed: with ``tol > 0`` the main
+        path's convolutions redo the tiles the stroke reaches and, beyond them, only where
+        their input moved by more than ``tol`` times its largest magnitude; elsewhere they
+        keep their last output. An update then redoes less (``main_recomputed``) and its
+        image approximates the full pass's, for previewing strokes as they are painted
+        (quality and savings per ``tol``: ``benchmarks/edit_preview.py``). The error does
+        not pile up over strokes; an exact editor (the default) gives the final image.
         """
-        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style)
+        return Editor(self, label, seed=seed, instance=instance, codes=codes, z=z, style=style, tol=tol)
 
     def encode_style(self, image: Any) -> np.ndarray:
         """The style code (encoder mean, shape (D,)) of a reference image: ``s(label,

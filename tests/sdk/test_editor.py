@@ -117,3 +117,22 @@ def test_an_unconditional_model_has_no_editor(small_bundle):
     s = Synthesizer.from_pretrained(small_bundle("progan-64"), backend="onnxruntime", threads=1)
     with pytest.raises(AttributeError, match=r"has no attribute 'editor': editing a label map is label-to-image"):
         s.editor(np.zeros((64, 64), np.int32))  # an unconditional pipeline has no editor (issue 24's pipelines)
+
+
+def test_a_preview_editor_redoes_less_of_the_main_path_and_stays_near_a_call(small_bundle):
+    """``tol`` reaches the session: the update reports the main path's work it kept, and the
+    image stays near the call's (measured 58.7 dB, as in tests/train/test_incremental.py;
+    the unedited image: 54.3). The default editor redoes all of it."""
+    from sdk.train.metrics.image_quality import psnr
+
+    s = open_torch(small_bundle, "spade-ade20k")
+    ids = base_map(s)
+    new = brush_stroke(ids, 0.02, s.bundle.num_classes, seed=1)
+    with s.editor(ids, seed=3) as exact, s.editor(ids, seed=3, tol=0.03) as preview:
+        assert exact.update(new).main_recomputed == 1.0
+        res = preview.update(new)
+        assert res.incremental and 0 < res.main_recomputed < 1
+        assert psnr(np.array(res.image)[None], np.array(s(new, seed=3))[None]) >= 57.0
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(SDKError, match=r"^tol is .*; give a finite number >= 0 \(0: exact updates"):
+            s.editor(ids, seed=3, tol=bad)

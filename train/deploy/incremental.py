@@ -20,6 +20,10 @@ Exactness: the tiles run the same convolutions on the same values, zero padding 
 full map pads; only the summation order of a differently-shaped convolution may differ
 (float rounding), which the tests bound at 1 level of the 8-bit image.
 
+Preview (opt-in, ``tol > 0``): the main path's convolutions keep their output too, where
+their input moved by less than ``tol`` of its range (``preview.py``); the image is then an
+approximation of the full pass's, measured in ``benchmarks/edit_preview.py``.
+
 The weights are the runner's own (nothing is copied or rewritten): during an update each
 modulation module's ``forward`` is replaced on the instance, and restored afterwards. The
 session runs the runner's eager module on the runner's device (CPU or CUDA; every op here
@@ -67,13 +71,15 @@ class EditStats:
     """What one update did: ``incremental`` (else a full pass, ``reason`` says why),
     ``changed`` (fraction of the label map's pixels that differ from the last update),
     ``recomputed`` (fraction of the label branches' pixels recomputed, halos included),
-    ``ms`` (wall time of the update, feeds to outputs)."""
+    ``ms`` (wall time of the update, feeds to outputs), ``main_recomputed`` (fraction of the
+    main path's multiply-adds redone: 1.0 unless the session has a preview ``tol``)."""
 
     incremental: bool
     reason: str
     changed: float
     recomputed: float
     ms: float
+    main_recomputed: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +115,13 @@ class _Branch:
         p, q = self.pad_shared, inside.shape[-1] - self.pad_shared
         x = x * inside[..., p:q, p:q].to(x.dtype)
         return 1 + _valid_conv(self.module.mlp_gamma, x), _valid_conv(self.module.mlp_beta, x)
+
+
+def checked_tol(tol: float) -> float:
+    """``tol`` as a float, or one line saying what a preview tolerance must be."""
+    if not 0.0 <= float(tol) < float("inf"):
+        raise ValueError(f"tol is {tol}; give a finite number >= 0 (0: exact updates; 0.01: a preview)")
+    return float(tol)
 
 
 def _valid_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -178,6 +191,8 @@ class _Update:
         self.memo: dict[Any, Any] = {}
         self.done = 0.0  # label-branch pixels computed (tiles with halo, or whole maps)
         self.total = 0.0  # label-branch pixels of a full pass
+        self.main_done = 0.0  # main-path multiply-adds computed (preview sessions only)
+        self.main_total = 0.0
 
     def dirty(self, size: tuple[int, int], halo: int) -> Tiles | None:
         """The tiles an edit reaches at a layer of map ``size`` whose outputs read ``halo``
@@ -226,38 +241,59 @@ class IncrementalGenerator:
     ``run(args, changed)``: ``args`` the graph's inputs as device tensors; ``changed`` the
     (N, H, W) bool mask of input pixels that differ from the last call, or None for a full
     pass (which also refills every cache). Not thread-safe: one update at a time.
+    ``tol > 0`` also caches the main path's convolutions (``preview.py``): approximate.
     """
 
     def __init__(self, module: nn.Module, *, block: int | None = None, full_above: float | None = None,
-                 min_side: int | None = None) -> None:
+                 min_side: int | None = None, tol: float = 0.0) -> None:
         self.module = module
         self.block = int(block or TUNING["block"])
         self.full_above = float(TUNING["full_above"] if full_above is None else full_above)
         self.min_side = int(TUNING["min_side"] if min_side is None else min_side)
+        self.tol = checked_tol(tol)
         self.branches = {m: _Branch(m) for m in module.modules() if isinstance(m, MODULATIONS)}
+        self.convs: dict[nn.Module, Any] = {}
+        if tol > 0:
+            from sdk.train.deploy.preview import CachedConv, main_path_convs  # preview builds on this module
+
+            reach = max((b.halo for b in self.branches.values()), default=0)
+            self.convs = {c: CachedConv(c, self.tol, self.block, self.full_above, reach) for c in main_path_convs(module)}
         self._update: _Update | None = None
 
-    def run(self, args: Sequence[torch.Tensor], changed: torch.Tensor | None) -> tuple[Any, float]:
-        """The module's outputs for ``args`` and the fraction of label-branch pixels computed."""
+    def run(self, args: Sequence[torch.Tensor], changed: torch.Tensor | None) -> tuple[Any, float, float]:
+        """The module's outputs for ``args``, the fraction of label-branch pixels computed
+        and the fraction of the main path's multiply-adds computed (1.0 without ``tol``)."""
         self._update = _Update(changed, self.block, self.full_above, self.min_side)
         try:
             with self._installed(), torch.inference_mode():
                 out = self.module(*args)
             u = self._update
-            return out, (u.done / u.total if u.total else 1.0)
+            return out, (u.done / u.total if u.total else 1.0), (u.main_done / u.main_total if u.main_total else 1.0)
         finally:
             self._update = None
 
     @contextlib.contextmanager
     def _installed(self) -> Any:
-        """Each modulation module's ``forward`` replaced on the instance, for one pass."""
+        """Each modulation module's (and preview convolution's) ``forward`` replaced on the instance, for one pass."""
         for m, branch in self.branches.items():
             m.forward = types.MethodType(self._forward_for(branch), m)
+        for c, cached in self.convs.items():
+            c.forward = types.MethodType(self._conv_forward_for(cached), c)
         try:
             yield
         finally:
-            for m in self.branches:
+            for m in [*self.branches, *self.convs]:
                 del m.forward  # back to the class's forward
+
+    def _conv_forward_for(self, cached: Any) -> Callable[..., torch.Tensor]:
+        def forward(_c: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            u = self._update
+            out, frac = cached(x, u.changed)
+            macs = float(out.shape[0] * out.shape[-2] * out.shape[-1]) * cached.macs_per_pixel()
+            u.main_total += macs
+            u.main_done += frac * macs
+            return out
+        return forward
 
     def _forward_for(self, branch: _Branch) -> Callable[..., torch.Tensor]:
         def forward(_m: nn.Module, x: torch.Tensor, seg: LabelMap | torch.Tensor) -> torch.Tensor:
@@ -297,17 +333,20 @@ class EditSession:
     Holds the last feeds and outputs; ``update(feeds) -> (outputs, stats)`` with ``stats``
     an :class:`EditStats` as a dict (the contract the SDK's editor reads). Generators that
     are not local (:func:`~sdk.train.deploy.locality.locality_reason`) run a full pass on
-    every update, with the reason in ``stats["reason"]``.
+    every update, with the reason in ``stats["reason"]``. ``tol > 0``: a preview session,
+    whose main path is approximate (``preview.py``; ``stats["main_recomputed"]``).
     """
 
     def __init__(self, runner: Any, feeds: dict[str, Any], outputs: Sequence[str] | None = None, *,
-                 block: int | None = None, full_above: float | None = None, min_side: int | None = None) -> None:
+                 block: int | None = None, full_above: float | None = None, min_side: int | None = None,
+                 tol: float = 0.0) -> None:
+        checked_tol(tol)
         self.runner = runner
         self.outputs = list(outputs) if outputs is not None else list(runner.output_names)
         bundle = runner.bundle
         self.reason = locality_reason(runner.spec.module, bundle.family, bundle.task)
         self.generator = None if self.reason else IncrementalGenerator(
-            runner.spec.module, block=block, full_above=full_above, min_side=min_side)
+            runner.spec.module, block=block, full_above=full_above, min_side=min_side, tol=tol)
         self._prev: dict[str, torch.Tensor] | None = None
         self._last: dict[str, Any] | None = None
         self.last, self.stats = self.update(feeds)
@@ -324,18 +363,18 @@ class EditSession:
         changed, frac, why = self._changes(args)
         if changed is not None and frac == 0.0 and self._last is not None:
             out = {k: (v.clone() if isinstance(v, torch.Tensor) else v.copy()) for k, v in self._last.items()}
-            return out, self._stats(True, "", 0.0, 0.0, start)
+            return out, self._stats(True, "", 0.0, 0.0, start, 0.0)
         with runner._cpu_fp16():
-            raw, recomputed = self.generator.run([args[n] for n in runner.input_order], changed)
+            raw, recomputed, main = self.generator.run([args[n] for n in runner.input_order], changed)
         raw = dict(zip(runner.output_names, raw if isinstance(raw, tuple) else (raw,)))
         tensors = runner.output == "tensor"
         out = {n: raw[n] if tensors else raw[n].cpu().numpy() for n in self.outputs}
         self._prev, self._last = args, out
         out = {k: (v.clone() if tensors else v.copy()) for k, v in out.items()}
-        incremental = changed is not None and recomputed < 1.0
+        incremental = changed is not None and (recomputed < 1.0 or main < 1.0)
         if changed is not None and not incremental:
             why = f"the edit reaches more than {self.generator.full_above:.0%} of every layer's blocks"
-        return out, self._stats(incremental, why, frac, recomputed, start)
+        return out, self._stats(incremental, why, frac, recomputed, start, main)
 
     def _changes(self, args: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, float, str]:
         """(mask of changed pixels or None for a full pass, changed fraction, why full)."""
@@ -358,14 +397,18 @@ class EditSession:
         return mask, float(mask.float().mean()), ""
 
     @staticmethod
-    def _stats(incremental: bool, reason: str, changed: float, recomputed: float, start: float) -> dict[str, Any]:
-        return EditStats(incremental, reason, changed, recomputed, (time.perf_counter() - start) * 1e3).as_dict()
+    def _stats(incremental: bool, reason: str, changed: float, recomputed: float, start: float,
+               main: float = 1.0) -> dict[str, Any]:
+        return EditStats(incremental, reason, changed, recomputed, (time.perf_counter() - start) * 1e3,
+                         main).as_dict()
 
     def close(self) -> None:
         """Drop the caches (device memory)."""
         if self.generator is not None:
             for branch in self.generator.branches.values():
                 branch.scale = branch.shift = None
+            for cached in self.generator.convs.values():
+                cached.reset()
         self._prev = self._last = None
 
 

@@ -365,7 +365,8 @@ class TorchRunner(Runner):
 
     # -- editing -----------------------------------------------------------------------------
     def edit_session(self, feeds: dict[str, Any], outputs: Sequence[str] | None = None, *,
-                     block: int | None = None, full_above: float | None = None, min_side: int | None = None) -> Any:
+                     block: int | None = None, full_above: float | None = None, min_side: int | None = None,
+                     tol: float = 0.0) -> Any:
         """An editing session started from ``feeds`` (``train/deploy/incremental.py``).
 
         ``session.last`` holds the outputs of ``feeds`` (a full pass), ``session.reason`` why
@@ -374,10 +375,13 @@ class TorchRunner(Runner):
         label map (and instance edges) reaches. ``stats``: ``incremental``, ``reason`` (why
         a full pass), ``changed`` (fraction of pixels), ``recomputed``, ``ms``. A local
         generator's session runs the eager module (not the compiled one or CUDA graphs);
-        ``block``, ``full_above`` and ``min_side`` override the measured tiling (``TUNING``)."""
+        ``block``, ``full_above`` and ``min_side`` override the measured tiling (``TUNING``).
+        ``tol > 0`` makes a preview session: the main path's convolutions also keep their
+        output where their input moved by less than ``tol`` of its range (``preview.py``),
+        faster and no longer exact (``stats["main_recomputed"]``); 0, the default, is exact."""
         from sdk.train.deploy.incremental import EditSession
 
-        return EditSession(self, feeds, outputs, block=block, full_above=full_above, min_side=min_side)
+        return EditSession(self, feeds, outputs, block=block, full_above=full_above, min_side=min_side, tol=tol)
 
     def close(self) -> None:
         self._captured.clear()

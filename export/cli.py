@@ -81,7 +81,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     options = {}
     if cpu:
         options = {"calibration": args.calibration, "calibration_size": args.calibration_size, "threads": args.threads,
-                   "escalate": args.escalate}
+                   "escalate": args.escalate, "label_convs": args.label_convs}
         if args.keep_float is not None:
             from sdk.export.quantize import NODE_GROUPS
 
@@ -91,9 +91,10 @@ def cmd_engine(args: argparse.Namespace) -> int:
                 raise EngineBuildError(f"--keep-float {','.join(unknown)}: no such node group; choose from "
                                        f"{','.join(NODE_GROUPS)}")
             options["keep_float"] = groups
-    elif args.calibration != "procedural" or args.threads or args.keep_float is not None or not args.escalate:
-        raise EngineBuildError("--calibration, --keep-float, --no-escalation and --threads are options of the CPU "
-                               "engines (openvino, onnxruntime-int8)")
+    elif (args.calibration != "procedural" or args.threads or args.keep_float is not None or not args.escalate
+          or args.label_convs != "auto"):
+        raise EngineBuildError("--calibration, --keep-float, --no-escalation, --label-convs and --threads are options "
+                               "of the CPU engines (openvino, onnxruntime-int8)")
     start = time.perf_counter()
     record = build_engine(args.bundle, args.backend, precision=precision, batch=args.batch,
                           shapes=args.shapes or (), progress=lambda msg: print(f"[engine] {msg}", flush=True),
@@ -163,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-escalation", dest="escalate", action="store_false",
                    help="INT8: do not keep more node groups float when the worst held-out image misses the bar "
                         "(refuse the engine instead)")
+    e.add_argument("--label-convs", default="auto", choices=("auto", "lookups", "convolutions"),
+                   help="CPU engines: build from the bundle's label lookups or re-export them as convolutions over "
+                        "the one-hot map (needs torch); auto (default): convolutions for OpenVINO BF16 / INT8, "
+                        "whose matrix units run them faster than the lookups")
     e.add_argument("--threads", type=int, default=None,
                    help="CPU engines: threads for the quality and speed checks (default: all cores)")
     e.add_argument("--batch", default="1:4:8", type=_batch_profile,

@@ -1,7 +1,8 @@
 """CPU engines: OpenVINO (FP32 / BF16 / INT8) and onnxruntime INT8, from a bundle's ONNX graph.
 
 ``python -m export engine --backend openvino|onnxruntime-int8`` (``export.engine_build``
-dispatches here; no torch needed). Stages, each with a progress line:
+dispatches here; no torch needed, but to re-export an OpenVINO BF16 / INT8 engine's label
+lookups as convolutions, ``export.engine_source``). Stages, each with a progress line:
 
 1. INT8 only: calibrate and quantize the synthesis graph (``export.quantize``: QDQ,
    calibration maps from ``export.calibration``, which cover every class; the record
@@ -35,7 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -61,6 +62,7 @@ from sdk.export.engine_quality import (
     renderer_psnr,
 )
 from sdk.export.engine_records import QUALITY_BARS_DB, BatchProfile, engine_record
+from sdk.export.engine_source import LABEL_CONVS, engine_source, label_convs_for
 from sdk.export.quality_set import SEEDS_PER_ROW, HeldOutItem, describe, held_out_set
 from sdk.export.quantize import ESCALATION, KEEP_FLOAT, node_groups, quantize_graph
 from sdk.manifest import EngineRecord, Kind, QualityRecord, SpeedRecord, TensorSpec
@@ -137,12 +139,13 @@ def openvino_engine(path: Path, precision: str, threads: int | None) -> Run:
     return run
 
 
-def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
-                        keep: tuple[str, ...]) -> tuple[EngineRecord, Path] | None:
+def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int, keep: tuple[str, ...],
+                        label_convs: str = "lookups") -> tuple[EngineRecord, Path] | None:
     """An INT8 QDQ graph already in the bundle (an onnxruntime-int8 engine) quantized by this
     onnxruntime with the same calibration (the balanced, class-covering one: a record that
-    lists its calibration classes) and kept-float groups: the same file a new quantization
-    would write (calibration is deterministic), so OpenVINO INT8 reuses it."""
+    lists its calibration classes), kept-float groups and graph form (``label_convs``,
+    ``export.engine_source``): the same file a new quantization would write (calibration is
+    deterministic), so OpenVINO INT8 reuses it."""
     try:
         version = runtime_version("onnxruntime")
     except BackendError:
@@ -151,7 +154,8 @@ def reusable_int8_graph(bundle: Bundle, calibration: str | Path, size: int,
         q = record.notes.get("quantization") or {}
         if (record.versions == {"onnxruntime": version} and q.get("calibration") == str(calibration)
                 and q.get("calibration_maps") == size and sorted(q.get("kept_float", {})) == sorted(keep)
-                and "calibration_classes" in q and "reused_from" not in q):
+                and "calibration_classes" in q and "reused_from" not in q
+                and q.get("label_convs", "lookups") == label_convs):
             path = bundle.file(record.files["model"])
             if path.is_file():
                 return record, path
@@ -213,14 +217,14 @@ class _Candidate:
         self.run, self.path, self.load_ms, self.quantization = run, path, load_ms, quantization
 
 
-def _int8_graph(bundle: Bundle, qdq: Path, keep: tuple[str, ...], *, calibration: str | Path,
+def _int8_graph(bundle: Bundle, source: Path, label_convs: str, qdq: Path, keep: tuple[str, ...], *,
+                calibration: str | Path,
                 calibration_size: int, calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
                 say: Progress) -> dict[str, Any]:
-    """Quantize the synthesis graph to the QDQ graph ``qdq`` (or copy the bundle's reusable
-    one there); returns the quantization notes."""
+    """Quantize the synthesis graph ``source`` (of form ``label_convs``) to the QDQ graph ``qdq``
+    (or copy the bundle's reusable one there); returns the quantization notes."""
     info = bundle.graph("model")
-    src = bundle.file(info.file)
-    reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep)
+    reuse = reusable_int8_graph(bundle, calibration, calibration_size, keep, label_convs)
     if reuse is not None:
         record, path = reuse
         say(f"quantizing: reusing the INT8 graph of {record.key} (same calibration, same quantizer)")
@@ -228,11 +232,11 @@ def _int8_graph(bundle: Bundle, qdq: Path, keep: tuple[str, ...], *, calibration
         return {**record.notes["quantization"], "reused_from": record.key}
     feeds, classes = calib()
     what = f"{calibration} label maps" if classes is not None else "seeded inputs"
-    say(f"quantizing {info.file}: calibrating on {calibration_size} {what}, keeping "
+    say(f"quantizing {source.name}: calibrating on {calibration_size} {what}, keeping "
         f"{', '.join(keep) or 'nothing extra'} in float")
     labels = [s.name for s in info.inputs if s.kind in (Kind.LABEL, Kind.INSTANCE_EDGE)]
-    quantization = quantize_graph(src, qdq, feeds, keep_float=keep, label_inputs=labels)
-    quantization.update({"calibration": str(calibration), "calibration_classes": classes})
+    quantization = quantize_graph(source, qdq, feeds, keep_float=keep, label_inputs=labels)
+    quantization.update({"calibration": str(calibration), "calibration_classes": classes, "label_convs": label_convs})
     return quantization
 
 
@@ -250,28 +254,27 @@ def _convert_to_ir(bundle: Bundle, graph_file: Path, folder: Path, say: Progress
     return out
 
 
-def _make_candidate(bundle: Bundle, backend: str, precision: str, folder: Path, keep: tuple[str, ...], *,
-                    calibration: str | Path, calibration_size: int,
+def _make_candidate(plan: BuildPlan, folder: Path, keep: tuple[str, ...],
                     calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
-                    threads: int | None, say: Progress) -> _Candidate:
-    """Quantize (INT8) or reuse, convert (OpenVINO) and load one engine into ``folder``."""
-    src = bundle.file(bundle.graph("model").file)
+                    say: Progress) -> _Candidate:
+    """Quantize (INT8) or reuse, convert (OpenVINO) and load one engine of ``plan.source`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    graph_file, quantization = src, None
-    if precision == "int8":
-        graph_file = folder / ("model.qdq.onnx" if backend == "openvino" else "model.onnx")
-        quantization = _int8_graph(bundle, graph_file, keep, calibration=calibration,
-                                   calibration_size=calibration_size, calib=calib, say=say)
-    if backend == "openvino":
-        out = _convert_to_ir(bundle, graph_file, folder, say)
-        if graph_file != src:
+    graph_file, quantization = plan.source, None
+    if plan.precision == "int8":
+        graph_file = folder / ("model.qdq.onnx" if plan.backend == "openvino" else "model.onnx")
+        quantization = _int8_graph(plan.bundle, plan.source, plan.label_convs, graph_file, keep,
+                                   calibration=plan.calibration, calibration_size=plan.calibration_size,
+                                   calib=calib, say=say)
+    if plan.backend == "openvino":
+        out = _convert_to_ir(plan.bundle, graph_file, folder, say)
+        if graph_file != plan.source:  # the QDQ graph lives on in the IR
             graph_file.unlink()
         t0 = time.perf_counter()
-        run = openvino_engine(out, precision, threads)
+        run = openvino_engine(out, plan.precision, plan.threads)
     else:
         out = graph_file
         t0 = time.perf_counter()
-        run = onnxruntime_engine(out, threads)
+        run = onnxruntime_engine(out, plan.threads)
     return _Candidate(run, out, (time.perf_counter() - t0) * 1e3, quantization)
 
 
@@ -307,6 +310,11 @@ class BuildPlan:
     u8: list[str]
     floats: list[str]
     bar: float
+    label_convs: str
+    """The graph form the engine is built from (``export.engine_source``)."""
+    source: Path
+    """That graph: ``src`` (the bundle's, the quality reference), or its re-export with
+    convolutions while the build lasts (:func:`build_cpu_engine`)."""
 
     @property
     def folder(self) -> Path:
@@ -344,7 +352,8 @@ class Climb:
 
 
 def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibration: str | Path,
-               calibration_size: int, keep_float: Iterable[str], threads: int | None) -> BuildPlan:
+               calibration_size: int, keep_float: Iterable[str], threads: int | None,
+               label_convs: str = "auto") -> BuildPlan:
     """Check the options and the bundle (one-line :class:`EngineBuildError` naming the fix)
     and work out the engine's key."""
     from sdk.export.engine_build import EngineBuildError
@@ -355,6 +364,8 @@ def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibra
         raise EngineBuildError(f"{backend} builds {', '.join(BACKEND_PRECISIONS[backend])} engines, not {precision}")
     if calibration_size < 1:
         raise EngineBuildError(f"--calibration-size must be >= 1, got {calibration_size}")
+    if label_convs not in LABEL_CONVS:
+        raise EngineBuildError(f"--label-convs {label_convs!r}: choose {', '.join(LABEL_CONVS)}")
     bundle = Bundle(bundle_path)
     info = bundle.graph("model")
     if info.file is None:
@@ -364,6 +375,7 @@ def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibra
     key = engine_key(backend, precision, device, versions)
     return BuildPlan(bundle=bundle, backend=backend, precision=precision, device=device, versions=versions, key=key,
                      keep=tuple(keep_float), src=bundle.file(info.file), calibration=calibration,
+                     label_convs=label_convs_for(bundle, backend, precision, label_convs), source=bundle.file(info.file),
                      calibration_size=calibration_size, threads=threads, threads_used=threads or os.cpu_count() or 1,
                      u8=[o.name for o in info.outputs_of(Kind.IMAGE_U8)],
                      floats=[o.name for o in info.outputs_of(Kind.IMAGE)], bar=QUALITY_BARS_DB[precision])
@@ -372,6 +384,8 @@ def plan_build(bundle_path: str | Path, backend: str, precision: str, *, calibra
 def first_notes(plan: BuildPlan) -> dict[str, Any]:
     """The record's ``notes`` before the build: threads, and INT8's precision for the float layers."""
     notes: dict[str, Any] = {"threads": plan.threads_used}
+    if plan.bundle.graph("model").label_lookups:
+        notes["label_convs"] = plan.label_convs
     if plan.precision == "int8":
         notes["inference_precision"] = OPENVINO_INT8_INFERENCE if plan.backend == "openvino" else "fp32"
     return notes
@@ -412,7 +426,7 @@ def reference_outputs(plan: BuildPlan, held_out_seeds: int, say: Progress) -> Re
 
 def group_sizes(plan: BuildPlan) -> dict[str, int]:
     """Nodes per INT8 node group (``export.quantize.NODE_GROUPS``) of the graph; none unless INT8."""
-    return {g: len(v) for g, v in node_groups(_load_graph(plan.src)).items()} if plan.precision == "int8" else {}
+    return {g: len(v) for g, v in node_groups(_load_graph(plan.source)).items()} if plan.precision == "int8" else {}
 
 
 def escalation_ladder(keep: tuple[str, ...], precision: str, escalate: bool) -> list[tuple[str, ...]]:
@@ -427,9 +441,7 @@ def measure_step(plan: BuildPlan, ref: Reference, tmp: Path,
                  timed: bool, step: int, kept: tuple[str, ...]) -> Step:
     """Make the engine of one ladder step in ``tmp/step-<n>`` and measure its held-out quality
     (and, when ``timed``, a quick median)."""
-    candidate = _make_candidate(plan.bundle, plan.backend, plan.precision, tmp / f"step-{step}", kept,
-                                calibration=plan.calibration, calibration_size=plan.calibration_size,
-                                calib=calib, threads=plan.threads, say=say)
+    candidate = _make_candidate(plan, tmp / f"step-{step}", kept, calib, say)
     items, u8, floats = ref.items, plan.u8, plan.floats
     say(f"checking quality: {plan.backend} {plan.precision} vs the FP32 graph on {len(items)} held-out inputs")
     quality = held_out_quality(ref.outputs, _outputs(candidate.run, items, u8 + floats),
@@ -485,9 +497,12 @@ def gate_quality(plan: BuildPlan, quality: dict[str, Any], notes: dict[str, Any]
     if not worst >= plan.bar:
         kept = notes.get("escalation", {}).get("kept_float_groups")
         tried = f" even with {', '.join(kept)} kept float" if kept else ""
+        other = " (built from label convolutions; --label-convs lookups tries the lookups)" \
+            if plan.label_convs == "convolutions" else ""
         raise QualityError(f"the {plan.backend} {plan.precision} engine of {plan.bundle.name} scores {worst} dB PSNR "
                            f"on its worst held-out image ({quality['model']['worst_image']}) against the FP32 "
-                           f"graph{tried}, below its {plan.bar:g} dB bar: not written (the bundle is unchanged)")
+                           f"graph{tried}, below its {plan.bar:g} dB bar: not written (the bundle is unchanged)"
+                           f"{other}")
 
 
 def adopt_candidate(candidate: _Candidate, tmp: Path) -> Path:
@@ -578,21 +593,25 @@ def write_record(plan: BuildPlan, files: dict[str, str], quality: QualityRecord,
 def build_cpu_engine(bundle_path: str | Path, backend: str, *, precision: str, calibration: str | Path = "procedural",
                      calibration_size: int = CALIBRATION_SIZE, keep_float: Iterable[str] = KEEP_FLOAT,
                      escalate: bool = True, threads: int | None = None, held_out_seeds: int = SEEDS_PER_ROW,
-                     time_runs: int = TIME_RUNS, progress: Progress | None = None) -> EngineRecord:
+                     time_runs: int = TIME_RUNS, label_convs: str = "auto",
+                     progress: Progress | None = None) -> EngineRecord:
     """Build a CPU engine of ``backend`` at ``precision`` into the bundle; returns its record.
 
     ``keep_float``: node groups (``export.quantize.NODE_GROUPS``) INT8 leaves float from the
     start; ``escalate``: keep more (``export.quantize.ESCALATION``) while the worst held-out
-    image is below the bar. Raises :class:`QualityError` (bundle unchanged) when the
+    image is below the bar; ``label_convs``: the graph form to build from
+    (``export.engine_source``: ``auto`` re-exports OpenVINO BF16 / INT8 engines' label
+    lookups as convolutions). Raises :class:`QualityError` (bundle unchanged) when the
     engine's worst image stays below ``QUALITY_BARS_DB[precision]``.
     """
     say = progress or (lambda msg: None)
     plan = plan_build(bundle_path, backend, precision, calibration=calibration, calibration_size=calibration_size,
-                      keep_float=keep_float, threads=threads)
+                      keep_float=keep_float, threads=threads, label_convs=label_convs)
     notes = first_notes(plan)
     start = time.perf_counter()
     calib = calibration_once(plan, say)
-    with atomic_dir(plan.folder) as tmp:
+    with engine_source(plan.bundle, plan.label_convs, say) as source, atomic_dir(plan.folder) as tmp:
+        plan = replace(plan, source=source)
         ref = reference_outputs(plan, held_out_seeds, say)
         groups = group_sizes(plan)
         ladder = escalation_ladder(plan.keep, plan.precision, escalate)

@@ -7,7 +7,7 @@ TensorRT backends are optional and imported when chosen. Label maps are read by 
 :class:`LabelIntake` (``s.intake``) into a :class:`Label`, at every door.
 """
 from .bundle import Bundle
-from .editor import EditResult, Editor
+from .editor import Editor, EditResult
 from .errors import BackendError, BundleError, LabelError, SDKError
 from .intake import Label, LabelIntake
 from .per_class import PerClassLabelToImage, load_codes, save_codes

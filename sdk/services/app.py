@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk import EditResult, Editor, Label, SDKError
+from sdk import Editor, EditResult, Label, SDKError
 
 from .canvas import CSS, PAINT_JS, Painter, ids_png, paint_html
 from .common import open_synthesizer, png_bytes

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 from sdk import SDKError
 from sdk.cli import add_command, backend_arg, build_parser, label_format_arg, run_cli
 from sdk.conventions import LABEL_FORMATS, OLD_LABEL_FORMATS
-from sdk.notices import notice
 from sdk.extras import require
+from sdk.notices import notice
 
 INSTANCES_HELP = ("instance maps (models trained with instance edges): a pattern relative to each label's folder "
                   "with {stem} (label name without .png) and {prefix} (the stem up to its last '_'), e.g. "

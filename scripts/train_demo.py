@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -105,39 +106,12 @@ def plot_losses(run: Path, out: Path) -> None:
     fig.savefig(out, dpi=90)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=25.0, help="training time budget")
-    p.add_argument("--run", default=str(ROOT / "runs/demo-spade"))
-    p.add_argument("--bundle", default=str(ROOT / "demo/spade-street"))
-    p.add_argument("--resume", action="store_true", help="continue the run in --run")
-    p.add_argument("--skip-train", action="store_true", help="export and evaluate the run's last checkpoint")
-    p.add_argument("--eval-scenes", type=int, default=16)
-    args = p.parse_args()
-    run, bundle = Path(args.run), Path(args.bundle)
-
-    from sdk.bundle import Bundle, write_manifest
-    from sdk.export.bundle import build_bundle
-    from sdk.train.trainer.checkpoint import list_checkpoints
-
-    elapsed = None
-    if not args.skip_train:
-        _, elapsed, _ = train(run, args.minutes, args.resume)
-    ckpt = list_checkpoints(run)[-1]
-    meta = json.loads((ckpt / "meta.json").read_text())
-    if elapsed is None:  # not trained by this call: the run folder's start and last-checkpoint times
-        elapsed = (ckpt / "meta.json").stat().st_mtime - (run / "config.json").stat().st_mtime
-    print(f"[demo] exporting {ckpt}")
-    manifest = build_bundle(PRESET, bundle, checkpoints=[ckpt / "generator.safetensors"],
-                            overrides=meta["overrides"], progress=lambda m: print(f"[export] {m}"))
-    scores = evaluate(bundle, args.eval_scenes)
-    print(f"[demo] PSNR {scores}")
-    plot_losses(run, ROOT / "docs/demo_loss.png")
-
+def training_record(manifest: Any, meta: dict[str, Any], run: Path, size: int, scores: dict[str, Any],
+                    elapsed: float) -> str:
+    """The bundle's TRAINING.md: model, run (steps, time, throughput, objective), size, quality."""
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     rates = [r["perf/images_per_s"] for r in rows[-20:] if "perf/images_per_s" in r]
     cfg = meta["train_config"]
-    size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file())
     text = f"""# {PRESET}: training record
 
 A label-only SPADE generator (ngf {manifest.config['ngf']}, SPADE hidden width
@@ -168,7 +142,40 @@ The renderer draws per-scene colour tints and pixel noise that no label-conditio
 predict, so the renderer-with-another-seed row is a practical ceiling. The loss curve is
 `docs/demo_loss.png`.
 """
-    (bundle / "TRAINING.md").write_text(text)
+    return text
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=25.0, help="training time budget")
+    p.add_argument("--run", default=str(ROOT / "runs/demo-spade"))
+    p.add_argument("--bundle", default=str(ROOT / "demo/spade-street"))
+    p.add_argument("--resume", action="store_true", help="continue the run in --run")
+    p.add_argument("--skip-train", action="store_true", help="export and evaluate the run's last checkpoint")
+    p.add_argument("--eval-scenes", type=int, default=16)
+    args = p.parse_args()
+    run, bundle = Path(args.run), Path(args.bundle)
+
+    from sdk.bundle import Bundle, write_manifest
+    from sdk.export.bundle import build_bundle
+    from sdk.train.trainer.checkpoint import list_checkpoints
+
+    elapsed = None
+    if not args.skip_train:
+        _, elapsed, _ = train(run, args.minutes, args.resume)
+    ckpt = list_checkpoints(run)[-1]
+    meta = json.loads((ckpt / "meta.json").read_text())
+    if elapsed is None:  # not trained by this call: the run folder's start and last-checkpoint times
+        elapsed = (ckpt / "meta.json").stat().st_mtime - (run / "config.json").stat().st_mtime
+    print(f"[demo] exporting {ckpt}")
+    manifest = build_bundle(PRESET, bundle, checkpoints=[ckpt / "generator.safetensors"],
+                            overrides=meta["overrides"], progress=lambda m: print(f"[export] {m}"))
+    scores = evaluate(bundle, args.eval_scenes)
+    print(f"[demo] PSNR {scores}")
+    plot_losses(run, ROOT / "docs/demo_loss.png")
+
+    size = sum(f.stat().st_size for f in bundle.iterdir() if f.is_file())
+    (bundle / "TRAINING.md").write_text(training_record(manifest, meta, run, size, scores, elapsed))
     write_manifest(bundle, Bundle(bundle, verify=False).manifest)  # list TRAINING.md
     print(f"[demo] wrote {bundle} ({size / 1e6:.1f} MB) and docs/demo_loss.png")
     return 0

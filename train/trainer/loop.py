@@ -272,11 +272,7 @@ class Trainer:
             previous = signal.signal(signal.SIGINT, self._on_sigint)
         except ValueError:  # not the main thread: no Ctrl-C handling, request_stop() still works
             previous = None
-        bar = None
-        if main and self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.max_steps, initial=self.step, unit="step", dynamic_ncols=True)
+        bar = self._progress_bar()
         last: Path | None = None
         saved_at = -1
         self.recipe.gen.train()
@@ -323,6 +319,14 @@ class Trainer:
             last = self.save()
         dist_util.shutdown(self.info)
         return last
+
+    def _progress_bar(self) -> Any:
+        """A tqdm bar of the steps on the main process when progress is on; else None."""
+        if not (self.info.is_main and self.progress):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.max_steps, initial=self.step, unit="step", dynamic_ncols=True)
 
     def _log_images(self, log: RunLogger, batch: Any, fake: torch.Tensor) -> dict[str, float]:
         """Write the image grids; return ``log.metrics`` of the (EMA) images against the real ones."""

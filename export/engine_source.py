@@ -7,7 +7,8 @@ the one-hot map. A reduced-precision OpenVINO engine is the other way round: its
 FP32 gathers whose (N, H, W, C) results OpenVINO transposes and reorders into its blocked
 layout, FP32 reference kernels that took 63% of an spade-ade20k INT8 call (Intel Xeon with
 AMX, 2 threads, 2026-12-03; the engine BF16 ran in 146 ms from convolutions, 447 ms from
-lookups). So ``auto`` builds OpenVINO BF16 and INT8 engines from the network re-exported with
+lookups; onnxruntime INT8 the other way, 539 ms and 517 ms; not measured on a CPU without
+AMX). So ``auto`` builds OpenVINO BF16 and INT8 engines from the network re-exported with
 convolutions (:func:`convolution_graph`, from the bundle's own weights; it needs torch, the
 export extra; without torch ``auto`` keeps the lookups) and everything else from the
 bundle's graph. The engine's quality is measured

@@ -14,8 +14,9 @@ Stroke to image with incremental updates (torch runner) against full passes, on 
     python benchmarks/app_browser.py --bundle /tmp/spade-ade20k --label samples/ade_1_label.png \
         --backend torch --threads 2 --compare --out benchmarks/results/app-edit-2026-12-02
 
-``--compare`` runs the app three times: ``--backend`` incremental, the same backend with
-``--no-incremental``, and onnxruntime (full passes), and writes results.json / results.md.
+``--compare`` runs the app four times: ``--backend`` incremental, the same backend with
+``--no-incremental``, onnxruntime (full passes) and ``auto`` (the fastest CPU engine built into
+the bundle, full passes), and writes results.json / results.md.
 """
 from __future__ import annotations
 
@@ -276,10 +277,13 @@ def measure(bundle: str | Path, label: str | Path | None, strokes: int, screensh
 
 def compare(bundle: str | Path, label: str | Path | None, strokes: int, backend: str, threads: int | None
             ) -> dict[str, Any]:
-    """The same strokes on ``backend`` incremental, ``backend`` with full passes, onnxruntime."""
+    """The same strokes on ``backend`` incremental, ``backend`` with full passes, onnxruntime, and
+    ``auto`` (the app's default: the fastest CPU engine built into the bundle for this CPU, full
+    passes, or onnxruntime again where there is none)."""
     runs = {f"{backend} incremental": {"backend": backend, "incremental": True},
             f"{backend} full passes": {"backend": backend, "incremental": False},
-            "onnxruntime": {"backend": "onnxruntime", "incremental": True}}
+            "onnxruntime": {"backend": "onnxruntime", "incremental": True},
+            "auto": {"backend": "auto", "incremental": True}}
     out = {}
     for name, opts in runs.items():
         print(f"[app_browser] {name}: {strokes} strokes", file=sys.stderr, flush=True)
@@ -303,8 +307,8 @@ def markdown(res: dict[str, Any]) -> str:
     m = res["machine"]
     lines = [f"# App stroke to image: {Path(res['bundle']).name}, {res['strokes']} strokes", "",
              f"{m['date']}, {m['cpu']} ({m['cpus']} CPUs), {res['threads']} inference threads, load average "
-             f"{m['load_avg_1_5_15'][0]} at the start / {res['load_after'][0]} at the end (other work ran on "
-             f"the machine). Pointer-up to the new image in headless chromium, measured in the page; "
+             f"{m['load_avg_1_5_15'][0]} at the start / {res['load_after'][0]} at the end"
+             f"{'; ' + res['note'] if res.get('note') else ''}. Pointer-up to the new image in headless chromium, measured in the page; "
              f"synthesis is the server's wall time for the update (status line); server CPU is the app "
              f"process's CPU time (all threads) per stroke, which other work on the machine does not inflate. "
              f"Start map {res['label']}.", "",
@@ -332,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", action="store_true", help="--backend incremental, --backend full passes and "
                    "onnxruntime, one after the other; writes results.json and results.md to --out")
     p.add_argument("--out", default=None, help="results folder for --compare")
+    p.add_argument("--note", default="", help="with --compare: a line on the machine's load for results.md")
     p.add_argument("--screenshot", default=None, help="save a screenshot of the page after the strokes")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -341,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out or not args.backend:
             p.error("--compare needs --backend and --out")
         res: dict[str, Any] = {"bundle": str(args.bundle), "label": str(args.label), "strokes": args.strokes,
-                               "threads": args.threads, "machine": machine()}
+                               "threads": args.threads, "machine": machine(), "note": args.note}
         res["runs"] = compare(args.bundle, args.label, args.strokes, args.backend, args.threads)
         res["load_after"] = [round(x, 2) for x in os.getloadavg()]
         out = Path(args.out)

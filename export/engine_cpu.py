@@ -218,8 +218,8 @@ class _Candidate:
 
 
 def _int8_graph(bundle: Bundle, source: Path, label_convs: str, qdq: Path, keep: tuple[str, ...], *,
-                calibration: str | Path,
-                calibration_size: int, calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
+                calibration: str | Path, calibration_size: int,
+                calib: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any] | None]],
                 say: Progress) -> dict[str, Any]:
     """Quantize the synthesis graph ``source`` (of form ``label_convs``) to the QDQ graph ``qdq``
     (or copy the bundle's reusable one there); returns the quantization notes."""

@@ -140,7 +140,9 @@ def test_int8_engines_record_quality_that_reproduces_and_auto_follows_speed(tmp_
     # on the noise row: below the INT8 bar whatever is kept float, test_int8_coverage.py)
     path = _engine(tmp_path, small_bundle, "spade-ade20k")
     _build(path, "onnxruntime-int8", "int8")
-    _build(path, "openvino", "int8")
+    # from the same graph form (lookups) OpenVINO reuses the QDQ graph; its default form, label
+    # convolutions, quantizes its own (test_engine_source.py)
+    _build(path, "openvino", "int8", "--label-convs", "lookups")
     out = capsys.readouterr().out
     assert out.count("[engine] quantizing model.onnx: calibrating on 16 procedural label maps") == 1
     assert "[engine] quantizing: reusing the INT8 graph of onnxruntime-int8-int8-" in out  # one calibration for both

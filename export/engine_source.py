@@ -5,15 +5,14 @@ A bundle's ONNX graph reads labels with many classes through table lookups
 the one-hot map. A reduced-precision OpenVINO engine is the other way round: its matrix units
 (AMX, AVX-512 BF16 / VNNI) run the one-hot convolution in BF16 or INT8, while the lookups stay
 FP32 gathers whose (N, H, W, C) results OpenVINO transposes and reorders into its blocked
-layout, FP32 reference kernels that took 63% of an spade-ade20k INT8 call (Intel Xeon with
-AMX, 2 threads, 2026-12-03; the engine BF16 ran in 146 ms from convolutions, 447 ms from
-lookups; onnxruntime INT8 the other way, 539 ms and 517 ms; not measured on a CPU without
-AMX). So ``auto`` builds OpenVINO BF16 and INT8 engines from the network re-exported with
-convolutions (:func:`convolution_graph`, from the bundle's own weights; it needs torch, the
-export extra; without torch ``auto`` keeps the lookups) and everything else from the
-bundle's graph. The engine's quality is measured
-against the bundle's graph either way, so a re-export that computed other numbers would miss
-its bar and not be written.
+layout, FP32 reference kernels that took 63% of a spade-ade20k INT8 call (Intel Xeon with AMX,
+2 threads, 2026-12-03; the engine BF16 ran in 146 ms from convolutions, 447 ms from lookups;
+onnxruntime INT8 the other way, 539 ms and 517 ms; not measured on a CPU without AMX). So
+``auto`` builds OpenVINO BF16 and INT8 engines from the network re-exported with convolutions
+(:func:`convolution_graph`, from the bundle's own weights; it needs torch, the export extra;
+without torch ``auto`` keeps the lookups) and everything else from the bundle's graph. The
+engine's quality is measured against the bundle's graph either way, so a re-export that
+computed other numbers would miss its bar and not be written.
 """
 from __future__ import annotations
 
@@ -78,7 +77,7 @@ def engine_source(bundle: Bundle, form: str, say: Callable[[str], None]) -> Iter
         from sdk.export.engine_build import EngineBuildError
 
         raise EngineBuildError("building from label convolutions re-exports the network, which needs torch "
-                         "(pip install 'sdk[torch]'); or pass --label-convs lookups") from None
+                               "(pip install 'sdk[torch]'); or pass --label-convs lookups")
     with tempfile.TemporaryDirectory(prefix="sdk-engine-src-") as tmp:
         say(f"re-exporting {own.name} with its {bundle.graph('model').label_lookups} label lookups as "
             "convolutions over the one-hot map (faster in BF16 / INT8 on this engine)")

@@ -491,11 +491,24 @@ class _Sampler(Synthesizer):
             or ``n > 1`` was given.
         """
         request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
-        images = list(self._run(request, check_output(output), check_batch_size(batch_size), progress))
+        self._check_fits_in_memory(request, check_output(output))
+        images = list(self._run(request, output, check_batch_size(batch_size), progress))
         single = not request.batched and request.n == 1
         if output == "pil":
             return images[0] if single else images
         return images[0] if single else np.stack(images)
+
+    def _check_fits_in_memory(self, request: "_Request", output: str) -> None:
+        """A call returns all its images at once: refuse one whose images would take more than
+        half the free memory (the OOM killer ends the process with no message otherwise)."""
+        free = memory.available_bytes()
+        h, w = self.bundle.resolution
+        per_image = 3 * h * w * (8 if output == "float" else 1)  # float32, and np.stack's copy
+        if free is None or request.count * per_image <= free // 2:
+            return
+        raise SDKError(f"{request.count} images of {h}x{w} would take {request.count * per_image / 2**30:.1f} GiB, "
+                       f"more than half of the {free / 2**30:.1f} GiB free; take them a batch at a time "
+                       f"with s.stream(...) (the CLI writes each image as it comes)")
 
     def stream(self, label: LabelInput | None = None, *, seed: int | None = None, z: np.ndarray | None = None,
                style: Any = None, instance: LabelInput | None = None, n: int = 1,

@@ -77,11 +77,23 @@ def test_any_seed_n_and_batch_size(progan, seed, n, batch_size):
     def ok(x, lo, hi):
         return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
 
+    if isinstance(n, int) and not isinstance(n, bool) and n > 4:
+        return  # valid but large: not run here (test_more_images_than_memory_holds, tests/test_batching.py)
     outcome = _outcome(lambda: progan(seed=seed, n=n, batch_size=batch_size))
     valid = (seed is None or ok(seed, 0, 2**63 - 1)) and ok(n, 1, 4) and (batch_size is None or ok(batch_size, 1, 2**70))
-    if isinstance(n, int) and not isinstance(n, bool) and n > 4:
-        return  # valid but large: not run here (tests/test_batching.py streams big requests)
     assert outcome == ("ok" if valid else "error"), (seed, n, batch_size)
+
+
+@pytest.mark.parametrize("output", ["pil", "uint8", "float"])
+def test_more_images_than_memory_holds(progan, output):
+    """A call returns all its images at once, so one that cannot fit is refused in one line
+    naming s.stream (before: a CI worker built 10**7-odd images until the OOM killer ended it);
+    the same request as a stream starts at once and yields images one by one."""
+    with pytest.raises(SDKError, match=r"GiB free; take them a batch at a time with s\.stream") as err:
+        progan(seed=0, n=2**40, output=output)
+    assert "\n" not in str(err.value)
+    first = next(iter(progan.stream(seed=0, n=2**40, output=output)))
+    assert np.array_equal(np.asarray(first), np.asarray(progan(seed=0, output=output)))
 
 
 @given(z=st.one_of(

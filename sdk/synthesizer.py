@@ -488,7 +488,8 @@ class _Sampler(Synthesizer):
 
         Returns:
             One image, or a list (an array for ``uint8`` / ``float``) when a batch of labels
-            or ``n > 1`` was given.
+            or ``n > 1`` was given. A request whose images would take more than half the free
+            memory is refused: :meth:`stream` yields them a batch at a time.
         """
         request = self._request(label, instance, n, seed=seed, z=z, style=style, codes=codes)
         self._check_fits_in_memory(request, check_output(output))

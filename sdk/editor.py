@@ -32,6 +32,7 @@ from PIL import Image
 
 from . import labels as L
 from .errors import LabelError, SDKError
+from .inputs import check_tol
 from .intake import Label
 from .manifest import Kind
 
@@ -77,8 +78,7 @@ class Editor:
                  codes: np.ndarray | None = None, z: np.ndarray | None = None, style: Any = None,
                  tol: float = 0.0) -> None:
         start = time.perf_counter()
-        if not 0.0 <= float(tol) < float("inf"):  # the torch session checks it too; other backends ignore it
-            raise SDKError(f"tol is {tol}; give a finite number >= 0 (0: exact updates; 0.01: a preview)")
+        tol = check_tol(tol)  # here, not only in the torch session: other backends ignore it
         self._synth = synth
         if synth.bundle.task != "semantic":
             raise SDKError(synth._wrong_task("takes no label map, so there is nothing to edit"))

@@ -43,6 +43,17 @@ def check_batch_size(batch_size: Any) -> int | None:
     return None if batch_size is None else check_count(batch_size, "batch_size")
 
 
+def check_tol(tol: Any) -> float:
+    """An editor's preview tolerance: a finite number >= 0 (0: exact updates)."""
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value < float("inf"):
+        raise SDKError(f"tol is {tol}; give a finite number >= 0 (0: exact updates; 0.01: a preview)")
+    return value
+
+
 def check_output(output: Any) -> str:
     if output not in OUTPUTS:
         raise SDKError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdk.errors import LabelError
+from sdk.inputs import check_tol
 from sdk.train.deploy.locality import MODULATIONS, locality_reason
 from sdk.train.models.layers.label_map import LabelMap, nearest, read_label, resize_label
 
@@ -115,13 +116,6 @@ class _Branch:
         p, q = self.pad_shared, inside.shape[-1] - self.pad_shared
         x = x * inside[..., p:q, p:q].to(x.dtype)
         return 1 + _valid_conv(self.module.mlp_gamma, x), _valid_conv(self.module.mlp_beta, x)
-
-
-def checked_tol(tol: float) -> float:
-    """``tol`` as a float, or one line saying what a preview tolerance must be."""
-    if not 0.0 <= float(tol) < float("inf"):
-        raise ValueError(f"tol is {tol}; give a finite number >= 0 (0: exact updates; 0.01: a preview)")
-    return float(tol)
 
 
 def _valid_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -250,7 +244,7 @@ class IncrementalGenerator:
         self.block = int(block or TUNING["block"])
         self.full_above = float(TUNING["full_above"] if full_above is None else full_above)
         self.min_side = int(TUNING["min_side"] if min_side is None else min_side)
-        self.tol = checked_tol(tol)
+        self.tol = check_tol(tol)
         self.branches = {m: _Branch(m) for m in module.modules() if isinstance(m, MODULATIONS)}
         self.convs: dict[nn.Module, Any] = {}
         if tol > 0:
@@ -340,7 +334,7 @@ class EditSession:
     def __init__(self, runner: Any, feeds: dict[str, Any], outputs: Sequence[str] | None = None, *,
                  block: int | None = None, full_above: float | None = None, min_side: int | None = None,
                  tol: float = 0.0) -> None:
-        checked_tol(tol)
+        check_tol(tol)
         self.runner = runner
         self.outputs = list(outputs) if outputs is not None else list(runner.output_names)
         bundle = runner.bundle

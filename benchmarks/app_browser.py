@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default=None, help="the app's --backend (default: its own, auto)")
     p.add_argument("--threads", type=int, default=None, help="the app's --threads")
     p.add_argument("--no-incremental", dest="incremental", action="store_false", help="the app's --no-incremental")
-    p.add_argument("--compare", action="store_true", help="--backend incremental, --backend full passes and "
-                   "onnxruntime, one after the other; writes results.json and results.md to --out")
+    p.add_argument("--compare", action="store_true", help="--backend incremental, --backend full passes, "
+                   "onnxruntime and auto, one after the other; writes results.json and results.md to --out")
     p.add_argument("--out", default=None, help="results folder for --compare")
     p.add_argument("--note", default="", help="with --compare: a line on the machine's load for results.md")
     p.add_argument("--screenshot", default=None, help="save a screenshot of the page after the strokes")

@@ -504,7 +504,7 @@ class _Sampler(Synthesizer):
         half the free memory (the OOM killer ends the process with no message otherwise)."""
         free = memory.available_bytes()
         h, w = self.bundle.resolution
-        per_image = 3 * h * w * (8 if output == "float" else 1)  # float32, and np.stack's copy
+        per_image = 3 * h * w * (4 if output == "float" else 1) * (1 if output == "pil" else 2)  # arrays: np.stack copies
         if free is None or request.count * per_image <= free // 2:
             return
         raise SDKError(f"{request.count} images of {h}x{w} would take {request.count * per_image / 2**30:.1f} GiB, "
